@@ -1,0 +1,33 @@
+/* test-log.c - the stderr log line carries the request context. */
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "test.h"
+
+static void test_context_prefix(void) {
+        char buf[4096] = "";
+        FILE *f = tmpfile();
+        int saved = dup(STDERR_FILENO);
+
+        CHECK(f != NULL);
+        dup2(fileno(f), STDERR_FILENO);
+        log_setup("test", LOG_INFO);
+        log_req(LOG_WARNING, "r-42", "hello %d", 7);
+        log_debug("not shown");
+        fflush(stderr);
+        dup2(saved, STDERR_FILENO);
+        close(saved);
+        rewind(f);
+        size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+        buf[n] = 0;
+        fclose(f);
+        CHECK(strstr(buf, "warning: request=r-42 hello 7") != NULL);
+        CHECK(strstr(buf, "not shown") == NULL);
+}
+
+int main(void) {
+        RUN(test_context_prefix);
+        return test_done();
+}
