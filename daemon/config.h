@@ -1,0 +1,103 @@
+/* config.h - elasticd's configuration (elasticd.yaml): schema, parse, validate, print. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+#include "macro.h"
+
+/* One key/value pair of instance metadata. */
+struct config_kv {
+        char *key;
+        char *value;
+};
+
+/* A node group: a set of Slurm nodes that share one instance shape. */
+struct config_group {
+        char *name;                 /* unique, [A-Za-z0-9_-]+ */
+        char *nodes;                /* Slurm hostlist of member nodes, e.g. "cl[1-16]" */
+        char *flavor;               /* Nova flavor name or id */
+        char *image;                /* Glance image name or id */
+        char **networks;            /* names/ids; or exactly one of "none", "auto"; NULL-terminated */
+        char **security_groups;     /* NULL-terminated, may be empty */
+        char *key_name;             /* Nova keypair, optional */
+        struct config_kv *metadata; /* extra instance metadata */
+        size_t n_metadata;
+        char *user_data;            /* path to a user-data file, optional */
+        bool config_drive;          /* default false */
+        unsigned min_nodes;         /* nodes kept powered (resize --min), default 0 */
+        char *availability_zone;    /* optional */
+};
+
+struct config_limits {
+        size_t max_frame_bytes;          /* default 1 MiB */
+        unsigned max_clients;            /* default 64 */
+        unsigned max_queued_requests;    /* default 1024 */
+        unsigned max_hostlist_nodes;     /* default 65536 */
+        unsigned api_concurrency;        /* in-flight cloud calls, default 16 */
+        double api_rate;                 /* token bucket, calls per second, default 20 */
+        unsigned api_burst;              /* token bucket depth, default 40 */
+        unsigned api_timeout_s;          /* per cloud call, default 60 */
+        unsigned create_timeout_s;       /* a create POST (can take 50 s under load), default 120 */
+        unsigned active_timeout_s;       /* create -> ACTIVE, default 900 */
+        unsigned resume_timeout_s;       /* create -> slurmd registered, default 1200 */
+        unsigned reconcile_interval_s;   /* default 60 */
+        unsigned orphan_grace_s;         /* unclaimed instance age before deletion, default 600 */
+};
+
+/* Per service type endpoint overrides (take precedence over the catalog). */
+struct config_endpoints {
+        char *compute;
+        char *image;
+        char *identity;
+};
+
+struct config {
+        char *path;                  /* file it was read from */
+        char *cluster;               /* cluster name: instance metadata and tag, required */
+        char *cloud;                 /* clouds.yaml cloud name, required */
+        char *clouds_file;           /* optional explicit clouds.yaml */
+        char *state_dir;             /* default ELASTICD_STATE_DIR */
+
+        char *socket_path;           /* default ELASTICD_SOCKET_PATH */
+        char *socket_group;          /* optional: chgrp of the socket */
+        unsigned socket_mode;        /* default 0660 */
+
+        char *slurm_conf;            /* default /etc/slurm/slurm.conf */
+        char *slurm_user;            /* SlurmUser: may send hook requests; default "slurm" */
+        char *suspend_exc_file;      /* elasticd's own Include'd file, optional */
+        char *admin_group;           /* may send admin requests (resize, reload), optional */
+
+        char **reimage_words;        /* reboot reasons containing one of these rebuild; default {"reimage","rebuild"} */
+
+        struct config_limits limits;
+        struct config_endpoints endpoints;
+
+        struct config_group *groups;
+        size_t n_groups;
+};
+
+struct config *config_free(struct config *c);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct config *, config_free);
+
+/* Parse and validate PATH into a fresh struct. On failure returns a negative
+ * errno and, in *ret_errors (malloc'd, caller frees), every problem found, one
+ * per line, as "FILE:LINE:COL: message" plus the offending line and a caret. */
+int config_load(const char *path, struct config **ret, char **ret_errors);
+
+/* Same, from a memory buffer; NAME is used in messages. */
+int config_load_string(const char *name, const char *text, size_t len,
+                       struct config **ret, char **ret_errors);
+
+/* Print the normalised config (every key, defaults filled in) as YAML that
+ * config_load accepts again. */
+int config_print(const struct config *c, FILE *f);
+
+/* A file holding secrets must not be readable or writable by group/others:
+ * 0 if fine, -EPERM with a message in *ret_error otherwise. */
+int config_check_secret_file(const char *path, char **ret_error);
+
+/* Index of the group named NAME, or -ENOENT. */
+int config_group_find(const struct config *c, const char *name);
