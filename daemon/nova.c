@@ -165,10 +165,11 @@ int nova_server_create_body(const struct nova_create *c, char **ret_body, struct
                 return r;
 
         if (c->n_metadata > 0) {
-                json_t *m = json_object();
+                json_t *m;
                 if (c->n_metadata > NOVA_METADATA_MAX)
                         return os_error_set(err, -EINVAL, "metadata: %zu items, Nova allows %d",
                                             c->n_metadata, NOVA_METADATA_MAX);
+                m = json_object();
                 if ((r = set_new(server, "metadata", m)) < 0)
                         return r;
                 for (size_t i = 0; i < c->n_metadata; i++) {
@@ -209,10 +210,11 @@ int nova_server_create_body(const struct nova_create *c, char **ret_body, struct
                 return r;
 
         if (strv_length(c->tags) > 0) {
-                json_t *a = json_array();
+                json_t *a;
                 if (strv_length(c->tags) > NOVA_TAGS_MAX)
                         return os_error_set(err, -EINVAL, "tags: %zu, Nova allows %d",
                                             strv_length(c->tags), NOVA_TAGS_MAX);
+                a = json_array();
                 if ((r = set_new(server, "tags", a)) < 0)
                         return r;
                 for (size_t i = 0; c->tags[i]; i++) {
