@@ -29,6 +29,7 @@ struct config_group {
         bool config_drive;          /* default false */
         unsigned min_nodes;         /* nodes kept powered (resize --min), default 0 */
         char *availability_zone;    /* optional */
+        size_t n_nodes;             /* number of nodes in `nodes`, set by config_load */
 };
 
 struct config_limits {

@@ -1,0 +1,377 @@
+/* test-config.c - elasticd.yaml parsing: golden prints, golden errors, secret files.
+ *
+ * config/good/NAME.yaml must load; its normalised print must equal NAME.expected
+ * and print the same again once re-parsed. config/bad/NAME.yaml must fail with
+ * exactly the errors in NAME.expected. ELASTICD_UPDATE_GOLDEN=1 rewrites the
+ * .expected files (review the diff before committing). */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config-build.h"
+#include "config.h"
+#include "test.h"
+
+static int update_golden;
+
+static char *read_file(const char *path) {
+        FILE *f = fopen(path, "re");
+        char *buf = NULL;
+        size_t size = 0;
+        FILE *m;
+        int c;
+
+        if (!f)
+                return NULL;
+        m = open_memstream(&buf, &size);
+        while ((c = fgetc(f)) != EOF)
+                fputc(c, m);
+        fclose(m);
+        fclose(f);
+        return buf;
+}
+
+static void write_file(const char *path, const char *text) {
+        FILE *f = fopen(path, "we");
+
+        if (!f) {
+                TEST_FAIL("cannot write %s", path);
+                return;
+        }
+        fputs(text, f);
+        fclose(f);
+}
+
+static char *print_config(const struct config *c) {
+        char *buf = NULL;
+        size_t size = 0;
+        FILE *m = open_memstream(&buf, &size);
+
+        CHECK_INT(config_print(c, m), 0);
+        fclose(m);
+        return buf;
+}
+
+/* Compare with a golden file, or rewrite it under ELASTICD_UPDATE_GOLDEN. */
+static void check_golden(const char *expected_path, const char *got) {
+        char *expected;
+
+        if (update_golden) {
+                write_file(expected_path, got);
+                return;
+        }
+        expected = read_file(expected_path);
+        if (!expected) {
+                TEST_FAIL("missing %s", expected_path);
+                return;
+        }
+        if (strcmp(expected, got) != 0) {
+                TEST_FAIL("%s differs; got:\n%s", expected_path, got);
+        }
+        free(expected);
+}
+
+static void expected_path(char *buf, size_t size, const char *yaml) {
+        snprintf(buf, size, "%.*s.expected", (int) (strlen(yaml) - strlen(".yaml")), yaml);
+}
+
+static void good_case(const char *path) {
+        _cleanup_(config_freep) struct config *c = NULL, *again = NULL;
+        _cleanup_free_ char *err = NULL, *err2 = NULL, *printed = NULL, *reprinted = NULL;
+        char exp[4096];
+        int r;
+
+        r = config_load(path, &c, &err);
+        if (r < 0) {
+                TEST_FAIL("%s: config_load failed (%d):\n%s", path, r, err ? err : "");
+                return;
+        }
+        CHECK(err == NULL);
+        printed = print_config(c);
+        expected_path(exp, sizeof(exp), path);
+        check_golden(exp, printed);
+
+        r = config_load_string("reprinted", printed, strlen(printed), &again, &err2);
+        if (r < 0) {
+                TEST_FAIL("%s: the print does not load again (%d):\n%s", path, r, err2 ? err2 : "");
+                return;
+        }
+        reprinted = print_config(again);
+        CHECK_STR(reprinted, printed);
+}
+
+static void bad_case(const char *path) {
+        _cleanup_(config_freep) struct config *c = NULL;
+        _cleanup_free_ char *err = NULL;
+        char exp[4096];
+        int r;
+
+        r = config_load(path, &c, &err);
+        if (r >= 0) {
+                TEST_FAIL("%s: loaded, expected errors", path);
+                return;
+        }
+        CHECK(c == NULL);
+        if (!err) {
+                TEST_FAIL("%s: failed (%d) without a message", path, r);
+                return;
+        }
+        expected_path(exp, sizeof(exp), path);
+        check_golden(exp, err);
+}
+
+static int name_cmp(const void *a, const void *b) {
+        return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+/* One TAP line per *.yaml file in DIR, sorted by name. */
+static size_t run_dir(const char *dir, void (*fn)(const char *)) {
+        char *names[512];
+        size_t n = 0;
+        struct dirent *de;
+        DIR *d = opendir(dir);
+
+        if (!d) {
+                printf("# cannot open %s\n", dir);
+                return 0;
+        }
+        while ((de = readdir(d)) && n < ELEMENTSOF(names)) {
+                size_t len = strlen(de->d_name);
+                if (len > 5 && strcmp(de->d_name + len - 5, ".yaml") == 0)
+                        names[n++] = strdup(de->d_name);
+        }
+        closedir(d);
+        qsort(names, n, sizeof(char *), name_cmp);
+
+        for (size_t i = 0; i < n; i++) {
+                char path[1024];
+
+                snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+                test_case_failed = 0;
+                fn(path);
+                test_count++;
+                if (test_case_failed)
+                        test_failed++;
+                printf("%s %d - %s\n", test_case_failed ? "not ok" : "ok", test_count, path);
+                free(names[i]);
+        }
+        return n;
+}
+
+static const char minimal[] =
+        "cluster: c1\n"
+        "cloud: os\n"
+        "groups:\n"
+        "  - {name: g, nodes: \"n[1-4]\", flavor: f, image: i}\n";
+
+static void test_defaults(void) {
+        _cleanup_(config_freep) struct config *c = NULL;
+        _cleanup_free_ char *err = NULL;
+
+        CHECK_INT(config_load_string("minimal", minimal, strlen(minimal), &c, &err), 0);
+        if (!c)
+                return;
+        CHECK(err == NULL);
+        CHECK_STR(c->path, "minimal");
+        CHECK_STR(c->cluster, "c1");
+        CHECK_STR(c->socket_path, ELASTICD_SOCKET_PATH);
+        CHECK_INT(c->socket_mode, 0660);
+        CHECK_STR(c->slurm_user, "slurm");
+        CHECK(c->clouds_file == NULL);
+        CHECK_STR(c->reimage_words[0], "reimage");
+        CHECK_STR(c->reimage_words[1], "rebuild");
+        CHECK(c->reimage_words[2] == NULL);
+        CHECK_INT(c->limits.max_frame_bytes, 1024 * 1024);
+        CHECK_INT(c->limits.api_concurrency, 16);
+        CHECK(c->limits.api_rate == 20.0);
+        CHECK_INT(c->limits.active_timeout_s, 900);
+        CHECK_INT(c->limits.resume_timeout_s, 1200);
+        CHECK_INT(c->n_groups, 1);
+        CHECK_STR(c->groups[0].networks[0], "auto");
+        CHECK(c->groups[0].networks[1] == NULL);
+        CHECK(c->groups[0].security_groups && c->groups[0].security_groups[0] == NULL);
+        CHECK_INT(c->groups[0].n_nodes, 4);
+        CHECK_INT(c->groups[0].min_nodes, 0);
+        CHECK(!c->groups[0].config_drive);
+}
+
+static void test_group_find(void) {
+        static const char text[] =
+                "cluster: c1\n"
+                "cloud: os\n"
+                "groups:\n"
+                "  - {name: cpu, nodes: \"c[1-4]\", flavor: f, image: i}\n"
+                "  - {name: gpu, nodes: \"g[1-2]\", flavor: f, image: i}\n";
+        _cleanup_(config_freep) struct config *c = NULL;
+
+        CHECK_INT(config_load_string("t", text, strlen(text), &c, NULL), 0);
+        if (!c)
+                return;
+        CHECK_INT(config_group_find(c, "cpu"), 0);
+        CHECK_INT(config_group_find(c, "gpu"), 1);
+        CHECK_INT(config_group_find(c, "nope"), -ENOENT);
+        CHECK_INT(c->groups[1].n_nodes, 2);
+}
+
+static void test_example(void) {
+        _cleanup_(config_freep) struct config *c = NULL;
+        _cleanup_free_ char *err = NULL;
+
+        CHECK_INT(config_load(SRCDIR "/daemon/elasticd.yaml.example", &c, &err), 0);
+        if (err)
+                printf("# %s", err);
+}
+
+static void test_missing_file(void) {
+        _cleanup_(config_freep) struct config *c = NULL;
+        _cleanup_free_ char *err = NULL, *err2 = NULL;
+
+        CHECK_INT(config_load("config/does-not-exist.yaml", &c, &err), -ENOENT);
+        CHECK(c == NULL);
+        CHECK_STR(err, "config/does-not-exist.yaml: cannot open: No such file or directory\n");
+        CHECK_INT(config_load("config", &c, &err2), -EINVAL);
+        CHECK_STR(err2, "config: not a regular file\n");
+}
+
+static void test_too_big(void) {
+        _cleanup_(config_freep) struct config *c = NULL;
+        _cleanup_free_ char *err = NULL, *text = NULL;
+        size_t len = 2 * 1024 * 1024;
+
+        text = malloc(len);
+        memset(text, '#', len);
+        CHECK_INT(config_load_string("big", text, len, &c, &err), -EFBIG);
+        CHECK(err && strstr(err, "larger than 1048576 bytes"));
+}
+
+/* Embedded NUL bytes and CRLF line ends keep positions right. */
+static void test_nul_and_crlf(void) {
+        static const char nul[] = "cluster: c1\ncloud: o\0s\n";
+        static const char crlf[] = "cluster: c1\r\ncloud: os\r\nbogus: 1\r\n";
+        _cleanup_(config_freep) struct config *c = NULL;
+        _cleanup_free_ char *err = NULL, *err2 = NULL;
+
+        CHECK_INT(config_load_string("nul", nul, sizeof(nul) - 1, &c, &err), -EINVAL);
+        CHECK(err && strstr(err, "nul:2:9: invalid input: control characters are not allowed (byte 0x00)\n"));
+        CHECK_INT(config_load_string("crlf", crlf, sizeof(crlf) - 1, &c, &err2), -EINVAL);
+        CHECK(err2 && strstr(err2, "crlf:3:1: unknown key \"bogus\""));
+        CHECK(err2 && strstr(err2, "\nbogus: 1\n^\n"));
+}
+
+static void test_user_data(void) {
+        char path[] = "/tmp/test-config-userdata-XXXXXX";
+        _cleanup_free_ char *text = NULL, *err = NULL, *err2 = NULL;
+        _cleanup_(config_freep) struct config *c = NULL, *c2 = NULL;
+        int fd = mkstemp(path);
+
+        CHECK(fd >= 0);
+        CHECK(write(fd, "#cloud-config\n", 14) == 14);
+        CHECK(asprintf(&text,
+                       "cluster: c1\ncloud: os\ngroups:\n"
+                       "  - {name: g, nodes: n1, flavor: f, image: i, user_data: %s}\n", path) > 0);
+        CHECK_INT(config_load_string("ud", text, strlen(text), &c, &err), 0);
+        if (c)
+                CHECK_STR(c->groups[0].user_data, path);
+
+        /* too big for Nova */
+        CHECK(ftruncate(fd, 60000) == 0);
+        CHECK_INT(config_load_string("ud", text, strlen(text), &c2, &err2), -EINVAL);
+        CHECK(err2 && strstr(err2, "Nova accepts at most 49149 bytes of user data"));
+        close(fd);
+        unlink(path);
+}
+
+/* More groups than CONFIG_MAX_NODES nodes in all. */
+static void test_too_many_nodes(void) {
+        _cleanup_free_ char *text = NULL, *err = NULL;
+        _cleanup_(config_freep) struct config *c = NULL;
+        char *p;
+        size_t size = 0;
+        FILE *m = open_memstream(&text, &size);
+
+        fputs("cluster: c1\ncloud: os\ngroups:\n", m);
+        for (int i = 0; i < 5; i++)
+                fprintf(m, "  - {name: g%d, nodes: \"g%d-[0-65535]\", flavor: f, image: i}\n", i, i);
+        fclose(m);
+        CHECK_INT(config_load_string("many", text, strlen(text), &c, &err), -EINVAL);
+        CHECK(err && (p = strstr(err, "many:8:23: ")) && strstr(p, "the groups have more than 262144 nodes in all"));
+}
+
+static void test_error_cap(void) {
+        _cleanup_free_ char *text = NULL, *err = NULL;
+        _cleanup_(config_freep) struct config *c = NULL;
+        size_t size = 0;
+        FILE *m = open_memstream(&text, &size);
+
+        fputs("cluster: c1\ncloud: os\n", m);
+        for (int i = 0; i < 80; i++)
+                fprintf(m, "bogus%d: 1\n", i);
+        fclose(m);
+        CHECK_INT(config_load_string("cap", text, strlen(text), &c, &err), -EINVAL);
+        CHECK(err && strstr(err, "\ncap: 31 more errors not shown\n"));
+}
+
+static void test_secret_file(void) {
+        char path[] = "/tmp/test-config-secret-XXXXXX";
+        _cleanup_free_ char *e1 = NULL, *e2 = NULL, *e3 = NULL, *want = NULL;
+        int fd = mkstemp(path);
+
+        CHECK(fd >= 0);
+        close(fd);
+
+        CHECK(chmod(path, 0600) == 0);
+        CHECK_INT(config_check_secret_file(path, &e1), 0);
+        CHECK(e1 == NULL);
+
+        CHECK(chmod(path, 0640) == 0);
+        CHECK_INT(config_check_secret_file(path, &e2), -EPERM);
+        CHECK(asprintf(&want, "%s has mode 0640: a file holding secrets must not be accessible by group or others (chmod 600 %s)",
+                       path, path) > 0);
+        CHECK_STR(e2, want);
+
+        CHECK(chmod(path, 0644) == 0);
+        CHECK_INT(config_check_secret_file(path, &e3), -EPERM);
+        CHECK(e3 && strstr(e3, "has mode 0644"));
+
+        CHECK_INT(config_check_secret_file("/nonexistent/secret", NULL), -ENOENT);
+        unlink(path);
+}
+
+static void test_no_good_cases_found(void) {
+        TEST_FAIL("no config/good/*.yaml");
+}
+
+static void test_no_bad_cases_found(void) {
+        TEST_FAIL("no config/bad/*.yaml");
+}
+
+int main(void) {
+        const char *u = getenv("ELASTICD_UPDATE_GOLDEN");
+
+        update_golden = u && *u && strcmp(u, "0") != 0;
+        if (chdir(SRCDIR "/tests/unit") < 0) {
+                printf("Bail out! cannot chdir to the test directory\n");
+                return 1;
+        }
+
+        if (run_dir("config/good", good_case) == 0)
+                RUN(test_no_good_cases_found);
+        if (run_dir("config/bad", bad_case) == 0)
+                RUN(test_no_bad_cases_found);
+        RUN(test_defaults);
+        RUN(test_group_find);
+        RUN(test_example);
+        RUN(test_missing_file);
+        RUN(test_too_big);
+        RUN(test_nul_and_crlf);
+        RUN(test_user_data);
+        RUN(test_too_many_nodes);
+        RUN(test_error_cap);
+        RUN(test_secret_file);
+        return test_done();
+}
