@@ -35,6 +35,13 @@ for n in $(/usr/bin/scontrol show hostnames "$1"); do
 done
 """
 
+REBOOT = """#!/bin/sh
+echo "$@" >> @BASE@/log/reboot.calls
+for n in $(echo "$1" | /usr/bin/tr , ' '); do
+    @PYTHON@ @HARNESS@/instance.py reboot --base @BASE@ --name "$n" || exit 1
+done
+"""
+
 # Started in a child process and killed with SIGTERM: must clean up.
 CHILD = """
 import sys, time
@@ -46,6 +53,13 @@ with SlurmCluster(groups=[NodeGroup("sg", 2)]) as c:
     print(c.base, c.prefix, flush=True)
     time.sleep(120)
 """ % os.path.join(os.path.dirname(HERE), "harness")
+
+
+T0 = time.monotonic()
+
+
+def stamp(t, what):
+    t.diag("%6.1f s  %s" % (time.monotonic() - T0, what))
 
 
 def mounts_mentioning(*words):
@@ -82,16 +96,18 @@ def test_rejects_bad_program(t):
 
 
 def test_cluster(t):
-    c = SlurmCluster(groups=[NodeGroup("cl", 3)], scripts={"resume": RESUME, "suspend": SUSPEND},
+    c = SlurmCluster(groups=[NodeGroup("cl", 3), NodeGroup("cn", 1, cloud=False)],
+                     scripts={"resume": RESUME, "suspend": SUSPEND, "reboot": REBOOT},
                      resume_program="resume", suspend_program="suspend",
-                     suspend_timeout=2, resume_timeout=30)
+                     reboot_program="reboot",
+                     suspend_timeout=2, resume_timeout=30, power_save_interval=1)
     pids = []
     with c:
         t.diag("cluster up in %.2f s (base %s, prefix %s)" % (c.start_seconds, c.base, c.prefix))
         pids += [c._munged.pid, c._slurmctld.pid]
         st = c.sinfo_states()
-        t.ok(st == {"cl1": "idle~", "cl2": "idle~", "cl3": "idle~"},
-             "3 CLOUD nodes visible as powered down (idle~)", st)
+        t.ok(st == {"cl1": "idle~", "cl2": "idle~", "cl3": "idle~", "cn1": "idle"},
+             "3 CLOUD nodes visible as powered down (idle~), static cn1 idle", st)
         t.ok(c.node_state("cl2") == "IDLE+CLOUD+POWERED_DOWN", "scontrol: IDLE+CLOUD+POWERED_DOWN",
              c.node_state("cl2"))
         conf = open(c.slurm_conf).read()
@@ -137,6 +153,7 @@ def test_cluster(t):
         t.ok(up < 60, "the instance's uptime counts from its boot (time namespace)", up)
         pids += nsutil.netns_pids(ns)
 
+        stamp(t, 'a job runs on it')
         # --- a job runs on it
         out = os.path.join(c.base, "log", "job.out")
         jid = c.sbatch("-p", "cloud", "-w", "cl2", "-o", out, "--wrap", "hostname")
@@ -150,10 +167,27 @@ def test_cluster(t):
         txt = open(out).read().strip() if os.path.exists(out) else ""
         t.ok(txt == "cl2", "the job saw hostname cl2", txt)
 
-        # --- a second instance from the CLI with an explicit address
-        r = cli("up", "--base", c.base, "--name", "cl3", "--addr", "10.77.0.200", "--wait",
-                "--boot-delay", "0")
-        t.ok(r.returncode == 0, "instance CLI: up with --addr", r.stderr)
+        stamp(t, 'reboot_from_controller')
+        # --- reboot_from_controller: RebootProgram reboots the instance
+        boot0 = c.node_info("cn1").get("BootTime")
+        c.run("scontrol", "reboot", "cn1", check=True)
+        try:
+            c.wait_for(lambda: c.node_info("cn1").get("BootTime") != boot0
+                       and c.node_state("cn1") == "IDLE", 25, "cn1 to reboot")
+            t.ok(True, "scontrol reboot -> RebootProgram -> instance reboot -> cn1 idle again")
+        except HarnessError as e:
+            t.ok(False, "scontrol reboot -> RebootProgram -> instance reboot -> cn1 idle again",
+                 "%s: %s" % (e, c.node_info("cn1")))
+        calls = open(os.path.join(c.base, "log", "reboot.calls")).read().split()
+        t.ok(calls == ["cn1"], "RebootProgram called with argv[1]=cn1", calls)
+
+        stamp(t, 'a second instance through')
+        # --- a second instance through the emulator's hook, with an explicit address
+        r = subprocess.run([sys.executable, INSTANCE, "emu-hook", "--base", c.base],
+                           env=dict(os.environ, EMU_EVENT="create", EMU_SERVER_NAME="cl3",
+                                    EMU_ADDRESS="10.77.0.200", EMU_SERVER_ID="x"),
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=30)
+        t.ok(r.returncode == 0, "instance CLI: emu-hook EMU_EVENT=create", r.stderr)
         try:
             c.wait_for(lambda: c.node_info("cl3").get("NodeAddr") == "10.77.0.200", 20,
                        "cl3 to register")
@@ -175,11 +209,25 @@ def test_cluster(t):
              "refused instances leave no netns")
         r = cli("exec", "--base", c.base, "--name", "cl3", "--", "hostname")
         t.ok(r.returncode == 0 and r.stdout.strip() == "cl3", "instance CLI: exec", r)
-        r = cli("down", "--base", c.base, "--name", "cl3")
+        h0 = nsutil.read_pid(os.path.join(c.base, "run", "instance", "cl3.holder"))
+        r = cli("reboot", "--base", c.base, "--name", "cl3", "--wait", "--boot-delay", "0")
+        h1 = nsutil.read_pid(os.path.join(c.base, "run", "instance", "cl3.holder"))
+        t.ok(r.returncode == 0 and h1 and h1 != h0 and not nsutil.alive(h0)
+             and c.instance_netns("cl3") in c.our_netns(),
+             "instance CLI: reboot replaces every process, keeps the netns", (r, h0, h1))
+        cl3_pids = nsutil.netns_pids(c.instance_netns("cl3"))
+        pids += cl3_pids
+        r = subprocess.run([sys.executable, INSTANCE, "emu-hook", "--base", c.base],
+                           env=dict(os.environ, EMU_EVENT="delete", EMU_SERVER_NAME="cl3"),
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=30)
         t.ok(r.returncode == 0 and c.instance_netns("cl3") not in c.our_netns()
              and not any(nsutil.alive(p) for p in cl3_pids),
-             "instance CLI: down ends its processes and deletes its netns", r)
+             "instance CLI: emu-hook delete ends its processes and deletes its netns", r)
+        r = cli("down", "--base", c.base, "--name", "cl3")
+        t.ok(r.returncode == 0 and "none" in r.stdout, "instance CLI: down of a gone instance "
+             "is a no-op", r)
 
+        stamp(t, 'power down through')
         # --- power down through our SuspendProgram, which destroys the instance
         c.run("scontrol", "update", "nodename=cl2", "state=power_down", check=True)
         try:
@@ -190,6 +238,7 @@ def test_cluster(t):
             t.ok(False, "power_down -> SuspendProgram -> instance down -> POWERED_DOWN",
                  "%s: %s" % (e, c.node_state("cl2")))
         pids += nsutil.netns_pids(c.ctl_netns)
+    stamp(t, 'left = leftovers(c.base, c.prefix, pids)')
     left = leftovers(c.base, c.prefix, pids)
     t.ok(not left, "stop() leaves no process, netns, mount or directory", "\n".join(left))
 
