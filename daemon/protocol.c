@@ -390,19 +390,29 @@ int protocol_request_parse(json_t *body, struct protocol_request **ret, struct p
         return 0;
 }
 
-static int set_string(json_t *o, const char *key, const char *value) {
+static int set_string(json_t *o, const char *key, const char *value, struct protocol_error *err) {
+        json_t *v;
+
         if (!value)
                 return 0;
-        return json_object_set_new(o, key, json_string(value)) < 0 ? -EINVAL : 0;
+        v = json_string(value);
+        if (!v) {
+                /* json_string() refuses invalid UTF-8. */
+                protocol_error_set(err, PROTOCOL_ERROR_BAD_REQUEST, "field \"%s\" is not valid UTF-8", key);
+                return -EINVAL;
+        }
+        return json_object_set_new(o, key, v) < 0 ? -ENOMEM : 0;
 }
 
-int protocol_request_to_json(const struct protocol_request *r, json_t **ret) {
+int protocol_request_to_json(const struct protocol_request *r, json_t **ret, struct protocol_error *err) {
         _cleanup_(protocol_request_freep) struct protocol_request *check = NULL;
         json_t *o;
         int k = 0;
 
-        if (!r || !protocol_request_type_to_string(r->type))
+        if (!r || !protocol_request_type_to_string(r->type)) {
+                protocol_error_set(err, PROTOCOL_ERROR_BAD_REQUEST, "no valid request type");
                 return -EINVAL;
+        }
         o = json_object();
         if (!o)
                 return -ENOMEM;
@@ -411,30 +421,33 @@ int protocol_request_to_json(const struct protocol_request *r, json_t **ret) {
             json_object_set_new(o, "type", json_string(request_type_names[r->type])) < 0)
                 k = -ENOMEM;
         if (k >= 0)
-                k = set_string(o, "client", r->client);
+                k = set_string(o, "client", r->client, err);
         if (k >= 0)
-                k = set_string(o, "nodes", r->nodes);
+                k = set_string(o, "nodes", r->nodes, err);
         if (k >= 0)
-                k = set_string(o, "job_id", r->job_id);
+                k = set_string(o, "job_id", r->job_id, err);
         if (k >= 0 && r->resume_file)
-                k = json_object_set(o, "resume_file", r->resume_file) < 0 ? -EINVAL : 0;
+                k = json_object_set(o, "resume_file", r->resume_file) < 0 ? -ENOMEM : 0;
         if (k >= 0)
-                k = set_string(o, "resume_file_error", r->resume_file_error);
+                k = set_string(o, "resume_file_error", r->resume_file_error, err);
         if (k >= 0)
-                k = set_string(o, "reason", r->reason);
+                k = set_string(o, "reason", r->reason, err);
         if (k >= 0)
-                k = set_string(o, "features", r->features);
+                k = set_string(o, "features", r->features, err);
         if (k >= 0 && r->type == PROTOCOL_REQUEST_RESIZE) {
-                k = set_string(o, "group", r->group);
+                k = set_string(o, "group", r->group, err);
                 if (k >= 0 && (json_object_set_new(o, "min", json_integer(r->min)) < 0 ||
                                json_object_set_new(o, "wait", json_boolean(r->wait)) < 0))
                         k = -ENOMEM;
-        } else if (k >= 0 && (r->group || r->min || r->wait))
+        } else if (k >= 0 && (r->group || r->min || r->wait)) {
+                protocol_error_set(err, PROTOCOL_ERROR_BAD_REQUEST,
+                                   "group, min and wait belong to a \"resize\" request only");
                 k = -EINVAL;
+        }
 
         /* Never send what the daemon would refuse. */
         if (k >= 0)
-                k = protocol_request_parse(o, &check, NULL);
+                k = protocol_request_parse(o, &check, err);
         if (k < 0) {
                 json_decref(o);
                 return k;

@@ -116,8 +116,9 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct protocol_request *, protocol_request_free);
 int protocol_request_parse(json_t *body, struct protocol_request **ret, struct protocol_error *err);
 
 /* Build the JSON object for R (the client side). Fields R's type does not use
- * must be unset. -EINVAL if R would not pass protocol_request_parse. */
-int protocol_request_to_json(const struct protocol_request *r, json_t **ret);
+ * must be unset. -EINVAL, with ERR saying why, if R would not pass
+ * protocol_request_parse. */
+int protocol_request_to_json(const struct protocol_request *r, json_t **ret, struct protocol_error *err);
 
 /* ---- Replies ------------------------------------------------------------- */
 

@@ -449,7 +449,7 @@ static void test_request_to_json(void) {
         json_t *o = NULL;
 
         req.resume_file = load("{\"all_nodes\":\"cn-[1-2]\",\"jobs\":[]}");
-        CHECK_INT(protocol_request_to_json(&req, &o), 0);
+        CHECK_INT(protocol_request_to_json(&req, &o, NULL), 0);
         CHECK_INT(json_integer_value(json_object_get(o, "version")), 1);
         CHECK_STR(json_string_value(json_object_get(o, "type")), "resume");
         CHECK_INT(protocol_request_parse(o, &back, NULL), 0);
@@ -477,7 +477,7 @@ static void test_request_to_json(void) {
                 if (t == PROTOCOL_REQUEST_REBOOT)
                         r.reason = (char *) "rebuild";
                 o = NULL;
-                CHECK_INT(protocol_request_to_json(&r, &o), 0);
+                CHECK_INT(protocol_request_to_json(&r, &o, NULL), 0);
                 CHECK_INT(protocol_request_parse(o, &b, NULL), 0);
                 if (b) {
                         CHECK_INT(b->type, t);
@@ -490,14 +490,20 @@ static void test_request_to_json(void) {
         /* Refuses to build what the daemon would refuse. */
         struct protocol_request bad = { .type = PROTOCOL_REQUEST_STATUS, .nodes = (char *) "cn-1" };
         o = NULL;
-        CHECK_INT(protocol_request_to_json(&bad, &o), -EINVAL);
+        CHECK_INT(protocol_request_to_json(&bad, &o, NULL), -EINVAL);
         CHECK(o == NULL);
         struct protocol_request bad2 = { .type = PROTOCOL_REQUEST_RESUME };
-        CHECK_INT(protocol_request_to_json(&bad2, &o), -EINVAL);
+        struct protocol_error err = {};
+        CHECK_INT(protocol_request_to_json(&bad2, &o, &err), -EINVAL);
+        CHECK(strstr(err.message, "missing field \"nodes\"") != NULL);
+        struct protocol_request bad5 = { .type = PROTOCOL_REQUEST_REBOOT, .nodes = (char *) "a",
+                                         .reason = (char *) "caf\xe9" };
+        CHECK_INT(protocol_request_to_json(&bad5, &o, &err), -EINVAL);
+        CHECK_STR(err.message, "field \"reason\" is not valid UTF-8");
         struct protocol_request bad3 = { .type = PROTOCOL_REQUEST_STATUS, .min = 3 };
-        CHECK_INT(protocol_request_to_json(&bad3, &o), -EINVAL);
+        CHECK_INT(protocol_request_to_json(&bad3, &o, NULL), -EINVAL);
         struct protocol_request bad4 = { .type = _PROTOCOL_REQUEST_MAX };
-        CHECK_INT(protocol_request_to_json(&bad4, &o), -EINVAL);
+        CHECK_INT(protocol_request_to_json(&bad4, &o, NULL), -EINVAL);
         CHECK(o == NULL);
 }
 
