@@ -251,8 +251,9 @@ static int parse_catalog(json_t *tok, struct keystone_token *t, struct os_error 
                 if (!json_is_object(svc))
                         return os_error_set(err, -EBADMSG, "%s: expected an object, got %s",
                                             p, osjson_type_name(svc));
-                r = osjson_get_array(svc, p, "endpoints", 0, KEYSTONE_ENDPOINTS_MAX, &eps, err);
-                if (r < 0)
+                _cleanup_free_ char *type = NULL;
+                if ((r = osjson_get_string(svc, p, "type", 0, &type, err)) < 0 ||
+                    (r = osjson_get_array(svc, p, "endpoints", 0, KEYSTONE_ENDPOINTS_MAX, &eps, err)) < 0)
                         return r;
                 total += json_array_size(eps);
         }
