@@ -10,6 +10,7 @@
 #include <yaml.h>
 
 #include "clouds.h"
+#include "config.h"
 
 #define CLOUDS_FILE_MAX (1024U * 1024U)
 
@@ -112,7 +113,6 @@ struct yfile {
         const char *path;
         yaml_document_t doc;
         bool loaded;
-        mode_t mode;
         yaml_node_t *cloud;     /* clouds.NAME, or NULL */
 };
 
@@ -164,7 +164,6 @@ static int yfile_load(struct ctx *x, struct yfile *f) {
                 return fail(x, -EINVAL, "%s: not a regular file", f->path);
         if ((size_t) st.st_size > CLOUDS_FILE_MAX)
                 return fail(x, -EFBIG, "%s: larger than %u bytes", f->path, CLOUDS_FILE_MAX);
-        f->mode = st.st_mode;
 
         buf = malloc((size_t) st.st_size + 1);
         if (!buf)
@@ -336,14 +335,19 @@ static int parse_bool(const char *s, bool *ret) {
         return -EINVAL;
 }
 
-/* A file that hands us a secret must be private to its owner. */
+/* A file that hands us a secret must be private to its owner (config.h's rule
+ * for every secret file: owner us or root, no group/other access). */
 static int check_secret_file(struct ctx *x, const struct yfile *f, const char *key) {
-        if (!(f->mode & (S_IRGRP | S_IWGRP | S_IROTH | S_IWOTH)))
-                return 0;
-        return fail(x, -EPERM,
-                    "%s: holds %s of cloud '%s' but is accessible by group or others (mode %04o): "
-                    "chmod 600 it, or move the secret to secure.yaml",
-                    f->path, key, x->name, (unsigned) (f->mode & 07777));
+        _cleanup_free_ char *why = NULL;
+        int r;
+
+        r = config_check_secret_file(f->path, &why);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0)
+                return fail(x, r == -EPERM ? -EPERM : r, "%s: holds %s of cloud '%s': %s%s", f->path, key, x->name,
+                            why ?: "not usable", r == -EPERM ? "; or move the secret to secure.yaml" : "");
+        return 0;
 }
 
 static const char *const auth_keys[] = {
