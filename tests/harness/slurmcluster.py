@@ -116,7 +116,9 @@ class SlurmCluster:
         self.resume_timeout, self.power_save_interval = resume_timeout, power_save_interval
         self.cloud_reg_addrs, self.reboot_from_controller = cloud_reg_addrs, reboot_from_controller
         self.idle_on_node_suspend, self.enable_configless = idle_on_node_suspend, enable_configless
-        self.include, self.suspend_exc_nodes = include, suspend_exc_nodes
+        # include may name a file under BASE as "@BASE@/..."
+        self.include = include.replace("@BASE@", self.base) if include else None
+        self.suspend_exc_nodes = suspend_exc_nodes
         self.cloud_in_hosts, self.extra_conf, self.keep = cloud_in_hosts, extra_conf, keep
         self.ctld_debug, self.slurmd_debug = ctld_debug, slurmd_debug
         self.boot_delay, self.ctl_port, self.start_timeout = boot_delay, ctl_port, start_timeout
