@@ -219,6 +219,10 @@ class SlurmCluster:
         for k, v in self.programs.items():
             if v:
                 _check_program(v, k)
+        if bool(self.programs["ResumeProgram"]) != bool(self.programs["SuspendProgram"]):
+            # slurmctld 22.05 logs "power_save module disabled, NULL
+            # SuspendProgram" and never runs the other one either
+            raise HarnessError("power saving needs both ResumeProgram and SuspendProgram")
         if self.include and not os.path.exists(self.include):
             nsutil.write_file(self.include, "# elasticd suspend exclusions (empty)\n")
         nsutil.write_file(self.slurm_conf, self.render_conf())

@@ -6,14 +6,18 @@ slurmctld run the hook, and elasticd records a resume operation for that node
 (no cloud behind this daemon): that is the lifecycle work's test.
 
 Why a wrapper script as ResumeProgram: slurmctld runs hooks with an empty
-environment (only SLURM_CONF and SLURM_RESUME_FILE), so a test cannot point
-elastic-resume at its private socket by environment, and the built-in
-default (meson option socket_path, /run/elasticd/elasticd.sock) is shared by
-everyone on the machine.  BASE/bin/elastic-resume is therefore
+environment (only SLURM_CONF, SLURM_RESUME_FILE, SLURM_JOB_ID), so a test
+cannot point elastic-resume at its private socket from the outside, and the
+built-in default (meson option socket_path, /run/elasticd/elasticd.sock) is
+shared by everyone on the machine.  BASE/bin/elastic-resume (mode 0755, as
+slurmctld requires) is therefore
     #!/bin/sh
-    exec BUILD/daemon/elastic-resume -s BASE/elasticd.sock "$@"
-(mode 0755, as slurmctld requires); exec keeps argv[0] = .../elastic-resume,
-which is how elasticctl knows it runs as the resume hook."""
+    ELASTICD_SOCKET=BASE/elasticd.sock; export ELASTICD_SOCKET
+    exec BUILD/daemon/elastic-resume "$@"
+In hook mode elasticctl takes its arguments exactly as slurmctld passes them
+(no options: `-s` would be taken for the hostlist), but it does honour
+ELASTICD_SOCKET; exec keeps argv[0] = .../elastic-resume, which is how
+elasticctl knows it runs as the resume hook."""
 import json
 import os
 import subprocess
@@ -34,8 +38,13 @@ HOOK_DIR = os.path.dirname(ELASTICCTL)
 
 WRAPPER = """#!/bin/sh
 # slurmctld gives hooks no environment: name elasticd's private socket here
-exec %s -s @BASE@/elasticd.sock "$@"
+ELASTICD_SOCKET=@BASE@/elasticd.sock; export ELASTICD_SOCKET
+exec %s "$@"
 """
+
+
+def wrapper(hook):
+    return WRAPPER % os.path.join(HOOK_DIR, hook)
 
 CONFIG = """\
 cluster: e2e{tag}
@@ -130,8 +139,10 @@ def main():
             skip_all("%s not built" % prog)
     t = Tap()
     c = SlurmCluster(groups=[NodeGroup("cl", 4)],
-                     scripts={"elastic-resume": WRAPPER % hook},
-                     resume_program="elastic-resume", resume_timeout=60,
+                     scripts={h: wrapper(h) for h in ("elastic-resume", "elastic-suspend",
+                                                      "elastic-resume-fail")},
+                     resume_program="elastic-resume", suspend_program="elastic-suspend",
+                     resume_fail_program="elastic-resume-fail", resume_timeout=60,
                      include="@BASE@/etc/elasticd-suspend-exc.conf", power_save_interval=1)
     daemon = None
     try:
