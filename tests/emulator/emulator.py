@@ -281,6 +281,9 @@ class Api:
         req.service = service
         try:
             try:
+                if fn is None and req.path.startswith(("/compute/v2.1/", "/image/v2/")):
+                    # The auth middleware runs before routing, as in Nova/Glance.
+                    self.authenticate(req, service)
                 if fn is None:
                     if service == "compute":
                         if kw["_allowed"]:
@@ -677,10 +680,11 @@ class Api:
                 raise nova_fault(400, "Invalid filter field: changes-since.")
         name_rx = req.param("name")
         if name_rx is not None:
+            # MySQL's REGEXP under Nova's default collation ignores case.
             try:
-                name_rx = re.compile(name_rx)
+                name_rx = re.compile(name_rx, re.IGNORECASE)
             except re.error:
-                name_rx = re.compile(re.escape(name_rx))
+                name_rx = re.compile(re.escape(name_rx), re.IGNORECASE)
         ip_rx = req.param("ip")
         if ip_rx is not None:
             try:
@@ -1515,7 +1519,7 @@ class Handler(BaseHTTPRequestHandler):
             return
         req = Request(self.command, path, query, self.headers, body, rid)
         if fault in ("429",):
-            ra = retry_after if int(retry_after) != retry_after else int(retry_after)
+            ra = int(retry_after)
             r = Reply(429, {"overLimit": {"code": 429, "message": "This request was rate-limited.",
                                           "retryAfter": str(ra)}},
                       headers=[("Retry-After", str(ra))],
@@ -1539,7 +1543,8 @@ class Handler(BaseHTTPRequestHandler):
             if path.startswith("/compute"):
                 hdrs += [("X-Openstack-Request-Id", rid), ("X-Compute-Request-Id", rid)]
             elif path.startswith("/image"):
-                hdrs += [("X-Openstack-Request-Id", rid)]
+                if r.status != 401:     # Glance's 401 comes without one
+                    hdrs += [("X-Openstack-Request-Id", rid)]
             else:
                 hdrs += [("x-openstack-request-id", rid)]
                 if not any(h[0] == "Vary" for h in hdrs):
@@ -1641,6 +1646,8 @@ def main(argv=None):
     ap.add_argument("--address-pool", default="10.80.0.0/24",
                     help="CIDR (hosts from .2) or comma-separated addresses")
     ap.add_argument("--network-name", default="private")
+    ap.add_argument("--network-id", default=state.DEFAULT_NETWORK["id"],
+                    help="uuid accepted in networks[].uuid")
     ap.add_argument("--flavors", help="JSON file: list of flavors")
     ap.add_argument("--images", help="JSON file: list of images")
     ap.add_argument("--users", help="JSON file: projects, users, application_credentials")
@@ -1678,6 +1685,7 @@ def main(argv=None):
             flavors=load_json_file(a.flavors, "flavors") if a.flavors else None,
             images=load_json_file(a.images, "images") if a.images else None,
             address_pool=a.address_pool, network_name=a.network_name,
+            network_id=a.network_id,
             hooks={"boot": a.boot_hook, "delete": a.delete_hook, "reboot": a.reboot_hook},
             hook_timeout=a.hook_timeout, zones=a.zones.split(","),
             keypairs=a.keypairs.split(",") if a.keypairs else None,

@@ -110,7 +110,7 @@ DEFAULT_CONFIG = {
     "error_codes": [500, 502, 503],
     "ratelimit_rate": 0.0,      # fraction answered 429
     "ratelimit_next": 0,
-    "retry_after": 1,           # Retry-After of the 429s
+    "retry_after": 1,           # Retry-After of the 429s (integer seconds)
     "drop_rate": 0.0,           # fraction of connections closed unanswered
     "drop_next": 0,
     "drop_after": False,        # True: process the request, drop the answer
@@ -252,6 +252,7 @@ class Server:
 class Cloud:
     def __init__(self, identities=None, flavors=None, images=None,
                  address_pool="10.80.0.0/24", network_name="private",
+                 network_id=DEFAULT_NETWORK["id"],
                  hooks=None, hook_timeout=60.0, zones=("nova",),
                  keypairs=None, verbose=False, config=None):
         self.lock = threading.RLock()
@@ -262,7 +263,8 @@ class Cloud:
         self.zones = list(zones)
         self.keypairs = keypairs          # None: any key_name accepted
         self.host = "emu-compute-1"
-        self.network = dict(DEFAULT_NETWORK, name=network_name)
+        self.network = {"id": network_id, "name": network_name}
+        self.closing = False
         self._load_identities(identities or DEFAULT_IDENTITIES)
         self.flavors = [self._flavor(f) for f in (flavors or DEFAULT_FLAVORS)]
         self.images = [self._image(i) for i in (images or DEFAULT_IMAGES)]
@@ -470,7 +472,7 @@ class Cloud:
                 raise ConfigError("%s must be a non-negative number" % k)
             if k.endswith("_rate") and v > 1:
                 raise ConfigError("%s must be between 0 and 1" % k)
-            if isinstance(d, int) and not k.endswith("_delay") and k not in ("retry_after",):
+            if isinstance(d, int) and not k.endswith("_delay"):
                 if int(v) != v:
                     raise ConfigError("%s must be an integer" % k)
                 return int(v)
@@ -506,8 +508,11 @@ class Cloud:
                           "max_in_flight_by_method": {}, "faults": {}}
             self.cfg_changed.notify_all()
         if run_hooks:
-            for s in doomed:
-                self._spawn(self._cleanup_one, s)
+            # Wait, so that a test's next servers never meet the old ones'
+            # namespaces (their addresses are free again).
+            ts = [self._spawn(self._cleanup_one, s) for s in doomed]
+            for t in ts:
+                t.join(self.hook_timeout + 5)
 
     def _cleanup_one(self, srv):
         with srv.op_lock:
@@ -516,6 +521,7 @@ class Cloud:
     def shutdown(self, timeout=30.0):
         """Run the delete hook of every server still booted (emulator exit)."""
         with self.lock:
+            self.closing = True
             doomed = [s for s in self.servers.values()
                       if not s.deleted and s.hook_started]
             for s in self.servers.values():
@@ -670,6 +676,8 @@ class Cloud:
                 srv.set_error("Build of instance %s aborted: %s"
                               % (srv.id, self.cfg["build_error_message"]),
                               clear_host=True)
+                return
+            if self.closing:
                 return
             want_hook = bool(self.hooks.get("boot"))
             srv.hook_started = want_hook

@@ -488,6 +488,7 @@ def list_filters():
         eq(st, 200, q)
         return sorted(s["id"] for s in out["servers"])
     eq(ids("?name=%5Ecn1%24"), [a], "anchored regex")
+    eq(ids("?name=%5ECN1%24"), [a], "case-insensitive like MySQL REGEXP")
     eq(ids("?name=cn1"), sorted([a, b]), "regex search")
     eq(ids("?status=ERROR"), [c], "status")
     eq(ids("?status=ACTIVE&status=ERROR"), sorted([a, b, c]), "statuses")
@@ -844,6 +845,31 @@ def fault_drop_and_latency():
 
 
 @test
+def fault_rates_are_seeded():
+    def run():
+        E.control("POST", "config", {"seed": 7, "error_rate": 0.5, "error_codes": [500, 503]})
+        out = [E.call("GET", "/compute/v2.1/flavors", token=TOKEN)[0] for _ in range(16)]
+        E.control("POST", "config", {"error_rate": 0.0})
+        return out
+    a, b = run(), run()
+    eq(a, b, "same seed, same faults")
+    assert 200 in a and (500 in a or 503 in a), a
+    E.control("POST", "config", {"ratelimit_rate": 1.0, "retry_after": 0})
+    st, h, _ = E.call("GET", "/compute/v2.1/flavors", token=TOKEN)
+    eq((st, h["retry-after"]), (429, "0"), "ratelimit_rate")
+    eq(E.call("POST", "/_emulator/config", {"retry_after": 0.5})[0], 400, "integer seconds")
+    E.control("POST", "config", {"ratelimit_rate": 0.0, "drop_rate": 1.0})
+    try:
+        _raw("GET", "/compute/v2.1/flavors")
+        raise AssertionError("drop_rate 1.0 answered")
+    except (http.client.RemoteDisconnected, ConnectionResetError):
+        pass
+    E.control("POST", "config", {"drop_rate": 0.0})
+    eq(E.control("GET", "stats")["faults"], {"500": a.count(500) * 2, "503": a.count(503) * 2,
+                                            "429": 1, "drop": 1}, "stats")
+
+
+@test
 def quota_exceeded():
     E.control("POST", "config", {"quota_instances": 1})
     E.create(TOKEN, "q1")
@@ -907,6 +933,11 @@ def control_endpoint():
         st, _, out = E.call("POST", "/_emulator/config", bad)
         eq(st, 400, str(bad))
     eq(E.call("GET", "/_emulator/nope")[0], 404, "unknown control path")
+    eq(E.call("GET", "/compute/v2.1/nope")[0], 401, "auth before routing")
+    st, _, out = E.call("GET", "/compute/v2.1/nope", token=TOKEN)
+    eq((st, out), (404, {"itemNotFound": {"code": 404, "message":
+                                          "The resource could not be found."}}), "nova 404")
+    eq(E.call("PATCH", "/compute/v2.1/servers", token=TOKEN)[0], 405, "nova 405")
     E.call("POST", "/v3/auth/tokens", password_auth("demo", "hunter2"))
     log = E.control("GET", "requests")["requests"]
     body = json.dumps(log[-1])
