@@ -58,7 +58,7 @@ struct parse {
         struct group_seen *group_seen; /* per group: where each key was, for cross checks */
 };
 
-static void diag_addv(struct parse *p, size_t line, size_t column, const char *fmt, va_list ap) {
+_printf_(4, 0) static void diag_addv(struct parse *p, size_t line, size_t column, const char *fmt, va_list ap) {
         struct diag *d;
         char *msg;
 
@@ -357,6 +357,11 @@ static int tree_node(struct parse *p, yaml_parser_t *yp, yaml_event_t *ev, unsig
                 p->reported_alias = true;
                 n->type = YNODE_SCALAR;
                 n->invalid = true;
+                n->value = strdup(""); /* scalars always have a value */
+                if (!n->value) {
+                        yaml_event_delete(ev);
+                        return -ENOMEM;
+                }
                 break;
         case YAML_SCALAR_EVENT:
                 anchor = ev->data.scalar.anchor;
@@ -510,6 +515,7 @@ static void group_done(struct config_group *g) {
         free(g->metadata);
         free(g->user_data);
         free(g->availability_zone);
+        strv_free(g->node_names);
 }
 
 struct config *config_free(struct config *c) {
@@ -533,6 +539,7 @@ struct config *config_free(struct config *c) {
         for (size_t i = 0; i < c->n_groups; i++)
                 group_done(&c->groups[i]);
         free(c->groups);
+        free(c->nodes);
         return mfree(c);
 }
 
@@ -637,10 +644,19 @@ static size_t utf8_length(const char *s, size_t len) {
         return n;
 }
 
+/* C0 and C1 controls, and U+2028/U+2029: YAML 1.1 reads the latter and NEL
+ * (U+0085) as line breaks, so they would not survive a print and re-parse. */
 static bool has_control(const char *s, size_t len) {
-        for (size_t i = 0; i < len; i++)
-                if ((unsigned char) s[i] < 0x20 || s[i] == 0x7f)
+        const unsigned char *u = (const unsigned char *) s;
+
+        for (size_t i = 0; i < len; i++) {
+                if (u[i] < 0x20 || u[i] == 0x7f)
                         return true;
+                if (u[i] == 0xc2 && i + 1 < len && u[i + 1] >= 0x80 && u[i + 1] <= 0x9f)
+                        return true;
+                if (u[i] == 0xe2 && i + 2 < len && u[i + 1] == 0x80 && (u[i + 2] == 0xa8 || u[i + 2] == 0xa9))
+                        return true;
+        }
         return false;
 }
 
@@ -1070,7 +1086,8 @@ static void parse_metadata(struct parse *p, const struct field *f, const struct 
                         continue;
                 }
                 for (size_t j = 0; j < i && !dup; j++)
-                        if (v->items[2 * j]->type == YNODE_SCALAR && strcmp(v->items[2 * j]->value, key->value) == 0) {
+                        if (v->items[2 * j]->type == YNODE_SCALAR && !v->items[2 * j]->invalid &&
+                            strcmp(v->items[2 * j]->value, key->value) == 0) {
                                 diag(p, &key->mark, "duplicate metadata key %s (first at line %zu)",
                                      quote(q, key->value, key->len), v->items[2 * j]->mark.line + 1);
                                 dup = true;
@@ -1423,25 +1440,21 @@ static void parse_hostlist(struct parse *p, const struct field *f, const struct 
         set_string(p, dst, v);
 }
 
-struct node_entry {
-        char *name;
-        size_t group;
-        size_t seq;
-};
-
-static int node_entry_cmp_name(const void *a, const void *b) {
-        const struct node_entry *x = a, *y = b;
+static int config_node_cmp(const void *a, const void *b) {
+        const struct config_node *x = a, *y = b;
         int r = strcmp(x->name, y->name);
 
         if (r != 0)
                 return r;
-        return x->seq < y->seq ? -1 : x->seq > y->seq;
+        if (x->group != y->group)
+                return x->group < y->group ? -1 : 1;
+        return x->index < y->index ? -1 : x->index > y->index;
 }
 
 /* A node in two groups, or twice in one. */
 struct overlap {
         size_t first, second;
-        size_t seq;
+        size_t index;           /* in the second group */
         const char *name;
 };
 
@@ -1452,73 +1465,90 @@ static int overlap_cmp(const void *a, const void *b) {
                 return x->second < y->second ? -1 : 1;
         if (x->first != y->first)
                 return x->first < y->first ? -1 : 1;
-        return x->seq < y->seq ? -1 : x->seq > y->seq;
+        return x->index < y->index ? -1 : x->index > y->index;
 }
 
 struct group_seen {
         struct seen seen[_GROUP_MAX];
 };
 
-/* Expand every group's nodes: count them, and find nodes in two groups. */
-static void check_nodes(struct parse *p, struct config *c, const struct group_seen *gs) {
-        struct node_entry *nodes = NULL;
-        struct overlap *dups = NULL;
-        size_t n_nodes = 0, n_dups = 0;
+/* Expand one group's hostlist into g->node_names, in hostlist order. */
+static int group_expand(struct parse *p, struct config_group *g, const yaml_mark_t *mark, size_t *budget) {
+        _cleanup_(hostlist_destroyp) hostlist_t hl = NULL;
         char q[QUOTE_MAX];
+        size_t n = 0;
+        char *name;
+        int count;
+
+        hl = slurm_hostlist_create(g->nodes);
+        if (!hl)
+                return -ENOMEM; /* parse_hostlist parsed it already */
+        count = slurm_hostlist_count(hl);
+        if (count <= 0 || (size_t) count > *budget) {
+                diag(p, mark, "the groups have more than %d nodes in all", CONFIG_MAX_NODES);
+                return -E2BIG;
+        }
+        *budget -= (size_t) count;
+
+        g->node_names = calloc((size_t) count + 1, sizeof(char *));
+        if (!g->node_names)
+                return -ENOMEM;
+        while (n < (size_t) count && (name = slurm_hostlist_shift(hl))) {
+                /* libslurm allocated it: copy into our allocator */
+                size_t len = strlen(name);
+                if (len > NOVA_STRING_MAX) {
+                        diag(p, mark, "node name %s is longer than %d characters", quote(q, name, len), NOVA_STRING_MAX);
+                        free(name);
+                        return -EINVAL;
+                }
+                g->node_names[n] = strdup(name);
+                free(name);
+                if (!g->node_names[n])
+                        return -ENOMEM;
+                n++;
+        }
+        g->n_nodes = n;
+        return 0;
+}
+
+/* Expand every group's nodes, find nodes in two groups, and index them all by name. */
+static void check_nodes(struct parse *p, struct config *c, const struct group_seen *gs) {
+        struct config_node *nodes = NULL;
+        struct overlap *dups = NULL;
+        size_t n_nodes = 0, n_dups = 0, budget = CONFIG_MAX_NODES;
+        bool ok = true;
 
         for (size_t i = 0; i < c->n_groups; i++) {
-                _cleanup_(hostlist_destroyp) hostlist_t hl = NULL;
-                struct node_entry *v;
-                size_t cap;
-                int count;
-                char *name;
+                struct config_group *g = &c->groups[i];
+                int r;
 
-                if (!c->groups[i].nodes)
+                if (!g->nodes) {
+                        ok = false;
                         continue;
-                hl = slurm_hostlist_create(c->groups[i].nodes);
-                if (!hl) {
+                }
+                r = group_expand(p, g, &gs[i].seen[GROUP_NODES].value->mark, &budget);
+                if (r == -ENOMEM)
                         p->oom = true;
+                if (r == -ENOMEM || r == -E2BIG)
                         goto out;
-                }
-                count = slurm_hostlist_count(hl);
-                if (count <= 0 || (size_t) count > CONFIG_MAX_NODES - n_nodes) {
-                        diag(p, &gs[i].seen[GROUP_NODES].value->mark, "the groups have more than %d nodes in all", CONFIG_MAX_NODES);
-                        goto out;
-                }
-                c->groups[i].n_nodes = (size_t) count;
-                cap = n_nodes + (size_t) count;
-                v = realloc(nodes, cap * sizeof(*nodes));
-                if (!v) {
-                        p->oom = true;
-                        goto out;
-                }
-                nodes = v;
-                while ((name = slurm_hostlist_shift(hl))) {
-                        if (n_nodes >= cap) { /* never: count said so */
-                                free(name);
-                                break;
-                        }
-                        /* libslurm's allocator: copy into ours */
-                        char *copy = strdup(name);
-                        free(name);
-                        if (!copy) {
-                                p->oom = true;
-                                goto out;
-                        }
-                        if (strlen(copy) > NOVA_STRING_MAX) {
-                                diag(p, &gs[i].seen[GROUP_NODES].value->mark, "node name %s is longer than %d characters",
-                                     quote(q, copy, strlen(copy)), NOVA_STRING_MAX);
-                                free(copy);
-                                continue;
-                        }
-                        nodes[n_nodes] = (struct node_entry){ .name = copy, .group = i, .seq = n_nodes };
-                        n_nodes++;
+                if (r < 0) {
+                        ok = false;
+                        continue;
                 }
         }
 
+        nodes = calloc(CONFIG_MAX_NODES - budget + 1, sizeof(*nodes));
+        if (!nodes) {
+                p->oom = true;
+                goto out;
+        }
+        for (size_t i = 0; i < c->n_groups; i++)
+                for (size_t j = 0; j < c->groups[i].n_nodes; j++)
+                        nodes[n_nodes++] = (struct config_node){ .name = c->groups[i].node_names[j], .group = i, .index = j };
         if (n_nodes == 0)
                 goto out;
-        qsort(nodes, n_nodes, sizeof(*nodes), node_entry_cmp_name);
+        qsort(nodes, n_nodes, sizeof(*nodes), config_node_cmp);
+
         for (size_t i = 1; i < n_nodes; i++) {
                 size_t owner = i - 1;
 
@@ -1533,7 +1563,7 @@ static void check_nodes(struct parse *p, struct config *c, const struct group_se
                 }
                 dups = o;
                 dups[n_dups++] = (struct overlap){
-                        .first = nodes[owner].group, .second = nodes[i].group, .seq = nodes[i].seq, .name = nodes[i].name,
+                        .first = nodes[owner].group, .second = nodes[i].group, .index = nodes[i].index, .name = nodes[i].name,
                 };
         }
 
@@ -1564,10 +1594,12 @@ static void check_nodes(struct parse *p, struct config *c, const struct group_se
                 free(ranged);
                 i = j;
         }
+        if (ok && n_dups == 0) {
+                c->nodes = TAKE_PTR(nodes);
+                c->n_nodes = n_nodes;
+        }
 
 out:
-        for (size_t i = 0; i < n_nodes; i++)
-                free(nodes[i].name);
         free(nodes);
         free(dups);
 }
@@ -1732,6 +1764,13 @@ int config_load(const char *path, struct config **ret, char **ret_errors) {
                 if (ret_errors && asprintf(ret_errors, "%s: cannot open: %s\n", path, strerror(-r)) < 0)
                         *ret_errors = NULL;
                 return r;
+        }
+        if (S_ISREG(st.st_mode) && (st.st_mode & S_IWOTH)) {
+                /* anyone could point elasticd at their own endpoints and collect its credentials */
+                if (ret_errors && asprintf(ret_errors, "%s: writable by every user (mode %04o): chmod o-w %s\n", path,
+                                           (unsigned) (st.st_mode & 07777), path) < 0)
+                        *ret_errors = NULL;
+                return -EPERM;
         }
         if (!S_ISREG(st.st_mode) || st.st_size > CONFIG_MAX_FILE_BYTES) {
                 int r = S_ISREG(st.st_mode) ? -EFBIG : -EINVAL;
@@ -1930,6 +1969,28 @@ int config_check_secret_file(const char *path, char **ret_error) {
                         return -ENOMEM;
                 return -EPERM;
         }
+        return 0;
+}
+
+int config_node_find(const struct config *c, const char *name, size_t *ret_group, size_t *ret_index) {
+        const struct config_node *n;
+        size_t lo = 0, hi = c->n_nodes;
+
+        /* lower bound by name alone: the index holds each name once */
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+                if (strcmp(c->nodes[mid].name, name) < 0)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        if (lo >= c->n_nodes || strcmp(c->nodes[lo].name, name) != 0)
+                return -ENOENT;
+        n = &c->nodes[lo];
+        if (ret_group)
+                *ret_group = n->group;
+        if (ret_index)
+                *ret_index = n->index;
         return 0;
 }
 

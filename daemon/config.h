@@ -29,7 +29,15 @@ struct config_group {
         bool config_drive;          /* default false */
         unsigned min_nodes;         /* nodes kept powered (resize --min), default 0 */
         char *availability_zone;    /* optional */
-        size_t n_nodes;             /* number of nodes in `nodes`, set by config_load */
+        size_t n_nodes;             /* number of nodes in `nodes` */
+        char **node_names;          /* `nodes` expanded, in hostlist order; n_nodes entries, NULL-terminated */
+};
+
+/* A node of the configuration: its group and its place in the group's order. */
+struct config_node {
+        const char *name;           /* points into groups[group].node_names */
+        size_t group;
+        size_t index;
 };
 
 struct config_limits {
@@ -78,6 +86,9 @@ struct config {
 
         struct config_group *groups;
         size_t n_groups;
+
+        struct config_node *nodes;   /* every node of every group, sorted by name (strcmp) */
+        size_t n_nodes;
 };
 
 struct config *config_free(struct config *c);
@@ -99,6 +110,10 @@ int config_print(const struct config *c, FILE *f);
 /* A file holding secrets must not be readable or writable by group/others:
  * 0 if fine, -EPERM with a message in *ret_error otherwise. */
 int config_check_secret_file(const char *path, char **ret_error);
+
+/* The node named NAME: 0 with its group's index and its position in the
+ * group's hostlist order (resize --min keeps the first min_nodes), or -ENOENT. */
+int config_node_find(const struct config *c, const char *name, size_t *ret_group, size_t *ret_index);
 
 /* Index of the group named NAME, or -ENOENT. */
 int config_group_find(const struct config *c, const char *name);

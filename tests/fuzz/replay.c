@@ -1,7 +1,8 @@
 /* replay.c - feed saved fuzz inputs to a target without libFuzzer (any compiler).
  *
- * Usage: replay-NAME FILE|DIR...  Each file is one input and one TAP line; a
- * crash or a sanitizer report fails the run. */
+ * Usage: replay-NAME FILE|DIR...  One TAP line per argument: every file in it
+ * went through the target. A crash or a sanitizer report fails the run; the
+ * file being replayed is named on stderr first. */
 #include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
@@ -13,6 +14,7 @@
 #include "macro.h"
 
 static int count;
+static size_t n_inputs;
 
 static int read_all(const char *path, uint8_t **ret, size_t *ret_size) {
         _cleanup_fclose_ FILE *f = fopen(path, "re");
@@ -46,14 +48,13 @@ static int replay_file(const char *path) {
         size_t size = 0;
         int r = read_all(path, &data, &size);
 
-        count++;
         if (r < 0) {
-                printf("not ok %d - %s: %s\n", count, path, strerror(-r));
+                printf("# %s: %s\n", path, strerror(-r));
                 return 1;
         }
+        fprintf(stderr, "replaying %s\n", path);
         LLVMFuzzerTestOneInput(data, size);
-        printf("ok %d - %s\n", count, path);
-        fflush(stdout);
+        n_inputs++;
         return 0;
 }
 
@@ -69,7 +70,7 @@ static int replay_dir(const char *dir) {
         DIR *d = opendir(dir);
 
         if (!d) {
-                printf("not ok %d - %s: %s\n", ++count, dir, strerror(errno));
+                printf("# %s: %s\n", dir, strerror(errno));
                 return 1;
         }
         while ((de = readdir(d))) {
@@ -100,13 +101,19 @@ int main(int argc, char **argv) {
 
         for (int i = 1; i < argc; i++) {
                 struct stat st;
+                int f;
+
+                n_inputs = 0;
                 if (stat(argv[i], &st) == 0 && S_ISDIR(st.st_mode))
-                        failed |= replay_dir(argv[i]);
+                        f = replay_dir(argv[i]);
                 else
-                        failed |= replay_file(argv[i]);
+                        f = replay_file(argv[i]);
+                f |= n_inputs == 0;
+                printf("%s %d - %s: %zu inputs\n", f ? "not ok" : "ok", ++count, argv[i], n_inputs);
+                failed |= f;
         }
         if (count == 0) {
-                printf("not ok 1 - no inputs\n");
+                printf("not ok 1 - no inputs given\n");
                 count = 1;
                 failed = 1;
         }

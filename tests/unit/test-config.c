@@ -216,6 +216,43 @@ static void test_group_find(void) {
         CHECK_INT(config_group_find(c, "gpu"), 1);
         CHECK_INT(config_group_find(c, "nope"), -ENOENT);
         CHECK_INT(c->groups[1].n_nodes, 2);
+
+        size_t g = 99, i = 99;
+        CHECK_INT(c->n_nodes, 6);
+        CHECK_INT(config_node_find(c, "c3", &g, &i), 0);
+        CHECK_INT(g, 0);
+        CHECK_INT(i, 2);
+        CHECK_INT(config_node_find(c, "g2", &g, &i), 0);
+        CHECK_INT(g, 1);
+        CHECK_INT(i, 1);
+        CHECK_INT(config_node_find(c, "g3", &g, &i), -ENOENT);
+        CHECK_INT(g, 1); /* untouched */
+        CHECK_INT(config_node_find(c, "a", NULL, NULL), -ENOENT);
+        CHECK_INT(config_node_find(c, "z", NULL, NULL), -ENOENT);
+        CHECK_STR(c->groups[0].node_names[3], "c4");
+        CHECK(c->groups[0].node_names[4] == NULL);
+}
+
+/* Hostlist order, not name order, decides a node's place in its group. */
+static void test_node_order(void) {
+        static const char text[] =
+                "cluster: c1\n"
+                "cloud: os\n"
+                "groups:\n"
+                "  - {name: a, nodes: \"n[10-11],n[1-2],m1\", flavor: f, image: i}\n";
+        _cleanup_(config_freep) struct config *c = NULL;
+        size_t g, i;
+
+        CHECK_INT(config_load_string("t", text, strlen(text), &c, NULL), 0);
+        if (!c)
+                return;
+        CHECK_INT(config_node_find(c, "n10", &g, &i), 0);
+        CHECK_INT(i, 0);
+        CHECK_INT(config_node_find(c, "n2", &g, &i), 0);
+        CHECK_INT(i, 3);
+        CHECK_INT(config_node_find(c, "m1", &g, &i), 0);
+        CHECK_INT(i, 4);
+        CHECK_STR(c->nodes[0].name, "m1");
 }
 
 static void test_example(void) {
@@ -236,6 +273,35 @@ static void test_missing_file(void) {
         CHECK_STR(err, "config/does-not-exist.yaml: cannot open: No such file or directory\n");
         CHECK_INT(config_load("config", &c, &err2), -EINVAL);
         CHECK_STR(err2, "config: not a regular file\n");
+}
+
+static void test_world_writable(void) {
+        char path[] = "/tmp/test-config-ww-XXXXXX";
+        _cleanup_(config_freep) struct config *c = NULL;
+        _cleanup_free_ char *err = NULL, *want = NULL;
+        int fd = mkstemp(path);
+
+        CHECK(fd >= 0);
+        CHECK(write(fd, minimal, strlen(minimal)) == (ssize_t) strlen(minimal));
+        close(fd);
+        CHECK(chmod(path, 0666) == 0);
+        CHECK_INT(config_load(path, &c, &err), -EPERM);
+        CHECK(asprintf(&want, "%s: writable by every user (mode 0666): chmod o-w %s\n", path, path) > 0);
+        CHECK_STR(err, want);
+        CHECK(chmod(path, 0664) == 0);
+        CHECK_INT(config_load(path, &c, NULL), 0);
+        unlink(path);
+}
+
+/* Characters YAML reads as line breaks cannot round-trip: refused. */
+static void test_unicode_breaks(void) {
+        static const char text[] = "cluster: c1\ncloud: \"a\\u2028b\"\ngroups: [{name: g, nodes: n1, flavor: \"f\\x85\", image: i}]\n";
+        _cleanup_(config_freep) struct config *c = NULL;
+        _cleanup_free_ char *err = NULL;
+
+        CHECK_INT(config_load_string("u", text, strlen(text), &c, &err), -EINVAL);
+        CHECK(err && strstr(err, "u:2:8: cloud must not contain control characters"));
+        CHECK(err && strstr(err, "groups[0].flavor must not contain control characters"));
 }
 
 static void test_too_big(void) {
@@ -365,8 +431,11 @@ int main(void) {
                 RUN(test_no_bad_cases_found);
         RUN(test_defaults);
         RUN(test_group_find);
+        RUN(test_node_order);
         RUN(test_example);
         RUN(test_missing_file);
+        RUN(test_world_writable);
+        RUN(test_unicode_breaks);
         RUN(test_too_big);
         RUN(test_nul_and_crlf);
         RUN(test_user_data);
