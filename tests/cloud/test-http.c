@@ -538,6 +538,7 @@ int main(void) {
         const char *argv[] = { "python3", SRCDIR "/tests/cloud/stub-http.py", NULL };
         char cmd[256];
 
+        setvbuf(stdout, NULL, _IOLBF, 0);
         signal(SIGPIPE, SIG_IGN);
         log_setup("test-http", LOG_INFO);
         if (!mkdtemp(tmpdir) || sd_event_new(&ev) < 0 || test_server_start(&srv, argv) < 0) {

@@ -1,6 +1,7 @@
 /* testlib.h - helpers for the cloud suite: start a python server on a free port, run the loop, fetch synchronously. */
 #pragma once
 
+#include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -150,4 +151,144 @@ static inline long test_json_int(const char *json, const char *key) {
         if (!p)
                 return -1;
         return strtol(p + strlen(pat), NULL, 10);
+}
+
+/* The OpenStack emulator (tests/emulator/emulator.py; $ELASTICD_EMULATOR
+ * overrides the path), on a free port, with a private temp dir. */
+struct test_emulator {
+        pid_t pid;
+        char dir[64];
+        char base[128];
+        sd_event *ev;
+        struct http_engine *ctl;   /* for /_emulator/ calls */
+};
+
+static inline const char *test_emulator_path(void) {
+        const char *p = getenv("ELASTICD_EMULATOR");
+        return p && *p ? p : SRCDIR "/tests/emulator/emulator.py";
+}
+
+/* EXTRA: more emulator arguments, NULL-terminated, or NULL. TLS: a directory
+ * made by mkcert.sh to serve HTTPS from, or NULL. */
+static inline int test_emulator_start(struct test_emulator *m, sd_event *ev, const char *const *extra,
+                                      const char *tls) {
+        char port_file[128], log_file[128], cert[192], key[192];
+        const char *argv[64];
+        size_t n = 0;
+        int port = 0;
+
+        memset(m, 0, sizeof(*m));
+        snprintf(m->dir, sizeof(m->dir), "/tmp/elasticd-emu-%d-XXXXXX", (int) getpid());
+        if (!mkdtemp(m->dir))
+                return -1;
+        snprintf(port_file, sizeof(port_file), "%s/port", m->dir);
+        snprintf(log_file, sizeof(log_file), "%s/emulator.log", m->dir);
+        argv[n++] = "python3";
+        argv[n++] = test_emulator_path();
+        argv[n++] = "--port";
+        argv[n++] = "0";
+        argv[n++] = "--port-file";
+        argv[n++] = port_file;
+        if (tls) {
+                snprintf(cert, sizeof(cert), "%s/server.pem", tls);
+                snprintf(key, sizeof(key), "%s/server.key", tls);
+                argv[n++] = "--tls-cert";
+                argv[n++] = cert;
+                argv[n++] = "--tls-key";
+                argv[n++] = key;
+        }
+        for (size_t i = 0; extra && extra[i] && n < ELEMENTSOF(argv) - 1; i++)
+                argv[n++] = extra[i];
+        argv[n] = NULL;
+
+        m->pid = fork();
+        if (m->pid < 0)
+                return -1;
+        if (m->pid == 0) {
+                int fd = open(log_file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+                if (fd >= 0) {
+                        dup2(fd, STDOUT_FILENO);
+                        dup2(fd, STDERR_FILENO);
+                }
+                execvp(argv[0], (char *const *) argv);
+                _exit(127);
+        }
+        /* The emulator writes the port file (atomically) once it accepts. */
+        for (int i = 0; i < 1000 && port <= 0; i++) {
+                FILE *f = fopen(port_file, "re");
+                if (f) {
+                        if (fscanf(f, "%d", &port) != 1)
+                                port = 0;
+                        fclose(f);
+                }
+                if (port <= 0) {
+                        if (waitpid(m->pid, NULL, WNOHANG) == m->pid) {
+                                m->pid = 0;
+                                return -1;
+                        }
+                        usleep(20000);
+                }
+        }
+        if (port <= 0)
+                return -1;
+        snprintf(m->base, sizeof(m->base), "%s://127.0.0.1:%d", tls ? "https" : "http", port);
+        m->ev = ev;
+        {
+                struct http_options o = { .max_in_flight = 2, .max_retries = 1 };
+                char ca[192];
+                if (tls) {
+                        snprintf(ca, sizeof(ca), "%s/ca.pem", tls);
+                        o.ca_file = ca;
+                }
+                if (http_engine_new(ev, &o, &m->ctl) < 0)
+                        return -1;
+        }
+        return 0;
+}
+
+static inline void test_emulator_stop(struct test_emulator *m) {
+        char cmd[160];
+
+        m->ctl = http_engine_free(m->ctl);
+        if (m->pid > 0) {
+                kill(m->pid, SIGTERM);
+                waitpid(m->pid, NULL, 0);
+                m->pid = 0;
+        }
+        if (m->dir[0]) {
+                if (getenv("ELASTICD_TEST_KEEP"))
+                        fprintf(stderr, "# emulator dir kept: %s\n", m->dir);
+                else {
+                        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", m->dir);
+                        (void) system(cmd);
+                }
+                m->dir[0] = 0;
+        }
+}
+
+/* METHOD PATH on the emulator (JSON BODY or NULL); the answer body into
+ * *ret_body (malloc'd) if not NULL. Returns the HTTP status or a negative errno. */
+static inline long test_emulator_call(struct test_emulator *m, const char *method, const char *path,
+                                      const char *body, char **ret_body) {
+        struct test_response t;
+        char url[512];
+        long status;
+        int k;
+
+        snprintf(url, sizeof(url), "%s%s", m->base, path);
+        k = test_fetch(m->ev, m->ctl, method, url, body, 0, &t);
+        if (k < 0 || t.error < 0) {
+                test_response_clear(&t);
+                return k < 0 ? k : t.error;
+        }
+        status = t.status;
+        if (ret_body)
+                *ret_body = TAKE_PTR(t.body);
+        test_response_clear(&t);
+        return status;
+}
+
+/* POST /_emulator/config with JSON; 0 when the emulator took it. */
+static inline int test_emulator_config(struct test_emulator *m, const char *json) {
+        return test_emulator_call(m, "POST", "/_emulator/config", json, NULL) == 200 ? 0 : -1;
 }

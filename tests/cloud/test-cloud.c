@@ -1,0 +1,832 @@
+/* test-cloud.c - the OpenStack client against the emulator: every call, token renewal, every fault knob, a storm. */
+#include <jansson.h>
+
+#include "cloud.h"
+#include "log.h"
+#include "testlib.h"
+
+#define TINY "012ff1c6-dc8d-4e82-8f73-8a2a63093040"
+#define TINY_V2 "7c1f2f0e-3a4b-4d2c-9e8f-5a6b7c8d9e0f"
+#define CLUSTER "tc"
+
+static sd_event *ev;
+static struct test_emulator emu;
+
+/* A copy of a cloud_result that outlives the callback. */
+struct result {
+        int done;
+        int error;
+        long status;
+        char *message;
+        char *request_id;
+        char *id;
+        bool adopted;
+        char *server_status;
+        char *fault;
+        char *image_id;
+        size_t n_servers;
+        char *names[512];
+};
+
+static void result_clear(struct result *r) {
+        free(r->message);
+        free(r->request_id);
+        free(r->id);
+        free(r->server_status);
+        free(r->fault);
+        free(r->image_id);
+        for (size_t i = 0; i < r->n_servers && i < ELEMENTSOF(r->names); i++)
+                free(r->names[i]);
+        memset(r, 0, sizeof(*r));
+}
+
+static char *dup_or_null(const char *s) {
+        return s ? strdup(s) : NULL;
+}
+
+static void result_cb(struct cloud *c, const struct cloud_result *res, void *userdata) {
+        struct result *r = userdata;
+
+        r->done = 1;
+        r->error = res->error;
+        r->status = res->os->status;
+        r->message = dup_or_null(res->os->message);
+        r->request_id = dup_or_null(res->os->request_id);
+        r->id = dup_or_null(res->id);
+        r->adopted = res->adopted;
+        if (res->server) {
+                r->server_status = dup_or_null(res->server->status);
+                r->fault = dup_or_null(res->server->fault ? res->server->fault->message : NULL);
+                r->image_id = dup_or_null(res->server->image_id);
+        }
+        r->n_servers = res->n_servers;
+        for (size_t i = 0; i < res->n_servers && i < ELEMENTSOF(r->names); i++)
+                r->names[i] = strdup(res->servers[i]->name);
+}
+
+static int wait_result(struct result *r, int k) {
+        if (k < 0)
+                return k;
+        return test_run_until(ev, &r->done, 120);
+}
+
+static void run_for(uint64_t usec) {
+        uint64_t end = test_now_usec() + usec;
+
+        while (test_now_usec() < end)
+                sd_event_run(ev, end - test_now_usec());
+}
+
+static struct cloud_config *emu_config(const char *password, const char *cacert) {
+        struct cloud_config *cc = calloc(1, sizeof(*cc));
+        char url[192];
+
+        snprintf(url, sizeof(url), "%s/v3", emu.base);
+        cc->name = strdup("emu");
+        cc->auth_type = CLOUD_AUTH_PASSWORD;
+        cc->auth_url = strdup(url);
+        cc->username = strdup("demo");
+        cc->password = strdup(password);
+        cc->user_domain_name = strdup("Default");
+        cc->project_name = strdup("demo");
+        cc->project_domain_name = strdup("Default");
+        cc->interface = CLOUD_INTERFACE_PUBLIC;
+        cc->verify = true;
+        cc->cacert = dup_or_null(cacert);
+        return cc;
+}
+
+static struct cloud *new_cloud(const char *cluster, struct cloud_options *o, const char *password) {
+        struct cloud_options def = {};
+        struct cloud_config *cc = emu_config(password ? password : "demo", NULL);
+        struct cloud *c = NULL;
+        _cleanup_free_ char *err = NULL;
+
+        if (!o)
+                o = &def;
+        o->cluster = cluster;
+        if (!o->create_recheck_usec)
+                o->create_recheck_usec = 100000;
+        if (!o->http.backoff_base_usec)
+                o->http.backoff_base_usec = 20000;
+        if (!o->http.backoff_max_usec)
+                o->http.backoff_max_usec = 200000;
+        if (cloud_new(ev, cc, o, &c, &err) < 0) {
+                printf("# cloud_new: %s\n", err ? err : "?");
+                clouds_free(cc);
+                return NULL;
+        }
+        return c;
+}
+
+static int create(struct cloud *c, const char *cluster, const char *name, const char *op, const char *flavor,
+                  struct result *r) {
+        struct nova_kv meta[] = {
+                { (char *) CLOUD_META_CLUSTER, (char *) cluster },
+                { (char *) CLOUD_META_NODE, (char *) name },
+                { (char *) CLOUD_META_OP, (char *) op },
+        };
+        const char *nets[] = { "none", NULL };
+        struct nova_create s = {
+                .name = name,
+                .flavor_ref = flavor ? flavor : "1",
+                .image_ref = TINY,
+                .networks = nets,
+                .metadata = meta,
+                .n_metadata = 3,
+        };
+
+        memset(r, 0, sizeof(*r));
+        return cloud_server_create(c, &s, result_cb, r, NULL);
+}
+
+/* Show the server until its status is not BUILD (or 30 s). */
+static void wait_built(struct cloud *c, const char *id, struct result *r) {
+        for (int i = 0; i < 300; i++) {
+                memset(r, 0, sizeof(*r));
+                if (wait_result(r, cloud_server_show(c, id, result_cb, r, NULL)) < 0 || r->error < 0)
+                        return;
+                if (!r->server_status || (strcmp(r->server_status, "BUILD") != 0 &&
+                                          strcmp(r->server_status, "REBOOT") != 0 &&
+                                          strcmp(r->server_status, "HARD_REBOOT") != 0 &&
+                                          strcmp(r->server_status, "REBUILD") != 0))
+                        return;
+                result_clear(r);
+                run_for(100000);
+        }
+}
+
+/* The emulator's own view: live servers (all, or named NAME). */
+static long emu_live(const char *name, long *ret_active, bool *ret_unique_names) {
+        _cleanup_free_ char *body = NULL;
+        json_t *root, *a, *s;
+        long n = 0, active = 0;
+        size_t i;
+        bool unique = true;
+
+        if (test_emulator_call(&emu, "GET", "/_emulator/servers", NULL, &body) != 200)
+                return -1;
+        root = json_loads(body, 0, NULL);
+        if (!root)
+                return -1;
+        a = json_object_get(root, "servers");
+        json_array_foreach(a, i, s) {
+                const char *vm = json_string_value(json_object_get(s, "vm_state"));
+                const char *nm = json_string_value(json_object_get(s, "name"));
+                if (vm && strcmp(vm, "deleted") == 0)
+                        continue;
+                if (name && (!nm || strcmp(nm, name) != 0))
+                        continue;
+                n++;
+                const char *st = json_string_value(json_object_get(s, "status"));
+                if (st && strcmp(st, "ACTIVE") == 0)
+                        active++;
+                for (size_t j = i + 1; j < json_array_size(a); j++) {
+                        json_t *o = json_array_get(a, j);
+                        const char *vm2 = json_string_value(json_object_get(o, "vm_state"));
+                        const char *nm2 = json_string_value(json_object_get(o, "name"));
+                        if (nm && nm2 && strcmp(nm, nm2) == 0 && !(vm2 && strcmp(vm2, "deleted") == 0))
+                                unique = false;
+                }
+        }
+        json_decref(root);
+        if (ret_active)
+                *ret_active = active;
+        if (ret_unique_names)
+                *ret_unique_names = unique;
+        return n;
+}
+
+static long emu_stat(const char *key) {
+        _cleanup_free_ char *body = NULL;
+        json_t *root;
+        long v = -1;
+
+        if (test_emulator_call(&emu, "GET", "/_emulator/stats", NULL, &body) != 200)
+                return -1;
+        root = json_loads(body, 0, NULL);
+        if (root && json_is_integer(json_object_get(root, key)))
+                v = (long) json_integer_value(json_object_get(root, key));
+        json_decref(root);
+        return v;
+}
+
+static void emu_reset(void) {
+        CHECK(test_emulator_call(&emu, "POST", "/_emulator/reset", "{}", NULL) == 200);
+        CHECK(test_emulator_config(&emu, "{\"build_delay\": 0.05, \"delete_delay\": 0.02, "
+                                         "\"reboot_delay\": 0.05, \"rebuild_delay\": 0.05}") == 0);
+}
+
+/* ---- the calls ---- */
+
+static void test_lifecycle(void) {
+        _cleanup_(cloud_freep) struct cloud *c = new_cloud(CLUSTER, NULL, NULL);
+        _cleanup_(cloud_freep) struct cloud *other = new_cloud("other", NULL, NULL);
+        _cleanup_free_ char *id = NULL;
+        struct cloud_stats st;
+        struct result r = {};
+
+        emu_reset();
+        CHECK(c && other);
+        CHECK_STR(cloud_cluster_tag(c), "elasticd.tc");
+
+        CHECK(wait_result(&r, create(c, CLUSTER, "cn-1", "op-1", NULL, &r)) == 0);
+        CHECK_INT(r.error, 0);
+        CHECK_INT(r.status, 202);
+        CHECK(r.id != NULL);
+        CHECK(!r.adopted);
+        CHECK(r.request_id && strncmp(r.request_id, "req-", 4) == 0);
+        id = TAKE_PTR(r.id);
+        result_clear(&r);
+
+        /* Another cluster's server must not show up in our list. */
+        CHECK(wait_result(&r, create(other, "other", "cn-1", "op-x", NULL, &r)) == 0);
+        CHECK_INT(r.error, 0);
+        result_clear(&r);
+
+        wait_built(c, id, &r);
+        CHECK_INT(r.error, 0);
+        CHECK_STR(r.server_status, "ACTIVE");
+        CHECK_STR(r.image_id, TINY);
+        result_clear(&r);
+
+        CHECK(wait_result(&r, cloud_servers_list(c, NULL, result_cb, &r, NULL)) == 0);
+        CHECK_INT(r.error, 0);
+        CHECK_INT(r.n_servers, 1);
+        CHECK_STR(r.names[0], "cn-1");
+        result_clear(&r);
+        CHECK(wait_result(&r, cloud_servers_list(c, "cn-2", result_cb, &r, NULL)) == 0);
+        CHECK_INT(r.error, 0);
+        CHECK_INT(r.n_servers, 0);
+        result_clear(&r);
+
+        CHECK(wait_result(&r, cloud_server_reboot(c, id, false, result_cb, &r, NULL)) == 0);
+        CHECK_INT(r.error, 0);
+        CHECK_INT(r.status, 202);
+        result_clear(&r);
+        wait_built(c, id, &r);
+        CHECK_STR(r.server_status, "ACTIVE");
+        result_clear(&r);
+        CHECK(wait_result(&r, cloud_server_reboot(c, id, true, result_cb, &r, NULL)) == 0);
+        CHECK_INT(r.error, 0);
+        result_clear(&r);
+        wait_built(c, id, &r);
+        result_clear(&r);
+
+        CHECK(wait_result(&r, cloud_server_rebuild(c, id, TINY_V2, result_cb, &r, NULL)) == 0);
+        CHECK_INT(r.error, 0);
+        CHECK_INT(r.status, 202);
+        result_clear(&r);
+        wait_built(c, id, &r);
+        CHECK_STR(r.server_status, "ACTIVE");
+        CHECK_STR(r.image_id, TINY_V2);
+        result_clear(&r);
+
+        CHECK(wait_result(&r, cloud_server_delete(c, id, result_cb, &r, NULL)) == 0);
+        CHECK_INT(r.error, 0);
+        CHECK_INT(r.status, 204);
+        result_clear(&r);
+        for (int i = 0; i < 100; i++) {
+                CHECK(wait_result(&r, cloud_server_show(c, id, result_cb, &r, NULL)) == 0);
+                if (r.error < 0)
+                        break;
+                result_clear(&r);
+                run_for(50000);
+        }
+        CHECK_INT(r.error, -ENOENT);
+        CHECK_INT(r.status, 404);
+        CHECK(r.message && strstr(r.message, "could not be found") != NULL);
+        CHECK(r.request_id != NULL);
+        result_clear(&r);
+        /* Deleting what is gone is done, not an error. */
+        CHECK(wait_result(&r, cloud_server_delete(c, id, result_cb, &r, NULL)) == 0);
+        CHECK_INT(r.error, 0);
+        CHECK_INT(r.status, 404);
+        result_clear(&r);
+
+        cloud_get_stats(c, &st);
+        CHECK_INT(st.auths, 1);
+        CHECK(st.http[1][0] >= 4);  /* POST 2xx */
+        CHECK_INT(st.calls_active, 0);
+        CHECK_INT(st.create_lookups, 0);
+}
+
+static void test_errors(void) {
+        _cleanup_(cloud_freep) struct cloud *c = new_cloud(CLUSTER, NULL, NULL);
+        _cleanup_free_ char *id = NULL;
+        struct cloud_stats st;
+        struct result r = {};
+
+        emu_reset();
+        /* 400: bad flavor, never repeated */
+        CHECK(wait_result(&r, create(c, CLUSTER, "cn-bad", "op-2", "424242", &r)) == 0);
+        CHECK_INT(r.error, -EINVAL);
+        CHECK_INT(r.status, 400);
+        CHECK(r.message && strstr(r.message, "Flavor 424242 could not be found") != NULL);
+        result_clear(&r);
+        cloud_get_stats(c, &st);
+        CHECK_INT(st.create_posts, 1);
+
+        /* Bad input is refused before sending, through the callback with a message. */
+        {
+                struct nova_kv meta[] = { { (char *) CLOUD_META_CLUSTER, (char *) CLUSTER },
+                                          { (char *) CLOUD_META_NODE, (char *) "cn-x" } };
+                const char *nets[] = { "none", "11111111-2222-3333-4444-555555555555", NULL };
+                struct nova_create s = { .name = "cn-x", .flavor_ref = "1", .image_ref = TINY,
+                                         .networks = nets, .metadata = meta, .n_metadata = 2 };
+                memset(&r, 0, sizeof(r));
+                CHECK(wait_result(&r, cloud_server_create(c, &s, result_cb, &r, NULL)) == 0);
+                CHECK_INT(r.error, -EINVAL);
+                CHECK(r.message != NULL);
+                result_clear(&r);
+                /* Metadata of another cluster, or none: refused at once. */
+                meta[0].value = (char *) "other";
+                CHECK_INT(cloud_server_create(c, &s, result_cb, &r, NULL), -EINVAL);
+                s.n_metadata = 0;
+                CHECK_INT(cloud_server_create(c, &s, result_cb, &r, NULL), -EINVAL);
+        }
+
+        /* Quota */
+        CHECK(test_emulator_config(&emu, "{\"quota_instances\": 0}") == 0);
+        CHECK(wait_result(&r, create(c, CLUSTER, "cn-q", "op-3", NULL, &r)) == 0);
+        CHECK_INT(r.error, -EDQUOT);
+        CHECK_INT(r.status, 403);
+        CHECK(r.message && strstr(r.message, "Quota exceeded") != NULL);
+        result_clear(&r);
+        CHECK(test_emulator_config(&emu, "{\"quota_instances\": 0, \"quota_status\": 413}") == 0);
+        CHECK(wait_result(&r, create(c, CLUSTER, "cn-q", "op-3", NULL, &r)) == 0);
+        CHECK_INT(r.error, -EDQUOT);
+        CHECK_INT(r.status, 413);
+        result_clear(&r);
+        CHECK(test_emulator_config(&emu, "{\"quota_instances\": null, \"quota_status\": 403}") == 0);
+
+        /* A build that ends in ERROR: the create succeeded, show has the fault. */
+        CHECK(test_emulator_config(&emu, "{\"build_error_next\": 1}") == 0);
+        CHECK(wait_result(&r, create(c, CLUSTER, "cn-e", "op-4", NULL, &r)) == 0);
+        CHECK_INT(r.error, 0);
+        id = TAKE_PTR(r.id);
+        result_clear(&r);
+        wait_built(c, id, &r);
+        CHECK_STR(r.server_status, "ERROR");
+        CHECK(r.fault && strstr(r.fault, "No valid host") != NULL);
+        result_clear(&r);
+        /* A soft reboot of an ERROR server: 409 */
+        CHECK(wait_result(&r, cloud_server_reboot(c, id, false, result_cb, &r, NULL)) == 0);
+        CHECK_INT(r.error, -EBUSY);
+        CHECK_INT(r.status, 409);
+        CHECK(r.message && strstr(r.message, "vm_state error") != NULL);
+        result_clear(&r);
+        CHECK(wait_result(&r, cloud_server_delete(c, id, result_cb, &r, NULL)) == 0);
+        CHECK_INT(r.error, 0);
+        result_clear(&r);
+
+        /* 404 for show */
+        CHECK(wait_result(&r, cloud_server_show(c, "00000000-0000-0000-0000-000000000000", result_cb, &r, NULL)) == 0);
+        CHECK_INT(r.error, -ENOENT);
+        result_clear(&r);
+}
+
+static void test_resolve(void) {
+        _cleanup_(cloud_freep) struct cloud *c = new_cloud(CLUSTER, NULL, NULL);
+        struct result r = {};
+        long before;
+
+        emu_reset();
+        CHECK(wait_result(&r, cloud_flavor_resolve(c, "small", result_cb, &r, NULL)) == 0);
+        CHECK_INT(r.error, 0);
+        CHECK_STR(r.id, "1");
+        result_clear(&r);
+        CHECK(wait_result(&r, cloud_flavor_resolve(c, "99", result_cb, &r, NULL)) == 0);
+        CHECK_INT(r.error, 0);
+        CHECK_STR(r.id, "99");
+        result_clear(&r);
+        CHECK(wait_result(&r, cloud_flavor_resolve(c, "medium", result_cb, &r, NULL)) == 0);
+        CHECK_INT(r.error, -ENOENT);
+        CHECK(r.message && strstr(r.message, "medium") != NULL);
+        result_clear(&r);
+
+        CHECK(wait_result(&r, cloud_image_resolve(c, "tiny", result_cb, &r, NULL)) == 0);
+        CHECK_INT(r.error, 0);
+        CHECK_STR(r.id, TINY);
+        result_clear(&r);
+        CHECK(wait_result(&r, cloud_image_resolve(c, TINY_V2, result_cb, &r, NULL)) == 0);
+        CHECK_INT(r.error, 0);
+        CHECK_STR(r.id, TINY_V2);
+        result_clear(&r);
+        CHECK(wait_result(&r, cloud_image_resolve(c, "nope", result_cb, &r, NULL)) == 0);
+        CHECK_INT(r.error, -ENOENT);
+        result_clear(&r);
+
+        /* Cached: no API call at all. */
+        before = emu_stat("total");
+        CHECK(wait_result(&r, cloud_flavor_resolve(c, "small", result_cb, &r, NULL)) == 0);
+        CHECK_STR(r.id, "1");
+        result_clear(&r);
+        CHECK(wait_result(&r, cloud_image_resolve(c, "tiny", result_cb, &r, NULL)) == 0);
+        CHECK_STR(r.id, TINY);
+        result_clear(&r);
+        CHECK_INT(emu_stat("total"), before);
+}
+
+static void test_token_expiry(void) {
+        _cleanup_(cloud_freep) struct cloud *c = new_cloud(CLUSTER, NULL, NULL);
+        struct cloud_stats st;
+        struct result r = {};
+
+        emu_reset();
+        CHECK(wait_result(&r, cloud_servers_list(c, NULL, result_cb, &r, NULL)) == 0);
+        CHECK_INT(r.error, 0);
+        result_clear(&r);
+        /* Revoked behind our back: one 401, one new token, the call repeated. */
+        CHECK(test_emulator_call(&emu, "POST", "/_emulator/tokens/expire", "{}", NULL) == 200);
+        CHECK(wait_result(&r, cloud_servers_list(c, NULL, result_cb, &r, NULL)) == 0);
+        CHECK_INT(r.error, 0);
+        result_clear(&r);
+        cloud_get_stats(c, &st);
+        CHECK_INT(st.auths, 2);
+        CHECK_INT(st.reauths_on_401, 1);
+
+        /* A create meeting an expired token is repeated too (nothing was created). */
+        CHECK(test_emulator_call(&emu, "POST", "/_emulator/tokens/expire", "{}", NULL) == 200);
+        CHECK(wait_result(&r, create(c, CLUSTER, "cn-t", "op-t", NULL, &r)) == 0);
+        CHECK_INT(r.error, 0);
+        result_clear(&r);
+        CHECK_INT(emu_live("cn-t", NULL, NULL), 1);
+        cloud_get_stats(c, &st);
+        CHECK_INT(st.auths, 3);
+        CHECK_INT(st.reauths_on_401, 2);
+}
+
+static void test_token_renewal(void) {
+        _cleanup_(cloud_freep) struct cloud *c = NULL;
+        struct cloud_stats st;
+        struct result r = {};
+
+        emu_reset();
+        /* A 2 s token is used for at most half its life, then renewed without a 401. */
+        CHECK(test_emulator_config(&emu, "{\"token_ttl\": 2}") == 0);
+        c = new_cloud(CLUSTER, NULL, NULL);
+        CHECK(wait_result(&r, cloud_servers_list(c, NULL, result_cb, &r, NULL)) == 0);
+        CHECK_INT(r.error, 0);
+        result_clear(&r);
+        run_for(1200000);
+        CHECK(wait_result(&r, cloud_servers_list(c, NULL, result_cb, &r, NULL)) == 0);
+        CHECK_INT(r.error, 0);
+        result_clear(&r);
+        cloud_get_stats(c, &st);
+        CHECK_INT(st.auths, 2);
+        CHECK_INT(st.reauths_on_401, 0);
+}
+
+static void test_bad_credentials(void) {
+        _cleanup_(cloud_freep) struct cloud *c = new_cloud(CLUSTER, NULL, "wrong");
+        struct result r1, r2;
+
+        emu_reset();
+        /* Both calls wait for the same authentication and both fail with its error. */
+        memset(&r1, 0, sizeof(r1));
+        memset(&r2, 0, sizeof(r2));
+        CHECK(cloud_servers_list(c, NULL, result_cb, &r1, NULL) == 0);
+        CHECK(cloud_server_show(c, "x", result_cb, &r2, NULL) == 0);
+        CHECK(test_run_until(ev, &r1.done, 30) == 0);
+        CHECK(test_run_until(ev, &r2.done, 30) == 0);
+        CHECK_INT(r1.error, -EACCES);
+        CHECK_INT(r1.status, 401);
+        CHECK(r1.message && strstr(r1.message, "requires authentication") != NULL);
+        CHECK(r1.message && strstr(r1.message, "wrong") == NULL);
+        CHECK_INT(r2.error, -EACCES);
+        result_clear(&r1);
+        result_clear(&r2);
+}
+
+/* ---- faults on create ---- */
+
+static void test_create_5xx_not_processed(void) {
+        _cleanup_(cloud_freep) struct cloud *c = new_cloud(CLUSTER, NULL, NULL);
+        struct cloud_stats st;
+        struct result r = {};
+
+        emu_reset();
+        CHECK(test_emulator_config(&emu, "{\"error_next\": 1, \"error_codes\": [502], \"fault_method\": \"POST\", "
+                                         "\"fault_path\": \"/servers$\"}") == 0);
+        CHECK(wait_result(&r, create(c, CLUSTER, "cn-5", "op-5", NULL, &r)) == 0);
+        CHECK_INT(r.error, 0);
+        CHECK(!r.adopted);
+        result_clear(&r);
+        cloud_get_stats(c, &st);
+        CHECK_INT(st.create_posts, 2);
+        CHECK_INT(st.create_lookups, 1);
+        CHECK_INT(emu_live("cn-5", NULL, NULL), 1);
+}
+
+static void test_create_reply_lost(void) {
+        _cleanup_(cloud_freep) struct cloud *c = new_cloud(CLUSTER, NULL, NULL);
+        struct cloud_stats st;
+        struct result r = {};
+
+        emu_reset();
+        /* Created, then the connection drops: found by the lookup, not created twice. */
+        CHECK(test_emulator_config(&emu, "{\"drop_next\": 1, \"drop_after\": true, \"fault_method\": \"POST\", "
+                                         "\"fault_path\": \"/servers$\"}") == 0);
+        CHECK(wait_result(&r, create(c, CLUSTER, "cn-6", "op-6", NULL, &r)) == 0);
+        CHECK_INT(r.error, 0);
+        CHECK(r.adopted);
+        CHECK(r.id != NULL);
+        result_clear(&r);
+        cloud_get_stats(c, &st);
+        CHECK_INT(st.create_posts, 1);
+        CHECK_INT(st.create_adopted, 1);
+        CHECK_INT(emu_live("cn-6", NULL, NULL), 1);
+
+        /* Dropped before processing (with a RST): looked up, then POSTed again. */
+        CHECK(test_emulator_config(&emu, "{\"drop_next\": 1, \"drop_after\": false, \"drop_reset\": true, "
+                                         "\"fault_method\": \"POST\", \"fault_path\": \"/servers$\"}") == 0);
+        CHECK(wait_result(&r, create(c, CLUSTER, "cn-7", "op-7", NULL, &r)) == 0);
+        CHECK_INT(r.error, 0);
+        CHECK(!r.adopted);
+        result_clear(&r);
+        cloud_get_stats(c, &st);
+        CHECK_INT(st.create_posts, 3);
+        CHECK_INT(emu_live("cn-7", NULL, NULL), 1);
+}
+
+static void test_create_timeout(void) {
+        struct cloud_options o = { .create_timeout_usec = 500000, .create_recheck_usec = 2000000 };
+        _cleanup_(cloud_freep) struct cloud *c = new_cloud(CLUSTER, &o, NULL);
+        struct cloud_stats st;
+        struct result r = {};
+
+        emu_reset();
+        /* The POST answers after 1.5 s; we give up after 0.5 s: "maybe created". */
+        CHECK(test_emulator_config(&emu, "{\"latency_by_method\": {\"POST\": 1.5}}") == 0);
+        /* Authenticate first: Keystone's POST is slow too (and retried). */
+        CHECK(wait_result(&r, cloud_servers_list(c, NULL, result_cb, &r, NULL)) == 0);
+        result_clear(&r);
+        CHECK(wait_result(&r, create(c, CLUSTER, "cn-8", "op-8", NULL, &r)) == 0);
+        CHECK_INT(r.error, 0);
+        CHECK(r.adopted);
+        result_clear(&r);
+        cloud_get_stats(c, &st);
+        CHECK_INT(st.create_posts, 1);
+        CHECK_INT(emu_live("cn-8", NULL, NULL), 1);
+}
+
+static void test_create_429(void) {
+        _cleanup_(cloud_freep) struct cloud *c = new_cloud(CLUSTER, NULL, NULL);
+        struct cloud_stats st;
+        struct result r = {};
+        uint64_t t0;
+
+        emu_reset();
+        CHECK(test_emulator_config(&emu, "{\"ratelimit_next\": 2, \"retry_after\": 1, \"fault_method\": \"POST\", "
+                                         "\"fault_path\": \"/servers$\"}") == 0);
+        CHECK(wait_result(&r, cloud_servers_list(c, NULL, result_cb, &r, NULL)) == 0);
+        result_clear(&r);
+        t0 = test_now_usec();
+        CHECK(wait_result(&r, create(c, CLUSTER, "cn-9", "op-9", NULL, &r)) == 0);
+        CHECK_INT(r.error, 0);
+        result_clear(&r);
+        /* Two Retry-After: 1 honoured. */
+        CHECK(test_now_usec() - t0 >= 2000000);
+        cloud_get_stats(c, &st);
+        CHECK_INT(st.create_posts, 3);
+        CHECK_INT(st.create_lookups, 0);
+        CHECK_INT(emu_live("cn-9", NULL, NULL), 1);
+}
+
+static void test_get_faults(void) {
+        struct cloud_options o = { .http = { .max_retries = 4 } };
+        _cleanup_(cloud_freep) struct cloud *c = new_cloud(CLUSTER, &o, NULL);
+        struct cloud_stats st;
+        struct result r = {};
+
+        emu_reset();
+        CHECK(wait_result(&r, cloud_servers_list(c, NULL, result_cb, &r, NULL)) == 0);
+        result_clear(&r);
+        CHECK(test_emulator_config(&emu, "{\"error_next\": 2, \"error_codes\": [500, 503], \"fault_method\": \"GET\"}") == 0);
+        CHECK(wait_result(&r, cloud_servers_list(c, NULL, result_cb, &r, NULL)) == 0);
+        CHECK_INT(r.error, 0);
+        result_clear(&r);
+        CHECK(test_emulator_config(&emu, "{\"drop_next\": 2, \"fault_method\": \"GET\"}") == 0);
+        CHECK(wait_result(&r, cloud_servers_list(c, NULL, result_cb, &r, NULL)) == 0);
+        CHECK_INT(r.error, 0);
+        result_clear(&r);
+        cloud_get_stats(c, &st);
+        /* 4 failed attempts; libcurl itself may redo a GET whose reused connection died. */
+        CHECK(st.transport.retries >= 3 && st.transport.retries <= 4);
+
+        /* Beyond the retries: the 5xx and the cloud's message come back. */
+        CHECK(test_emulator_config(&emu, "{\"error_next\": 10, \"error_codes\": [500], \"fault_method\": \"GET\"}") == 0);
+        CHECK(wait_result(&r, cloud_servers_list(c, NULL, result_cb, &r, NULL)) == 0);
+        CHECK_INT(r.error, -EREMOTEIO);
+        CHECK_INT(r.status, 500);
+        CHECK(r.message != NULL);
+        result_clear(&r);
+        CHECK(test_emulator_config(&emu, "{\"error_next\": 0}") == 0);
+
+        /* Latency: slower, still right. */
+        CHECK(test_emulator_config(&emu, "{\"latency\": 0.3}") == 0);
+        uint64_t t0 = test_now_usec();
+        CHECK(wait_result(&r, cloud_servers_list(c, NULL, result_cb, &r, NULL)) == 0);
+        CHECK_INT(r.error, 0);
+        CHECK(test_now_usec() - t0 >= 300000);
+        result_clear(&r);
+}
+
+static void test_paging(void) {
+        struct cloud_options o = { .page_size = 2 };
+        _cleanup_(cloud_freep) struct cloud *c = new_cloud(CLUSTER, &o, NULL);
+        struct result r[5];
+        char name[16];
+
+        emu_reset();
+        for (int i = 0; i < 5; i++) {
+                snprintf(name, sizeof(name), "cn-p%d", i);
+                CHECK(create(c, CLUSTER, name, "op-p", NULL, &r[i]) == 0);
+        }
+        for (int i = 0; i < 5; i++) {
+                CHECK(test_run_until(ev, &r[i].done, 30) == 0);
+                CHECK_INT(r[i].error, 0);
+                result_clear(&r[i]);
+        }
+        CHECK(wait_result(&r[0], cloud_servers_list(c, NULL, result_cb, &r[0], NULL)) == 0);
+        CHECK_INT(r[0].error, 0);
+        CHECK_INT(r[0].n_servers, 5);
+        result_clear(&r[0]);
+}
+
+static void test_cancel_and_free(void) {
+        struct cloud *c = new_cloud(CLUSTER, NULL, NULL);
+        struct result r1 = {}, r2 = {}, r3 = {};
+        uint64_t id1 = 0, id2 = 0;
+
+        emu_reset();
+        CHECK(test_emulator_config(&emu, "{\"latency\": 0.3}") == 0);
+        CHECK(cloud_servers_list(c, NULL, result_cb, &r1, &id1) == 0);
+        CHECK(cloud_server_show(c, "x", result_cb, &r2, &id2) == 0);
+        CHECK(cloud_flavor_resolve(c, "small", result_cb, &r3, NULL) == 0);
+        CHECK_INT(cloud_cancel(c, id1), 0);
+        CHECK_INT(cloud_cancel(c, id1), -ENOENT);
+        run_for(100000);
+        CHECK_INT(cloud_cancel(c, id2), 0);
+        /* Freed with a call in flight: no callback, no leak. */
+        c = cloud_free(c);
+        run_for(500000);
+        CHECK(!r1.done && !r2.done && !r3.done);
+}
+
+static void test_backpressure(void) {
+        struct cloud_options o = { .max_calls = 3 };
+        _cleanup_(cloud_freep) struct cloud *c = new_cloud(CLUSTER, &o, NULL);
+        struct result r[4] = {};
+
+        emu_reset();
+        for (int i = 0; i < 3; i++)
+                CHECK(cloud_servers_list(c, NULL, result_cb, &r[i], NULL) == 0);
+        CHECK_INT(cloud_servers_list(c, NULL, result_cb, &r[3], NULL), -EBUSY);
+        for (int i = 0; i < 3; i++) {
+                CHECK(test_run_until(ev, &r[i].done, 30) == 0);
+                CHECK_INT(r[i].error, 0);
+                result_clear(&r[i]);
+        }
+        CHECK(!r[3].done);
+}
+
+/* ---- the storm ---- */
+
+#define STORM_N 200
+#define STORM_LIMIT 16
+
+static void test_storm(void) {
+        struct cloud_options o = {
+                .http = { .max_in_flight = STORM_LIMIT, .max_retries = 6 },
+                .create_attempts = 12,
+        };
+        _cleanup_(cloud_freep) struct cloud *c = new_cloud(CLUSTER, &o, NULL);
+        static struct result r[STORM_N];
+        struct cloud_stats st;
+        long active = 0, live;
+        bool unique = false;
+        char name[16], op[16];
+        int failed = 0;
+
+        emu_reset();
+        CHECK(test_emulator_call(&emu, "DELETE", "/_emulator/stats", NULL, NULL) == 200);
+        CHECK(test_emulator_config(&emu, "{\"error_rate\": 0.2, \"drop_rate\": 0.05, \"drop_after\": true, "
+                                         "\"ratelimit_next\": 5, \"ratelimit_rate\": 0.02, \"retry_after\": 1, "
+                                         "\"latency\": 0.01, \"build_delay\": 0.1, \"seed\": 7}") == 0);
+        for (int i = 0; i < STORM_N; i++) {
+                snprintf(name, sizeof(name), "st-%03d", i);
+                snprintf(op, sizeof(op), "op-%03d", i);
+                CHECK(create(c, CLUSTER, name, op, NULL, &r[i]) == 0);
+        }
+        for (int i = 0; i < STORM_N; i++) {
+                CHECK(test_run_until(ev, &r[i].done, 600) == 0);
+                if (r[i].error < 0) {
+                        failed++;
+                        printf("# %d: %d %s\n", i, r[i].error, r[i].message ? r[i].message : "");
+                }
+                result_clear(&r[i]);
+        }
+        CHECK_INT(failed, 0);
+        cloud_get_stats(c, &st);
+        printf("# storm: %" PRIu64 " POSTs, %" PRIu64 " lookups, %" PRIu64 " adopted, %" PRIu64
+               " retries, %" PRIu64 " throttled, max in flight %u\n",
+               st.create_posts, st.create_lookups, st.create_adopted, st.transport.retries, st.transport.throttled,
+               st.transport.max_in_flight_seen);
+        CHECK(st.transport.max_in_flight_seen <= STORM_LIMIT);
+        CHECK(emu_stat("max_in_flight") <= STORM_LIMIT);
+        CHECK(emu_stat("max_in_flight") >= 1);
+        CHECK(st.create_lookups > 0);
+
+        /* Faults off; wait for the builds. */
+        CHECK(test_emulator_config(&emu, "{\"error_rate\": 0, \"drop_rate\": 0, \"ratelimit_rate\": 0, "
+                                         "\"ratelimit_next\": 0, \"latency\": 0}") == 0);
+        for (int i = 0; i < 300; i++) {
+                live = emu_live(NULL, &active, &unique);
+                if (active == STORM_N || live != STORM_N)
+                        break;
+                run_for(100000);
+        }
+        live = emu_live(NULL, &active, &unique);
+        CHECK_INT(live, STORM_N);
+        CHECK_INT(active, STORM_N);
+        CHECK(unique);
+}
+
+static void test_tls(void) {
+        struct test_emulator tls = {};
+        char dir[64], cmd[256], ca[128], other[128], url[192];
+        struct result r = {};
+
+        snprintf(dir, sizeof(dir), "/tmp/elasticd-tls-%d", (int) getpid());
+        snprintf(cmd, sizeof(cmd), "sh '%s/../mkcert.sh' '%s'", SRCDIR "/tests/emulator", dir);
+        {
+                /* mkcert.sh sits beside the emulator. */
+                const char *p = test_emulator_path();
+                const char *slash = strrchr(p, '/');
+                snprintf(cmd, sizeof(cmd), "sh '%.*s/mkcert.sh' '%s'", (int) (slash - p), p, dir);
+        }
+        CHECK(system(cmd) == 0);
+        snprintf(ca, sizeof(ca), "%s/ca.pem", dir);
+        snprintf(other, sizeof(other), "%s/other-ca.pem", dir);
+        CHECK(test_emulator_start(&tls, ev, NULL, dir) == 0);
+        snprintf(url, sizeof(url), "%s/v3", tls.base);
+
+        for (int i = 0; i < 2; i++) {
+                struct cloud_options o = { .cluster = CLUSTER };
+                struct cloud_config *cc = emu_config("demo", i == 0 ? ca : other);
+                struct cloud *c = NULL;
+
+                free(cc->auth_url);
+                cc->auth_url = strdup(url);
+                CHECK(cloud_new(ev, cc, &o, &c, NULL) == 0);
+                CHECK(wait_result(&r, cloud_servers_list(c, NULL, result_cb, &r, NULL)) == 0);
+                if (i == 0) {
+                        CHECK_INT(r.error, 0);
+                } else {
+                        CHECK_INT(r.error, -EKEYREJECTED);
+                        CHECK(r.message && strstr(r.message, "authentication") != NULL);
+                }
+                result_clear(&r);
+                cloud_free(c);
+        }
+        test_emulator_stop(&tls);
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+        (void) system(cmd);
+}
+
+int main(void) {
+        setvbuf(stdout, NULL, _IOLBF, 0);
+        signal(SIGPIPE, SIG_IGN);
+        log_setup("test-cloud", getenv("ELASTICD_TEST_DEBUG") ? LOG_DEBUG : LOG_INFO);
+        if (access(test_emulator_path(), R_OK) < 0) {
+                printf("1..0 # SKIP no emulator at %s\n", test_emulator_path());
+                return 0;
+        }
+        if (sd_event_new(&ev) < 0 || test_emulator_start(&emu, ev, NULL, NULL) < 0) {
+                printf("Bail out! cannot start the emulator (%s)\n", test_emulator_path());
+                return 1;
+        }
+
+        RUN(test_lifecycle);
+        RUN(test_errors);
+        RUN(test_resolve);
+        RUN(test_token_expiry);
+        RUN(test_token_renewal);
+        RUN(test_bad_credentials);
+        RUN(test_create_5xx_not_processed);
+        RUN(test_create_reply_lost);
+        RUN(test_create_timeout);
+        RUN(test_create_429);
+        RUN(test_get_faults);
+        RUN(test_paging);
+        RUN(test_cancel_and_free);
+        RUN(test_backpressure);
+        RUN(test_storm);
+        RUN(test_tls);
+
+        test_emulator_stop(&emu);
+        sd_event_unref(ev);
+        return test_done();
+}
