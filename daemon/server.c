@@ -55,6 +55,7 @@ struct server {
 
         bool stopping;
         void (*on_idle)(struct server *s, void *userdata);
+        void *idle_userdata;
 };
 
 static int set_error(char **ret_error, const char *fmt, ...) _printf_(2, 3);
@@ -84,7 +85,7 @@ static void server_check_idle(struct server *s) {
         if (s->stopping && s->n_clients == 0 && s->on_idle) {
                 void (*fn)(struct server *, void *) = s->on_idle;
                 s->on_idle = NULL;
-                fn(s, s->userdata);
+                fn(s, s->idle_userdata);
         }
 }
 
@@ -219,7 +220,12 @@ int server_client_reply(struct server_client *c, json_t *reply) {
                 c->closing = true;
                 c->out_start = c->out_size = 0;
         }
-        /* Processing resumes (more buffered frames, flush, close) from the loop. */
+        /* Most replies fit the socket buffer: send now, the loop does the rest. */
+        if (client_flush(c) < 0) {
+                log_debug("Client pid %d went away before its reply was sent", (int) c->peer.pid);
+                c->closing = true;
+                c->out_start = c->out_size = 0;
+        }
         (void) client_update_events(c);
         return 0;
 }
@@ -229,7 +235,10 @@ static int client_update_events(struct server_client *c) {
 
         if (!c->io)
                 return 0;
-        if (!c->closing && !c->in_flight)
+        /* Read the next request only once the last reply is out: a client
+         * that does not read its replies stops being read (and the idle
+         * sweep drops it), so its queued bytes stay bounded. */
+        if (!c->closing && !c->in_flight && c->out_size == c->out_start)
                 ev |= EPOLLIN;
         if (c->out_size > c->out_start)
                 ev |= EPOLLOUT;
@@ -245,7 +254,7 @@ static void client_process(struct server_client *c) {
         struct server *s = c->server;
 
         server_client_ref(c);
-        while (c->server && !c->in_flight && !c->closing) {
+        while (c->server && !c->in_flight && !c->closing && c->out_size == c->out_start) {
                 _cleanup_(json_decrefp) json_t *body = NULL;
                 struct protocol_error err = {};
                 int r;
@@ -315,7 +324,8 @@ static int client_io(sd_event_source *src, int fd, uint32_t revents, void *userd
                 if (client_flush(c) < 0) {
                         log_debug("Client pid %d went away before its reply was sent", (int) c->peer.pid);
                         client_disconnect(c);
-                }
+                } else if (c->out_size == c->out_start)
+                        client_process(c); /* frames that arrived with the last one */
         }
         /* After EOF the peer may still be reading: close once everything is sent. */
         if (c->server && c->closing && !c->in_flight && c->out_size == c->out_start)
@@ -702,9 +712,10 @@ unsigned server_n_clients(const struct server *s) {
         return s->n_clients;
 }
 
-void server_stop(struct server *s, void (*on_idle)(struct server *s, void *userdata)) {
+void server_stop(struct server *s, void (*on_idle)(struct server *s, void *userdata), void *userdata) {
         s->stopping = true;
         s->on_idle = on_idle;
+        s->idle_userdata = userdata;
         server_close_listener(s);
         for (struct server_client *c = s->clients, *next; c; c = next) {
                 next = c->next;

@@ -73,7 +73,7 @@ bool server_activated(const struct server *s);
 
 /* Stop accepting and reading; replies in progress are still sent. ON_IDLE
  * is called (once) when no connection is left. */
-void server_stop(struct server *s, void (*on_idle)(struct server *s, void *userdata));
+void server_stop(struct server *s, void (*on_idle)(struct server *s, void *userdata), void *userdata);
 
 unsigned server_n_clients(const struct server *s);
 
