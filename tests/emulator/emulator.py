@@ -1281,6 +1281,12 @@ class Control:
         self.api = api
 
     def handle(self, method, path, query, body):
+        try:
+            return self._handle(method, path, query, body)
+        except (ValueError, TypeError, re.error) as e:
+            return 400, {"error": "bad request: %s" % e}
+
+    def _handle(self, method, path, query, body):
         c = self.cloud
         q = dict(query)
         try:

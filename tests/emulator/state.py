@@ -158,6 +158,8 @@ def parse_isotime(s):
     s = s.strip().replace(" ", "+")
     if s.endswith("Z"):
         s = s[:-1] + "+00:00"
+    if re.fullmatch(r"[0-9]{4}(-[0-9]{2})?", s):      # iso8601 takes these too
+        s += "-01" if len(s) == 7 else "-01-01"
     d = datetime.datetime.fromisoformat(s)
     if d.tzinfo is None:
         d = d.replace(tzinfo=datetime.timezone.utc)
