@@ -404,7 +404,9 @@ class SlurmCluster:
         except OSError:
             return ""
 
-    def wait_for(self, cond, timeout=30.0, what="condition", interval=0.1):
+    def wait_for(self, cond, timeout=30.0, what="condition"):
+        """Poll COND every 0.1 s; return its first true value, or raise
+        HarnessError naming WHAT after TIMEOUT seconds."""
         return self._wait(cond, timeout, what)
 
     def _wait(self, cond, timeout, what, still_ok=None, logfile=None):
@@ -428,41 +430,37 @@ class SlurmCluster:
             p.poll()
 
     def our_netns(self):
-        try:
-            names = os.listdir(nsutil.NETNS_DIR)
-        except FileNotFoundError:
-            return []
-        return sorted(n for n in names if n.startswith(self.prefix + "-"))
+        return _netns_with_prefix(self.prefix)
 
     def stop(self):
         """Stop everything this cluster started; idempotent."""
         if not self._started:
             return
         self._started = False
+        # a second signal must not cut the tear-down short
+        self._restore_signal_handlers()
+        held = {}
+        for s in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+            try:
+                held[s] = signal.signal(s, signal.SIG_IGN)
+            except ValueError:
+                pass
         try:
-            # instances first (slurmd, slurmstepd, jobs), then slurmctld by its
-            # pid, then whatever else lives in the controller ns (slurmscriptd,
-            # hooks, daemons started with spawn()), munged last
-            for ns in self.our_netns():
-                if ns != self.ctl_netns:
-                    nsutil.stop_netns_processes(ns, reap=self._reap)
-            self._reap()
-            if self._slurmctld and self._slurmctld.returncode is None:
-                nsutil.stop_pids([self._slurmctld.pid], reap=self._reap)
-            nsutil.stop_netns_processes(self.ctl_netns, reap=self._reap)
             self._reap()   # a pid of a child already reaped may be reused: skip those
-            others = [p.pid for p in self._children
-                      if p is not self._munged and p.returncode is None]
-            nsutil.stop_pids(others, reap=self._reap)
-            if self._munged and self._munged.returncode is None:
-                nsutil.stop_pids([self._munged.pid], reap=self._reap)
+            _teardown(self.prefix, self.ctl_netns,
+                      self._slurmctld.pid if self._slurmctld and
+                      self._slurmctld.returncode is None else None,
+                      [p.pid for p in self._children
+                       if p not in (self._munged, self._slurmctld) and p.returncode is None],
+                      self._munged.pid if self._munged and
+                      self._munged.returncode is None else None,
+                      self._reap)
             self._reap()
-            for ns in self.our_netns():
-                nsutil.netns_delete(ns)
             if not self.keep:
                 shutil.rmtree(self.base, ignore_errors=True)
         finally:
-            self._restore_signal_handlers()
+            for s, h in held.items():
+                signal.signal(s, h)
             try:
                 atexit.unregister(self.stop)
             except Exception:
@@ -492,3 +490,61 @@ class SlurmCluster:
     def __exit__(self, *exc):
         self.stop()
         return False
+
+
+def _netns_with_prefix(prefix):
+    try:
+        names = os.listdir(nsutil.NETNS_DIR)
+    except FileNotFoundError:
+        return []
+    return sorted(n for n in names if n.startswith(prefix + "-"))
+
+
+def _teardown(prefix, ctl_netns, slurmctld_pid, other_pids, munged_pid, reap=None):
+    """Instances first (slurmd, slurmstepd, jobs), then slurmctld by its pid,
+    then whatever else lives in the controller ns (slurmscriptd, hooks,
+    daemons started with spawn()) or was started by us, munged last; then
+    delete the netns."""
+    for ns in _netns_with_prefix(prefix):
+        if ns != ctl_netns:
+            nsutil.stop_netns_processes(ns, reap=reap)
+    if slurmctld_pid:
+        nsutil.stop_pids([slurmctld_pid], reap=reap)
+    nsutil.stop_netns_processes(ctl_netns, reap=reap)
+    nsutil.stop_pids(other_pids, reap=reap)
+    if munged_pid:
+        nsutil.stop_pids([munged_pid], reap=reap)
+    for ns in _netns_with_prefix(prefix):
+        nsutil.netns_delete(ns)
+
+
+def cleanup(base):
+    """Tear down the cluster in BASE left behind by a test process that was
+    killed with SIGKILL (what stop() would have done), and remove BASE."""
+    state = instance_mod.load_state(base)
+    munged = state["anchor_pid"]
+    try:
+        with open("/proc/%d/cmdline" % munged, "rb") as f:
+            mine = (base + "/munge/").encode() in f.read()
+    except OSError:
+        mine = False
+    _teardown(state["prefix"], state["ctl_netns"], None, [],
+              munged if mine and nsutil.comm(munged) == "munged" else None)
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def main(argv):
+    if len(argv) != 3 or argv[1] != "cleanup":
+        print("usage: slurmcluster.py cleanup BASE   (tear down a cluster whose test was killed)",
+              file=sys.stderr)
+        return 64
+    try:
+        cleanup(os.path.abspath(argv[2]))
+    except (instance_mod.InstanceError, OSError, RuntimeError) as e:
+        print("slurmcluster.py cleanup: %s" % e, file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -243,20 +243,30 @@ def test_cluster(t):
     t.ok(not left, "stop() leaves no process, netns, mount or directory", "\n".join(left))
 
 
-def test_sigterm(t):
+def start_child(t):
+    """A test process of its own with a cluster and a booted instance:
+    returns (process, base, prefix, pids in its namespaces)."""
     p = subprocess.Popen([sys.executable, "-c", CHILD], stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True)
     line = p.stdout.readline().split()
     if len(line) != 2:
         p.kill()
         t.ok(False, "child test process started a cluster", p.stderr.read())
-        return
+        return None
     base, prefix = line
     pids = []
     for n in os.listdir(nsutil.NETNS_DIR):
         if n.startswith(prefix + "-"):
             pids += nsutil.netns_pids(n)
     t.ok(len(pids) >= 4, "child's cluster runs (slurmctld, holder, slurmd, ...)", pids)
+    return p, base, prefix, pids
+
+
+def test_sigterm(t):
+    r = start_child(t)
+    if not r:
+        return
+    p, base, prefix, pids = r
     p.send_signal(signal.SIGTERM)
     try:
         rc = p.wait(30)
@@ -269,6 +279,22 @@ def test_sigterm(t):
          "rc %s\n%s" % (rc, "\n".join(left)))
 
 
+def test_sigkill_cleanup(t):
+    r = start_child(t)
+    if not r:
+        return
+    p, base, prefix, pids = r
+    p.kill()
+    p.wait()
+    t.ok(leftovers(base, prefix, pids), "SIGKILL leaves the cluster running")
+    c = subprocess.run([sys.executable, os.path.join(os.path.dirname(INSTANCE), "slurmcluster.py"),
+                        "cleanup", base], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       text=True, timeout=60)
+    left = leftovers(base, prefix, pids)
+    t.ok(c.returncode == 0 and not left, "slurmcluster.py cleanup BASE removes all of it",
+         "%s\n%s" % (c.stdout, "\n".join(left)))
+
+
 def main():
     if os.geteuid() != 0:
         skip_all("needs root (network namespaces)")
@@ -276,7 +302,7 @@ def main():
         if not shutil.which(prog, path=nsutil.SAFE_PATH):
             skip_all("%s not installed" % prog)
     t = Tap()
-    for f in (test_rejects_bad_program, test_cluster, test_sigterm):
+    for f in (test_rejects_bad_program, test_cluster, test_sigterm, test_sigkill_cleanup):
         try:
             f(t)
         except Exception:
