@@ -91,6 +91,10 @@ static void node_free(void *p) {
         free(n->group);
         free(n->op.id);
         free(n->op.request_id);
+        free(n->step);
+        free(n->instance_id);
+        free(n->address);
+        free(n->note);
         free(n);
 }
 
@@ -333,6 +337,8 @@ static int apply_op(struct state *s, json_t *rec, char **ret_error) {
         }
 
         n->group = new_group;
+        n->step = mfree(n->step);
+        n->note = mfree(n->note);
         n->op = (struct state_op) {
                 .id = new_id,
                 .kind = kind,
@@ -355,6 +361,28 @@ oom:
         return -ENOMEM;
 }
 
+/* Replace *field with the record's KEY: a string sets it, null clears it,
+ * absence keeps it. */
+static int update_field(char **field, json_t *rec, const char *key, char **ret_error) {
+        json_t *v = json_object_get(rec, key);
+        char *copy;
+
+        if (!v)
+                return 0;
+        if (json_is_null(v)) {
+                *field = mfree(*field);
+                return 0;
+        }
+        if (!json_is_string(v))
+                return fail(ret_error, "node record with a non-string \"%s\"", key);
+        copy = strdup(json_string_value(v));
+        if (!copy)
+                return -ENOMEM;
+        free(*field);
+        *field = copy;
+        return 0;
+}
+
 static int apply_op_state(struct state *s, json_t *rec, char **ret_error) {
         const char *id = get_string(rec, "id"), *node = get_string(rec, "node");
         struct state_node *n;
@@ -371,6 +399,43 @@ static int apply_op_state(struct state *s, json_t *rec, char **ret_error) {
                 return 0; /* about an operation already replaced: nothing to change */
         n->op.state = st;
         n->op.changed = get_time(rec);
+        return update_field(&n->note, rec, "note", ret_error);
+}
+
+static int apply_node(struct state *s, json_t *rec, char **ret_error) {
+        const char *node = get_string(rec, "node"), *op = get_string(rec, "op");
+        static const char *const keys[] = { "instance_id", "address", "step", "note" };
+        struct state_node *n;
+        char **fields[4];
+        bool current;
+        int r;
+
+        if (!node)
+                return fail(ret_error, "node record without \"node\"");
+        for (size_t i = 0; i < ELEMENTSOF(keys); i++) {
+                json_t *v = json_object_get(rec, keys[i]);
+                if (v && !json_is_string(v) && !json_is_null(v))
+                        return fail(ret_error, "node record for %s with a non-string \"%s\"", node, keys[i]);
+        }
+        n = state_node_find(s, node);
+        if (!n)
+                return 0; /* a node with no operation: nothing to attach it to */
+        /* The instance belongs to the node; the step and the note belong to
+         * one operation and are dropped when that one was replaced. */
+        current = !op || strcmp(op, n->op.id) == 0;
+        fields[0] = &n->instance_id;
+        fields[1] = &n->address;
+        fields[2] = current ? &n->step : NULL;
+        fields[3] = current ? &n->note : NULL;
+        for (size_t i = 0; i < ELEMENTSOF(keys); i++) {
+                if (!fields[i])
+                        continue;
+                r = update_field(fields[i], rec, keys[i], ret_error);
+                if (r < 0)
+                        return r;
+        }
+        if (current && json_object_get(rec, "step"))
+                n->step_changed = get_time(rec);
         return 0;
 }
 
@@ -392,6 +457,8 @@ int state_apply(struct state *s, json_t *record, char **ret_error) {
                 r = apply_op(s, record, ret_error);
         else if (strcmp(kind, "op_state") == 0)
                 r = apply_op_state(s, record, ret_error);
+        else if (strcmp(kind, "node") == 0)
+                r = apply_node(s, record, ret_error);
         else
                 r = 0;
         if (r >= 0)
@@ -496,6 +563,18 @@ static int add_node_record(const struct state_node *n, void *userdata) {
         }
         if (json_array_append_new(a, o) < 0)
                 return -ENOMEM;
+        if (!n->step && !n->instance_id && !n->address && !n->note)
+                return 0;
+        o = json_pack("{s:s, s:s, s:s, s:I}", "kind", "node", "node", n->name, "op", n->op.id,
+                      "time", (json_int_t) n->step_changed);
+        if (!o)
+                return -ENOMEM;
+        if ((n->step && json_object_set_new(o, "step", json_string(n->step)) < 0) ||
+            (n->instance_id && json_object_set_new(o, "instance_id", json_string(n->instance_id)) < 0) ||
+            (n->address && json_object_set_new(o, "address", json_string(n->address)) < 0) ||
+            (n->note && json_object_set_new(o, "note", json_string(n->note)) < 0) ||
+            json_array_append_new(a, o) < 0)
+                return -ENOMEM;
         return 0;
 }
 
@@ -547,4 +626,10 @@ int state_live_records(struct state *s, json_t **ret_array) {
 oom:
         json_decref(a);
         return -ENOMEM;
+}
+
+json_t *state_request_record(struct state *s, const char *id) {
+        struct request_entry *r = request_find(s, id);
+
+        return r ? r->record : NULL;
 }

@@ -14,6 +14,12 @@
  *                                                 a node operation, created
  *   {"kind":"op_state","id":O,"node":N,"state":S,"time":T[,"note":...]}
  *                                                 a node operation changed state
+ *   {"kind":"node","node":N,"op":O,"step":S,"time":T[,"instance_id":I|null]
+ *    [,"address":A|null][,"note":...]}
+ *                                                 the lifecycle's progress on a
+ *                                                 node: the step its operation
+ *                                                 reached, the instance it knows
+ *                                                 (null: none), why it failed
  *
  * Rule when a hook names a node that already has an active operation:
  * the same kind again is a no-op ("already pending"); another kind
@@ -70,6 +76,12 @@ struct state_node {
         char *name;
         char *group;
         struct state_op op; /* the latest operation (every node here has one) */
+        /* From "node" records (the lifecycle); NULL until set. */
+        char *step;         /* the step the latest operation reached */
+        char *instance_id;  /* the node's instance, as far as elasticd knows */
+        char *address;      /* the instance's address given to Slurm */
+        char *note;         /* why the operation failed, or what it did */
+        int64_t step_changed;
 };
 
 struct state;
@@ -107,3 +119,7 @@ int state_resize_min(const struct state *s, const char *group, unsigned *ret);
  * counter, requests that a node's latest operation still refers to, the
  * latest resize of each group and each node's latest operation. */
 int state_live_records(struct state *s, json_t **ret_array);
+
+/* The journal record of accepted request ID while an operation refers to
+ * it (borrowed), or NULL. */
+json_t *state_request_record(struct state *s, const char *id);

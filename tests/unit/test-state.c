@@ -160,10 +160,68 @@ static void test_order_and_compaction(void) {
         }
 }
 
+static void test_node_records(void) {
+        _cleanup_(state_freep) struct state *s = NULL;
+        _cleanup_(state_freep) struct state *s2 = NULL;
+        json_t *live = NULL, *v;
+        const struct state_node *n;
+        size_t i;
+
+        CHECK_INT(state_new("abcd", &s), 0);
+        CHECK_INT(apply(s, "{\"kind\":\"request\",\"id\":\"r-x-1\",\"type\":\"resume\",\"operations\":1}"), 0);
+        CHECK_INT(apply(s, "{\"kind\":\"op\",\"id\":\"o-x-2\",\"node\":\"cl1\",\"group\":\"g\","
+                           "\"op\":\"resume\",\"state\":\"running\",\"request\":\"r-x-1\",\"time\":5}"), 0);
+        /* the lifecycle's progress: step, instance, address */
+        CHECK_INT(apply(s, "{\"kind\":\"node\",\"node\":\"cl1\",\"op\":\"o-x-2\",\"step\":\"building\","
+                           "\"instance_id\":\"i-1\",\"address\":null,\"time\":7}"), 0);
+        n = state_node_find(s, "cl1");
+        CHECK(n && n->step && strcmp(n->step, "building") == 0);
+        CHECK(n && n->instance_id && strcmp(n->instance_id, "i-1") == 0);
+        CHECK(n && !n->address);
+        CHECK_INT(n ? n->step_changed : 0, 7);
+        CHECK(state_request_record(s, "r-x-1") != NULL);
+        CHECK(state_request_record(s, "r-nope") == NULL);
+        CHECK(state_request_record(s, NULL) == NULL);
+
+        /* wrong types are refused and change nothing */
+        CHECK_INT(apply(s, "{\"kind\":\"node\",\"node\":\"cl1\",\"step\":7}"), -EBADMSG);
+        CHECK_INT(apply(s, "{\"kind\":\"node\",\"instance_id\":\"i\"}"), -EBADMSG);
+        CHECK(n && n->step && strcmp(n->step, "building") == 0);
+        /* a node without an operation: ignored */
+        CHECK_INT(apply(s, "{\"kind\":\"node\",\"node\":\"zz9\",\"step\":\"x\"}"), 0);
+        CHECK(state_node_find(s, "zz9") == NULL);
+
+        /* a record of a superseded operation keeps the instance, not the step */
+        CHECK_INT(apply(s, "{\"kind\":\"op\",\"id\":\"o-x-3\",\"node\":\"cl1\",\"group\":\"g\","
+                           "\"op\":\"suspend\",\"state\":\"pending\",\"time\":8}"), 0);
+        n = state_node_find(s, "cl1");
+        CHECK(n && !n->step);
+        CHECK_INT(apply(s, "{\"kind\":\"node\",\"node\":\"cl1\",\"op\":\"o-x-2\",\"step\":\"addressing\","
+                           "\"instance_id\":\"i-1\",\"address\":\"10.0.0.5\",\"time\":9}"), 0);
+        CHECK(n && !n->step);
+        CHECK(n && n->address && strcmp(n->address, "10.0.0.5") == 0);
+        CHECK_INT(apply(s, "{\"kind\":\"op_state\",\"id\":\"o-x-3\",\"node\":\"cl1\",\"state\":\"failed\","
+                           "\"note\":\"why\",\"time\":10}"), 0);
+        CHECK(n && n->note && strcmp(n->note, "why") == 0);
+
+        /* compaction keeps it all */
+        CHECK_INT(state_live_records(s, &live), 0);
+        CHECK_INT(state_new("abcd", &s2), 0);
+        json_array_foreach(live, i, v)
+                CHECK_INT(state_apply(s2, v, NULL), 0);
+        json_decref(live);
+        n = state_node_find(s2, "cl1");
+        CHECK(n && n->instance_id && strcmp(n->instance_id, "i-1") == 0);
+        CHECK(n && n->address && strcmp(n->address, "10.0.0.5") == 0);
+        CHECK(n && n->note && strcmp(n->note, "why") == 0);
+        CHECK(n && n->op.state == STATE_OP_FAILED);
+}
+
 int main(void) {
         RUN(test_names);
         RUN(test_apply_and_ids);
         RUN(test_bad_records);
         RUN(test_order_and_compaction);
+        RUN(test_node_records);
         return test_done();
 }
