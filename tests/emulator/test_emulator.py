@@ -18,7 +18,9 @@ import traceback
 import urllib.parse
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-EMULATOR = os.path.join(HERE, "emulator.py")
+sys.path.insert(0, HERE)
+import harness  # noqa: E402
+
 FIXTURES = os.path.join(HERE, "..", "fixtures", "openstack")
 IMAGE = "012ff1c6-dc8d-4e82-8f73-8a2a63093040"
 IMAGE2 = "7c1f2f0e-3a4b-4d2c-9e8f-5a6b7c8d9e0f"
@@ -66,82 +68,25 @@ def wait_for(fn, timeout=10.0, what="condition"):
     raise AssertionError("timed out waiting for " + what)
 
 
-class Emulator:
-    """One emulator process on a free port, with a private temp dir."""
+class Emulator(harness.EmulatorProcess):
+    """The harness's emulator with short delays and Nova-call helpers."""
 
-    def __init__(self, *args, tls_dir=None):
-        self.dir = tempfile.mkdtemp(prefix="emu-test-%d-" % os.getpid())
-        portfile = os.path.join(self.dir, "port")
-        cmd = [sys.executable, EMULATOR, "--port", "0", "--port-file", portfile,
-               "--build-delay", "0.2", "--delete-delay", "0.1",
-               "--reboot-delay", "0.1", "--rebuild-delay", "0.1"] + list(args)
-        self.ctx = None
-        if tls_dir:
-            cmd += ["--tls-cert", os.path.join(tls_dir, "server.pem"),
-                    "--tls-key", os.path.join(tls_dir, "server.key")]
-            self.ctx = ssl.create_default_context(cafile=os.path.join(tls_dir, "ca.pem"))
-        self.log = open(os.path.join(self.dir, "stderr"), "w+")
-        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=self.log)
-        wait_for(lambda: os.path.exists(portfile) or self.proc.poll() is not None,
-                 what="emulator start")
-        if self.proc.poll() is not None:
-            self.log.seek(0)
-            raise AssertionError("emulator died: " + self.log.read())
-        self.port = int(open(portfile).read())
-        self.base = "%s://127.0.0.1:%d" % ("https" if tls_dir else "http", self.port)
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
+    def __init__(self, *args, tls=False):
+        super().__init__(*args, tls=tls, build_delay=0.2, delete_delay=0.1,
+                         reboot_delay=0.1, rebuild_delay=0.1)
 
     def conn(self, ctx=None):
-        if self.ctx or ctx:
-            return http.client.HTTPSConnection("127.0.0.1", self.port, timeout=20,
-                                               context=ctx or self.ctx)
-        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=20)
+        return self.connection(context=ctx)
 
     def call(self, method, path, body=None, token=None, mv=MV, headers=None):
         """(status, headers dict (lower-case names), parsed JSON or raw text)."""
-        h = {"Accept": "application/json"}
+        h = {}
         if token:
             h["X-Auth-Token"] = token
         if mv and path.startswith("/compute/v2.1"):
             h["OpenStack-API-Version"] = mv
-        if body is not None:
-            h["Content-Type"] = "application/json"
-            body = json.dumps(body)
         h.update(headers or {})
-        c = self.conn()
-        try:
-            c.request(method, path, body=body, headers=h)
-            r = c.getresponse()
-            data = r.read()
-            hdrs = {k.lower(): v for k, v in r.getheaders()}
-        finally:
-            c.close()
-        try:
-            parsed = json.loads(data) if data else None
-        except ValueError:
-            parsed = data.decode()
-        return r.status, hdrs, parsed
-
-    def control(self, method, path, body=None):
-        st, _, out = self.call(method, "/_emulator/" + path, body)
-        if st != 200:
-            raise AssertionError("control %s %s: %d %r" % (method, path, st, out))
-        return out
-
-    def token(self, user="demo", password="demo"):
-        st, h, _ = self.call("POST", "/v3/auth/tokens", password_auth(user, password))
-        eq(st, 201, "auth status")
-        return h["x-subject-token"]
+        return self.request(method, path, body, h)
 
     def create(self, token, name, mv=MV, **extra):
         srv = {"name": name, "imageRef": IMAGE, "flavorRef": "1", "networks": "auto"}
@@ -1035,17 +980,14 @@ def boot_hook_gates_active():
 
 @test
 def https_right_and_wrong_ca():
-    d = tempfile.mkdtemp(prefix="emu-tls-%d-" % os.getpid())
-    emu = None
+    emu = Emulator(tls=True)
     try:
-        subprocess.run([os.path.join(HERE, "mkcert.sh"), d], check=True)
-        emu = Emulator(tls_dir=d)
         st, h, out = emu.call("POST", "/v3/auth/tokens", password_auth("demo", "demo"))
         eq(st, 201, "HTTPS auth")
         url = [e["url"] for c in out["token"]["catalog"] if c["type"] == "compute"
                for e in c["endpoints"]][0]
         assert url.startswith("https://127.0.0.1:"), url
-        wrong = ssl.create_default_context(cafile=os.path.join(d, "other-ca.pem"))
+        wrong = ssl.create_default_context(cafile=emu.other_ca)
         c = emu.conn(ctx=wrong)
         try:
             c.request("GET", "/v3")
@@ -1061,10 +1003,19 @@ def https_right_and_wrong_ca():
             eq(emu.call("GET", "/v3")[0], 200, "served despite a silent client")
         finally:
             s.close()
+        # clouds.yaml for the C client carries the CA
+        d = tempfile.mkdtemp(prefix="emu-clouds-%d-" % os.getpid())
+        try:
+            path = emu.clouds_yaml(d, auth="appcred")
+            text = open(path).read()
+            eq(os.stat(path).st_mode & 0o777, 0o600, "clouds.yaml mode")
+            for want in ("auth_url: %s/v3" % emu.base, "application_credential_secret: s3cr3t",
+                         "cacert: " + emu.ca, "auth_type: v3applicationcredential"):
+                assert want in text, (want, text)
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
     finally:
-        if emu:
-            emu.stop()
-        shutil.rmtree(d, ignore_errors=True)
+        emu.stop()
 
 
 def main():
