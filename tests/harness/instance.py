@@ -23,7 +23,9 @@ CLI (the OpenStack emulator's hook and test ResumePrograms call it):
   instance.py reboot --base B --name N [--service ...] [--boot-delay S]
   instance.py exec --base B --name N -- CMD ARGS...
   instance.py emu-hook --base B [--service ...]   (EMU_EVENT=create|delete|
-                   reboot|rebuild, EMU_SERVER_NAME, EMU_ADDRESS from the env)
+                   reboot|rebuild, EMU_SERVER_NAME, EMU_ADDRESS, EMU_SERVER_ID
+                   from the env; a delete by another server id than the one
+                   that created the instance is a no-op)
 Works from any namespace (e.g. a hook run by slurmctld inside its private
 mount namespace): it re-enters the harness's own namespaces first.
 """
@@ -95,15 +97,18 @@ def _resolve_addr(state, name, addr):
     return str(a), net.prefixlen
 
 
-def up(base, name, addr=None, service="slurmd", boot_delay=None, wait=False):
+def up(base, name, addr=None, service="slurmd", boot_delay=None, wait=False, owner=None):
     """Create instance NAME and boot it (in the background).  Returns a dict
-    with netns, addr and the pid of the booting process."""
+    with netns, addr and the pid of the booting process.  OWNER (the
+    emulator's server id) is recorded so that deleting another server of
+    the same name leaves this instance alone."""
     _check_name(name)
     state = load_state(base)
     addr, plen = _resolve_addr(state, name, addr)
     ns = netns_name(state["prefix"], name)
     if nsutil.netns_exists(ns):
-        raise InstanceError("instance %s already exists (netns %s)" % (name, ns))
+        raise InstanceError("instance %s already exists (netns %s%s)" % (
+            name, ns, ", server " + _owner(state, name) if _owner(state, name) else ""))
     if boot_delay is None:
         boot_delay = state.get("boot_delay", 2.0)
     veth, ctl = _veth_name(name), state["ctl_netns"]
@@ -118,7 +123,20 @@ def up(base, name, addr=None, service="slurmd", boot_delay=None, wait=False):
         nsutil.ip("-n", ctl, "link", "del", veth, check=False)
         nsutil.netns_delete(ns)
         raise
+    owner_file = os.path.join(_run_dir(state), name + ".owner")
+    if owner:
+        nsutil.write_file(owner_file, owner + "\n")
+    else:
+        _unlink(owner_file)
     return _boot(state, name, ns, service, boot_delay, wait)
+
+
+def _owner(state, name):
+    try:
+        with open(os.path.join(_run_dir(state), name + ".owner")) as f:
+            return f.read().strip()
+    except OSError:
+        return ""
 
 
 def _boot(state, name, ns, service, boot_delay, wait):
@@ -205,13 +223,19 @@ def stop(base, name):
     return ns, pids
 
 
-def down(base, name):
+def down(base, name, owner=None):
     """Destroy instance NAME: stop its processes, delete its netns (which
-    deletes the veth too).  Returns the pids ended; [] if it was not up."""
+    deletes the veth too).  Returns the pids ended; [] if it was not up, or
+    if OWNER is given and another server owns it."""
+    _check_name(name)
+    state = load_state(base)
+    if owner and _owner(state, name) not in ("", owner):
+        return []
     ns, pids = stop(base, name)
     nsutil.netns_delete(ns)
     if nsutil.netns_exists(ns):
         raise InstanceError("netns %s could not be deleted" % ns)
+    _unlink(os.path.join(_run_dir(state), name + ".owner"))
     return pids
 
 
@@ -280,10 +304,12 @@ def main(argv=None):
         _reenter_harness_ns(a.base, argv)
         if a.cmd == "emu-hook":
             ev, name = os.environ.get("EMU_EVENT", ""), os.environ.get("EMU_SERVER_NAME", "")
+            sid = os.environ.get("EMU_SERVER_ID") or None
             if ev == "create":
-                up(a.base, name, os.environ.get("EMU_ADDRESS") or None, a.service, a.boot_delay)
+                up(a.base, name, os.environ.get("EMU_ADDRESS") or None, a.service, a.boot_delay,
+                   owner=sid)
             elif ev == "delete":
-                down(a.base, name)
+                down(a.base, name, owner=sid)
             elif ev in ("reboot", "rebuild"):
                 reboot(a.base, name, a.service, a.boot_delay)
             else:

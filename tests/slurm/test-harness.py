@@ -218,7 +218,15 @@ def test_cluster(t):
         cl3_pids = nsutil.netns_pids(c.instance_netns("cl3"))
         pids += cl3_pids
         r = subprocess.run([sys.executable, INSTANCE, "emu-hook", "--base", c.base],
-                           env=dict(os.environ, EMU_EVENT="delete", EMU_SERVER_NAME="cl3"),
+                           env=dict(os.environ, EMU_EVENT="delete", EMU_SERVER_NAME="cl3",
+                                    EMU_SERVER_ID="other"),
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=30)
+        t.ok(r.returncode == 0 and c.instance_netns("cl3") in c.our_netns()
+             and all(nsutil.alive(p) for p in cl3_pids),
+             "emu-hook delete by another server of the same name leaves the instance alone", r)
+        r = subprocess.run([sys.executable, INSTANCE, "emu-hook", "--base", c.base],
+                           env=dict(os.environ, EMU_EVENT="delete", EMU_SERVER_NAME="cl3",
+                                    EMU_SERVER_ID="x"),
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=30)
         t.ok(r.returncode == 0 and c.instance_netns("cl3") not in c.our_netns()
              and not any(nsutil.alive(p) for p in cl3_pids),
