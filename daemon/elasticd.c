@@ -1,0 +1,377 @@
+/* elasticd.c - the daemon: configuration, journal replay, socket, event loop, signals, systemd notification. */
+#include <getopt.h>
+#include <grp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <systemd/sd-daemon.h>
+#include <systemd/sd-event.h>
+#include <time.h>
+
+#include "auth.h"
+#include "config-build.h"
+#include "config.h"
+#include "log.h"
+#include "macro.h"
+#include "request.h"
+#include "server.h"
+#include "state.h"
+
+/* Name of the socket systemd passes (elasticd.socket's FileDescriptorName default). */
+#define SOCKET_FD_NAME "elasticd.socket"
+/* Replies may be larger than requests: `nodes` on a big cluster (elasticctl accepts 16 MiB). */
+#define REPLY_FRAME_MAX ((size_t) 16 << 20)
+#define CLIENT_IDLE_USEC (30 * 1000000ULL)
+/* After SIGTERM, replies in progress get this long to be read. */
+#define SHUTDOWN_GRACE_USEC (5 * 1000000ULL)
+
+struct elasticd {
+        sd_event *event;
+        struct config *config;
+        struct auth *auth;
+        struct state *state;
+        struct server *server;
+        struct request_context ctx;
+        sd_event_source *shutdown_timer;
+
+        /* Command line overrides, re-applied on reload. */
+        const char *config_path;
+        const char *socket_override;
+        const char *state_dir_override;
+        char *socket_path;         /* what we listen on: a change needs a restart */
+        char *state_dir;           /* what we journal in: a change needs a restart */
+        bool stopping;
+};
+
+static uint64_t now(clockid_t clock) {
+        struct timespec ts;
+
+        clock_gettime(clock, &ts);
+        return (uint64_t) ts.tv_sec * 1000000ULL + (uint64_t) ts.tv_nsec / 1000;
+}
+
+static void help(void) {
+        printf("Usage: elasticd [OPTIONS]\n"
+               "Grow and shrink a Slurm cluster on OpenStack: the daemon behind elasticctl and the\n"
+               "power-saving hooks (elastic-resume, elastic-suspend, ...).\n\n"
+               "  -c, --config FILE     configuration file (default %s)\n"
+               "      --socket PATH     listen on PATH instead of the configured socket_path\n"
+               "      --state-dir DIR   keep the journal in DIR instead of the configured state_dir\n"
+               "      --check           check the configuration, print it normalised, exit\n"
+               "  -d, --debug           log debug messages\n"
+               "      --version         print the version\n"
+               "  -h, --help            this help\n",
+               ELASTICD_CONFIG_PATH);
+}
+
+static int replace_string(char **field, const char *value) {
+        char *s = strdup(value);
+
+        if (!s)
+                return -ENOMEM;
+        free(*field);
+        *field = s;
+        return 0;
+}
+
+static void log_multiline(int level, const char *text) {
+        _cleanup_free_ char *copy = strdup(text ? text : "");
+        char *save = NULL;
+
+        if (!copy)
+                return;
+        for (char *line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+                log_ctx_msg(level, NULL, "%s", line);
+}
+
+/* Load the configuration named on the command line, with the overrides applied. */
+static int load_config(struct elasticd *d, struct config **ret, char **ret_errors) {
+        _cleanup_(config_freep) struct config *c = NULL;
+        int r;
+
+        r = config_load(d->config_path, &c, ret_errors);
+        if (r < 0)
+                return r;
+        if (d->socket_override && replace_string(&c->socket_path, d->socket_override) < 0)
+                return -ENOMEM;
+        if (d->state_dir_override && replace_string(&c->state_dir, d->state_dir_override) < 0)
+                return -ENOMEM;
+        *ret = TAKE_PTR(c);
+        return 0;
+}
+
+static struct server_limits server_limits_from(const struct config *c) {
+        return (struct server_limits) {
+                .max_frame_bytes = c->limits.max_frame_bytes,
+                .max_reply_frame_bytes = REPLY_FRAME_MAX,
+                .max_clients = c->limits.max_clients,
+                .max_queued_requests = c->limits.max_queued_requests,
+                .max_reply_bytes = 2 * REPLY_FRAME_MAX,
+                .idle_timeout_usec = CLIENT_IDLE_USEC,
+        };
+}
+
+static void notify_status(struct elasticd *d) {
+        size_t pending = request_ops_active(&d->ctx);
+
+        sd_notifyf(0, "STATUS=accepting requests; %zu operation%s pending", pending, pending == 1 ? "" : "s");
+}
+
+static void on_state_changed(void *userdata) {
+        struct elasticd *d = userdata;
+
+        notify_status(d);
+}
+
+/* Swap in a freshly loaded configuration, or keep the old one. */
+static int reload(void *userdata, char **ret_error) {
+        struct elasticd *d = userdata;
+        _cleanup_(config_freep) struct config *c = NULL;
+        _cleanup_(auth_freep) struct auth *a = NULL;
+        _cleanup_free_ char *errors = NULL, *warning = NULL;
+        struct server_limits limits;
+        int r;
+
+        sd_notifyf(0, "RELOADING=1\nSTATUS=reloading %s\nMONOTONIC_USEC=%llu", d->config_path,
+                   (unsigned long long) now(CLOCK_MONOTONIC));
+        log_info("Reloading %s", d->config_path);
+
+        r = load_config(d, &c, &errors);
+        if (r >= 0)
+                r = auth_new(c->slurm_user, c->admin_group, &a, &warning);
+        if (r < 0) {
+                log_error("Reload of %s failed; the running configuration stays:", d->config_path);
+                log_multiline(LOG_ERR, errors ? errors : strerror(-r));
+                if (ret_error)
+                        *ret_error = errors ? TAKE_PTR(errors) : strdup(strerror(-r));
+                sd_notify(0, "READY=1");
+                notify_status(d);
+                return r;
+        }
+        if (warning)
+                log_warning("%s", warning);
+        if (strcmp(c->socket_path, d->socket_path) != 0 && !server_activated(d->server))
+                log_warning("socket_path changed to %s: elasticd keeps listening on %s until it is restarted",
+                            c->socket_path, d->socket_path);
+        if (strcmp(c->state_dir, d->state_dir) != 0)
+                log_warning("state_dir changed to %s: elasticd keeps its journal in %s until it is restarted",
+                            c->state_dir, d->state_dir);
+
+        limits = server_limits_from(c);
+        server_set_limits(d->server, &limits);
+        config_free(d->config);
+        d->config = TAKE_PTR(c);
+        auth_free(d->auth);
+        d->auth = TAKE_PTR(a);
+        d->ctx.config = d->config;
+        d->ctx.auth = d->auth;
+
+        log_info("Configuration %s reloaded: %zu node group%s", d->config->path, d->config->n_groups,
+                 d->config->n_groups == 1 ? "" : "s");
+        sd_notify(0, "READY=1");
+        notify_status(d);
+        return 0;
+}
+
+static void on_server_idle(struct server *s, void *userdata) {
+        struct elasticd *d = userdata;
+
+        sd_event_exit(d->event, 0);
+}
+
+static int on_shutdown_timeout(sd_event_source *src, uint64_t usec, void *userdata) {
+        struct elasticd *d = userdata;
+
+        log_warning("Replies still unsent after %llu s; exiting anyway",
+                    (unsigned long long) (SHUTDOWN_GRACE_USEC / 1000000));
+        return sd_event_exit(d->event, 0);
+}
+
+static int on_signal(sd_event_source *src, const struct signalfd_siginfo *si, void *userdata) {
+        struct elasticd *d = userdata;
+
+        if (si->ssi_signo == SIGHUP) {
+                (void) reload(d, NULL);
+                return 0;
+        }
+        if (d->stopping)
+                return 0;
+        d->stopping = true;
+        log_info("Received %s: no new requests; finishing the replies in progress", strsignal((int) si->ssi_signo));
+        sd_notify(0, "STOPPING=1\nSTATUS=stopping");
+        (void) sd_event_add_time_relative(d->event, &d->shutdown_timer, CLOCK_MONOTONIC, SHUTDOWN_GRACE_USEC, 0,
+                                          on_shutdown_timeout, d);
+        server_stop(d->server, on_server_idle, d);
+        return 0;
+}
+
+static int open_socket(struct elasticd *d) {
+        _cleanup_free_ char *error = NULL;
+        gid_t gid = (gid_t) -1;
+        int r;
+
+        r = server_listen_activated(d->server, SOCKET_FD_NAME, &error);
+        if (r < 0) {
+                log_error("%s", error ? error : strerror(-r));
+                return r;
+        }
+        if (r > 0) {
+                log_info("Listening on %s (socket activation)", server_path(d->server));
+                if (replace_string(&d->socket_path, server_path(d->server)) < 0)
+                        return -ENOMEM;
+                return 0;
+        }
+
+        if (d->config->socket_group) {
+                struct group gr, *res = NULL;
+                char buf[16384];
+
+                if (getgrnam_r(d->config->socket_group, &gr, buf, sizeof(buf), &res) != 0 || !res) {
+                        log_error("socket_group \"%s\" does not exist", d->config->socket_group);
+                        return -ENOENT;
+                }
+                gid = res->gr_gid;
+        }
+        r = server_listen_path(d->server, d->config->socket_path, d->config->socket_mode, gid, &error);
+        if (r < 0) {
+                log_error("%s", error ? error : strerror(-r));
+                return r;
+        }
+        log_info("Listening on %s (mode %04o%s%s)", d->config->socket_path, d->config->socket_mode,
+                 d->config->socket_group ? ", group " : "", d->config->socket_group ? d->config->socket_group : "");
+        return 0;
+}
+
+static void elasticd_done(struct elasticd *d) {
+        d->server = server_free(d->server);
+        d->state = state_free(d->state);
+        d->auth = auth_free(d->auth);
+        d->config = config_free(d->config);
+        d->shutdown_timer = sd_event_source_disable_unref(d->shutdown_timer);
+        d->event = sd_event_unref(d->event);
+        free(d->socket_path);
+        free(d->state_dir);
+}
+
+static int run(struct elasticd *d) {
+        _cleanup_free_ char *warning = NULL;
+        char prefix[16];
+        struct server_limits limits;
+        sigset_t mask;
+        int r;
+
+        r = auth_new(d->config->slurm_user, d->config->admin_group, &d->auth, &warning);
+        if (r < 0)
+                return r;
+        if (warning)
+                log_warning("%s", warning);
+
+        /* Ids carry the start time so that runs are told apart in the logs. */
+        snprintf(prefix, sizeof(prefix), "%04x", (unsigned) (time(NULL) & 0xffff));
+        r = state_new(prefix, &d->state);
+        if (r < 0)
+                return r;
+        if (!(d->socket_path = strdup(d->config->socket_path)) || !(d->state_dir = strdup(d->config->state_dir)))
+                return -ENOMEM;
+
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGHUP);
+        if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
+                return negative_errno();
+        r = sd_event_default(&d->event);
+        if (r < 0)
+                return r;
+        if ((r = sd_event_add_signal(d->event, NULL, SIGTERM, on_signal, d)) < 0 ||
+            (r = sd_event_add_signal(d->event, NULL, SIGINT, on_signal, d)) < 0 ||
+            (r = sd_event_add_signal(d->event, NULL, SIGHUP, on_signal, d)) < 0)
+                return r;
+        r = sd_event_set_watchdog(d->event, true);
+        if (r < 0)
+                log_warning("Cannot set up the systemd watchdog: %s", strerror(-r));
+
+        d->ctx = (struct request_context) {
+                .config = d->config,
+                .auth = d->auth,
+                .state = d->state,
+                .start_usec = now(CLOCK_MONOTONIC),
+                .reload = reload,
+                .state_changed = on_state_changed,
+                .userdata = d,
+        };
+
+        limits = server_limits_from(d->config);
+        r = server_new(d->event, &limits, request_handle, &d->ctx, &d->server);
+        if (r < 0)
+                return r;
+        d->ctx.server = d->server;
+        r = open_socket(d);
+        if (r < 0)
+                return r;
+
+        log_info("elasticd %s ready: %zu node group%s, %zu operations pending", ELASTICD_VERSION,
+                 d->config->n_groups, d->config->n_groups == 1 ? "" : "s", request_ops_active(&d->ctx));
+        sd_notify(0, "READY=1");
+        notify_status(d);
+
+        r = sd_event_loop(d->event);
+        if (r < 0)
+                log_error("Event loop failed: %s", strerror(-r));
+        log_info("Stopped");
+        return r;
+}
+
+int main(int argc, char *argv[]) {
+        enum { ARG_SOCKET = 0x100, ARG_STATE_DIR, ARG_CHECK, ARG_VERSION };
+        static const struct option options[] = {
+                { "config", required_argument, NULL, 'c' },
+                { "socket", required_argument, NULL, ARG_SOCKET },
+                { "state-dir", required_argument, NULL, ARG_STATE_DIR },
+                { "check", no_argument, NULL, ARG_CHECK },
+                { "debug", no_argument, NULL, 'd' },
+                { "version", no_argument, NULL, ARG_VERSION },
+                { "help", no_argument, NULL, 'h' },
+                {}
+        };
+        struct elasticd d = { .config_path = ELASTICD_CONFIG_PATH };
+        _cleanup_free_ char *errors = NULL;
+        bool check = false, debug = false;
+        int c, r;
+
+        while ((c = getopt_long(argc, argv, "c:dh", options, NULL)) >= 0)
+                switch (c) {
+                case 'c': d.config_path = optarg; break;
+                case ARG_SOCKET: d.socket_override = optarg; break;
+                case ARG_STATE_DIR: d.state_dir_override = optarg; break;
+                case ARG_CHECK: check = true; break;
+                case 'd': debug = true; break;
+                case ARG_VERSION: printf("elasticd %s\n", ELASTICD_VERSION); return 0;
+                case 'h': help(); return 0;
+                default: return 2;
+                }
+        if (optind < argc) {
+                fprintf(stderr, "elasticd: unexpected argument \"%s\" (see --help)\n", argv[optind]);
+                return 2;
+        }
+
+        log_setup("elasticd", debug ? LOG_DEBUG : LOG_INFO);
+
+        r = load_config(&d, &d.config, &errors);
+        if (r < 0) {
+                fprintf(stderr, "elasticd: %s is not a valid configuration:\n%s%s", d.config_path,
+                        errors ? errors : strerror(-r), errors && errors[strlen(errors) - 1] == '\n' ? "" : "\n");
+                return 1;
+        }
+        if (check) {
+                r = config_print(d.config, stdout);
+                config_free(d.config);
+                return r < 0 ? 1 : 0;
+        }
+
+        r = run(&d);
+        elasticd_done(&d);
+        return r < 0 ? 1 : 0;
+}

@@ -1,0 +1,42 @@
+/* request.h - handling one client request: id, authorisation, one handler per request type, reply. */
+#pragma once
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "auth.h"
+#include "config.h"
+#include "protocol.h"
+#include "server.h"
+#include "state.h"
+
+/* Above this many operations a hook reply gives their count instead of their ids. */
+#define REQUEST_REPLY_OPS_MAX 64
+
+/* What the handlers read and change; owned by the daemon (elasticd.c). */
+struct request_context {
+        const struct config *config;
+        const struct auth *auth;
+        struct state *state;
+        struct server *server;
+        uint64_t start_usec;            /* CLOCK_MONOTONIC at start-up */
+
+        /* Counters for status. */
+        unsigned long n_accepted;       /* requests journalled since start-up */
+        unsigned long n_journal_writes;
+        uint64_t journal_usec_total;    /* time spent in journal appends (fdatasync) */
+        uint64_t journal_usec_max;
+
+        /* Re-read the configuration (reload request; SIGHUP does the same). */
+        int (*reload)(void *userdata, char **ret_error);
+        /* The state changed (operations pending, ...): update STATUS=. */
+        void (*state_changed)(void *userdata);
+        void *userdata;
+};
+
+/* The server's request callback (server_request_fn); USERDATA is the
+ * struct request_context. */
+void request_handle(struct server_client *c, json_t *body, const struct protocol_error *err, void *userdata);
+
+/* Operations pending or running. */
+size_t request_ops_active(const struct request_context *ctx);
