@@ -814,11 +814,15 @@ class Api:
             raise schema_error("max_count", count, "Invalid count")
         desc = srv.get("description")
         c = self.cloud
+        if not srv.get("imageRef"):
+            raise nova_fault(400, "Missing imageRef attribute")
+        image_id = self._image_uuid(srv["imageRef"])
         with c.lock:
-            flavor = c.flavor(srv["flavorRef"])
+            fref = str(srv["flavorRef"]).rstrip("/").rsplit("/", 1)[-1]
+            flavor = c.flavor(fref)
             if flavor is None:
-                raise nova_fault(400, "Flavor %s could not be found." % srv["flavorRef"])
-            image = c.image(srv.get("imageRef", ""))
+                raise nova_fault(400, "Flavor %s could not be found." % fref)
+            image = c.image(image_id)
             if image is None:
                 raise nova_fault(400, "Can not find requested image")
             az = srv.get("availability_zone")
@@ -856,6 +860,14 @@ class Api:
             "security_groups": [{"name": g} for g in s.security_groups],
             "adminPass": s.admin_pass}},
             headers=[("Location", "%s/servers/%s" % (self.compute, s.id))])
+
+    @staticmethod
+    def _image_uuid(ref):
+        """The id in an imageRef (an id or a URL), 400 unless a UUID."""
+        iid = str(ref).rsplit("/", 1)[-1]
+        if not UUID_RX.fullmatch(iid):
+            raise nova_fault(400, "Invalid imageRef provided.")
+        return iid
 
     @staticmethod
     def _check_metadata(field, meta):
@@ -1010,7 +1022,7 @@ class Api:
         if s.locked and not req.token["admin"]:
             raise nova_fault(409, "Instance %s is locked" % s.id)
         self._check_state(s, "rebuild", ("active", "stopped", "error"), (None,))
-        image = self.cloud.image(arg["imageRef"])
+        image = self.cloud.image(self._image_uuid(arg["imageRef"]))
         if image is None:
             raise nova_fault(400, "Cannot find image for rebuild")
         if not s.host:

@@ -9,7 +9,6 @@ import os
 import shutil
 import socket
 import ssl
-import subprocess
 import sys
 import tempfile
 import threading
@@ -352,6 +351,14 @@ def create_errors_like_real_nova():
                             {"server": dict(base, **extra)}, token=TOKEN, mv=mv)
         eq(st, 400, str(extra))
         assert frag in out["badRequest"]["message"], out
+    for ref, msg in (("", "Missing imageRef attribute"), ("tiny", "Invalid imageRef provided."),
+                     (E.base + "/image/v2/images/" + IMAGE, None)):
+        st, _, out = E.call("POST", "/compute/v2.1/servers",
+                            {"server": dict(base, imageRef=ref)}, token=TOKEN)
+        eq((st, out["badRequest"]["message"] if msg else None), (400 if msg else 202, msg), ref)
+    st, _, out = E.call("POST", "/compute/v2.1/servers", {"server": dict(
+        base, flavorRef=E.base + "/compute/flavors/7")}, token=TOKEN)
+    eq(out["badRequest"]["message"], "Flavor 7 could not be found.", "flavor href")
     body = dict(base)
     del body["networks"]
     st, _, out = E.call("POST", "/compute/v2.1/servers", {"server": body}, token=TOKEN)
@@ -541,8 +548,12 @@ def reboot_and_rebuild_flows():
     out = E.wait_status(TOKEN, sid, "ACTIVE")
     same_keys(out, fixture("nova-server-show-after-rebuild")["response"]["body"], "after rebuild")
     st, _, out = E.call("POST", "/compute/v2.1/servers/%s/action" % sid,
-                        {"rebuild": {"imageRef": "nope"}}, token=TOKEN)
+                        {"rebuild": {"imageRef": "abf6ab3b-b32c-4472-ade5-588c9633aa0b"}},
+                        token=TOKEN)
     eq((st, out["badRequest"]["message"]), (400, "Cannot find image for rebuild"), "bad image")
+    st, _, out = E.call("POST", "/compute/v2.1/servers/%s/action" % sid,
+                        {"rebuild": {"imageRef": "nope"}}, token=TOKEN)
+    eq((st, out["badRequest"]["message"]), (400, "Invalid imageRef provided."), "not a uuid")
     st, _, out = E.call("POST", "/compute/v2.1/servers/%s/action" % sid,
                         {"rebuild": {"imageRef": IMAGE}}, token=TOKEN, mv="compute 2.93")
     same_keys(out["server"], dict(E.show(TOKEN, sid, "compute 2.93")[1]["server"],
