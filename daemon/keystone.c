@@ -86,6 +86,11 @@ int keystone_normalize_url(const char *service_type, const char *url, char **ret
                         return -EPROTONOSUPPORT;        /* v2.0 etc. */
                 else if (asprintf(&out, "%s/v3", u) < 0)
                         out = NULL;
+        } else if (strcmp(service_type, "network") == 0) {
+                if (strcmp(seg, "v2.0") == 0)
+                        out = strdup(u);
+                else if (asprintf(&out, "%s/v2.0", u) < 0)
+                        out = NULL;
         } else
                 out = strdup(u);
 

@@ -56,6 +56,7 @@ int keystone_parse_token(const char *subject_token, const char *body, size_t len
  *             "/v2.1", a legacy ".../v2/<project>" becomes ".../v2.1/<project>"
  *   image:    ends in "/v2"
  *   identity: ends in "/v3"
+ *   network:  ends in "/v2.0"
  *   others:   trailing slashes stripped
  * -ENOENT with a message listing what the catalog has if nothing matches. */
 int keystone_endpoint_url(const struct keystone_token *t, const struct cloud_config *c,

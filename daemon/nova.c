@@ -249,7 +249,7 @@ int nova_server_rebuild_body(const char *image_ref, char **ret_body, struct os_e
 
 /* ---- parsers ---- */
 
-static void kv_free_array(struct nova_kv *kv, size_t n) {
+void nova_kv_free_array(struct nova_kv *kv, size_t n) {
         for (size_t i = 0; i < n; i++) {
                 free(kv[i].key);
                 free(kv[i].value);
@@ -268,7 +268,7 @@ struct nova_server *nova_server_free(struct nova_server *s) {
         free(s->image_id);
         free(s->flavor_id);
         free(s->flavor_name);
-        kv_free_array(s->metadata, s->n_metadata);
+        nova_kv_free_array(s->metadata, s->n_metadata);
         osjson_strv_free(s->tags);
         for (size_t i = 0; i < s->n_addresses; i++) {
                 free(s->addresses[i].network);
@@ -315,7 +315,7 @@ static int parse_kv(json_t *obj, const char *path, const char *key, size_t max,
                 return -ENOMEM;
         json_object_foreach(o, k, v) {
                 if (!json_is_string(v)) {
-                        kv_free_array(kv, n);
+                        nova_kv_free_array(kv, n);
                         /* the key is the cloud's, bounded by Nova to 255 */
                         return os_error_set(err, -EBADMSG, "%s.%s.%.64s: expected a string, got %s",
                                             path, key, k, osjson_type_name(v));
@@ -324,7 +324,7 @@ static int parse_kv(json_t *obj, const char *path, const char *key, size_t max,
                 kv[n].value = strdup(json_string_value(v));
                 n++;
                 if (!kv[n - 1].key || !kv[n - 1].value) {
-                        kv_free_array(kv, n);
+                        nova_kv_free_array(kv, n);
                         return -ENOMEM;
                 }
         }
@@ -633,7 +633,7 @@ struct nova_flavor_list *nova_flavor_list_free(struct nova_flavor_list *l) {
         for (size_t i = 0; i < l->n_flavors; i++) {
                 free(l->flavors[i].id);
                 free(l->flavors[i].name);
-                kv_free_array(l->flavors[i].extra_specs, l->flavors[i].n_extra_specs);
+                nova_kv_free_array(l->flavors[i].extra_specs, l->flavors[i].n_extra_specs);
         }
         free(l->flavors);
         free(l->next_marker);
@@ -757,6 +757,31 @@ int nova_parse_version(const char *body, size_t len, unsigned *ret_max_minor, st
                         return parse_version_object(v, p, ret_max_minor, err);
         }
         return os_error_set(err, -EBADMSG, "versions: no v2.1 entry");
+}
+
+int nova_parse_metadata(const char *body, size_t len, struct nova_kv **ret, size_t *ret_n,
+                        struct os_error *err) {
+        _cleanup_json_ json_t *root = NULL;
+        const char *key = "metadata";
+        struct nova_kv *kv = NULL;
+        size_t n = 0;
+        int r;
+
+        r = osjson_load(body, len, "metadata", &root, err);
+        if (r < 0)
+                return r;
+        if (!json_object_get(root, "metadata") && json_object_get(root, "meta"))
+                key = "meta";
+        if (!json_object_get(root, key))
+                return os_error_set(err, -EBADMSG, "response.metadata: missing");
+        if (json_is_null(json_object_get(root, key)))
+                return os_error_set(err, -EBADMSG, "response.%s: is null", key);
+        r = parse_kv(root, "response", key, 1024, &kv, &n, err);
+        if (r < 0)
+                return r;
+        *ret = kv;
+        *ret_n = n;
+        return 0;
 }
 
 int nova_parse_fault(const char *body, size_t len, struct os_error *err) {

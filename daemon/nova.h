@@ -148,6 +148,12 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct nova_flavor_list *, nova_flavor_list_free);
 int nova_parse_flavors(const char *body, size_t len, struct nova_flavor_list **ret,
                        struct os_error *err);
 
+/* GET/PUT /servers/{id}/metadata ({"metadata":{...}}) or a metadata item
+ * (PUT /servers/{id}/metadata/{key}: {"meta":{k:v}}). *ret is NULL when empty. */
+int nova_parse_metadata(const char *body, size_t len, struct nova_kv **ret, size_t *ret_n,
+                        struct os_error *err);
+void nova_kv_free_array(struct nova_kv *kv, size_t n);
+
 /* GET <compute endpoint>/ ({"version":{...}}) or GET / ({"versions":[...]},
  * the "v2.1" entry): the highest microversion the cloud supports, as its minor
  * number (2.93 -> 93); 0 when it has none. Check >= NOVA_MICROVERSION_MINOR. */

@@ -1,10 +1,11 @@
-/* fuzz-keystone.c - libFuzzer target: token/catalog parsing, endpoint selection, Glance parsers. */
+/* fuzz-keystone.c - libFuzzer target: token/catalog parsing, endpoint selection, Glance and Neutron parsers. */
 #include <stdint.h>
 #include <stdlib.h>
 
 #include "fuzz.h"
 #include "glance.h"
 #include "keystone.h"
+#include "neutron.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         static const char *const services[] = { "compute", "image", "identity", "network" };
@@ -38,6 +39,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         struct glance_image_list *l = NULL;
         (void) glance_parse_image_list(body, size, &l, &e);
         glance_image_list_free(l);
+        os_error_clear(&e);
+
+        struct neutron_network_list *nl = NULL;
+        (void) neutron_parse_network_list(body, size, &nl, &e);
+        neutron_network_list_free(nl);
         os_error_clear(&e);
         return 0;
 }

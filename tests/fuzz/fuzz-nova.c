@@ -45,6 +45,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         free(id);
         os_error_clear(&e);
 
+        struct nova_kv *kv = NULL;
+        size_t n = 0;
+        (void) nova_parse_metadata(body, size, &kv, &n, &e);
+        nova_kv_free_array(kv, n);
+        os_error_clear(&e);
+
         unsigned max = 0;
         (void) nova_parse_version(body, size, &max, &e);
         os_error_clear(&e);

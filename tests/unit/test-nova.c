@@ -225,6 +225,43 @@ static void test_flavors(void) {
         }
 }
 
+static void test_metadata(void) {
+        static const struct {
+                const char *fixture;
+                size_t n;
+                const char *key, *value;
+        } t[] = {
+                { "nova-server-metadata", 2, "slurm_node", "cn1" },
+                { "nova-server-metadata-set-item", 1, "slurm_state", "idle" },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(t); i++) {
+                _cleanup_free_ char *body = fixture_body(t[i].fixture, NULL);
+                struct nova_kv *kv = NULL;
+                size_t n = 0;
+                CHECK_INT(nova_parse_metadata(body, strlen(body), &kv, &n, NULL), 0);
+                CHECK_INT(n, t[i].n);
+                if (kv) {
+                        CHECK_STR(kv[0].key, t[i].key);
+                        CHECK_STR(kv[0].value, t[i].value);
+                }
+                nova_kv_free_array(kv, n);
+        }
+        static const char *const bad[] = { "{}", "{\"metadata\":null}", "{\"metadata\":[]}", "{\"meta\":{\"a\":1}}" };
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                struct nova_kv *kv = NULL;
+                size_t n = 0;
+                struct os_error e = {};
+                CHECK_INT(nova_parse_metadata(bad[i], strlen(bad[i]), &kv, &n, &e), -EBADMSG);
+                CHECK(kv == NULL && e.message && strstr(e.message, "response.meta"));
+                os_error_clear(&e);
+        }
+        const char *empty = "{\"metadata\":{}}";
+        struct nova_kv *kv = (struct nova_kv *) 1;
+        size_t n = 9;
+        CHECK_INT(nova_parse_metadata(empty, strlen(empty), &kv, &n, NULL), 0);
+        CHECK(kv == NULL && n == 0);
+}
+
 static void test_version(void) {
         static const char *const f[] = { "nova-version-v2.1", "nova-versions-root" };
         for (size_t i = 0; i < ELEMENTSOF(f); i++) {
@@ -657,6 +694,7 @@ int main(void) {
         RUN(test_addresses);
         RUN(test_created);
         RUN(test_flavors);
+        RUN(test_metadata);
         RUN(test_version);
         RUN(test_faults);
         RUN(test_fault_bodies);
