@@ -175,6 +175,22 @@ static const char *json_kind_name(const json_t *v) {
         return "something else";
 }
 
+/* Copy client text S for quoting in a message: at most 64 bytes, cut on a
+ * UTF-8 character boundary (so the message stays valid UTF-8 for the reply),
+ * control characters replaced by '?'. */
+static const char *quote(const char *s, char buf[static 72]) {
+        size_t n = strlen(s), cut = n > 64 ? 64 : n;
+
+        /* Back off from a continuation byte to before its lead byte. */
+        if (cut < n)
+                while (cut > 0 && ((unsigned char) s[cut] & 0xc0) == 0x80)
+                        cut--;
+        for (size_t i = 0; i < cut; i++)
+                buf[i] = (unsigned char) s[i] < 0x20 || s[i] == 0x7f ? '?' : s[i];
+        strcpy(buf + cut, cut < n ? "..." : "");
+        return buf;
+}
+
 static const struct field_spec *field_find(const char *name) {
         for (size_t i = 0; i < ELEMENTSOF(fields); i++)
                 if (strcmp(fields[i].name, name) == 0)
@@ -320,10 +336,9 @@ static int type_check(json_t *body, enum protocol_request_type *ret, struct prot
                 for (size_t i = 0; i < _PROTOCOL_REQUEST_MAX && n < sizeof(known); i++)
                         n += snprintf(known + n, sizeof(known) - n, "%s%s", i ? ", " : "",
                                       request_type_names[i]);
-                /* %.64s: the type comes from the client; keep the message readable. */
                 protocol_error_set(err, PROTOCOL_ERROR_BAD_REQUEST,
-                                   "unknown request type \"%.64s\"; known types: %s",
-                                   json_string_value(v), known);
+                                   "unknown request type \"%s\"; known types: %s",
+                                   quote(json_string_value(v), (char[72]) {}), known);
                 return -EINVAL;
         }
         *ret = (enum protocol_request_type) t;
@@ -363,8 +378,8 @@ int protocol_request_parse(json_t *body, struct protocol_request **ret, struct p
                 f = field_find(key);
                 if (!f) {
                         protocol_error_set(err, PROTOCOL_ERROR_BAD_REQUEST,
-                                           "unknown field \"%.64s\" in a \"%s\" request",
-                                           key, request_type_names[type]);
+                                           "unknown field \"%s\" in a \"%s\" request",
+                                           quote(key, (char[72]) {}), request_type_names[type]);
                         return -EINVAL;
                 }
                 if (!(f->allowed & BIT(type))) {
@@ -606,6 +621,10 @@ int protocol_frame_body_parse(const void *body, size_t size, json_t **ret, struc
 
         o = json_loadb(body, size, JSON_REJECT_DUPLICATES, &jerr);
         if (!o) {
+                /* jansson quotes the offending bytes: keep the message valid text. */
+                for (char *c = jerr.text; *c; c++)
+                        if ((unsigned char) *c < 0x20 || (unsigned char) *c >= 0x7f)
+                                *c = '?';
                 protocol_error_set(err, PROTOCOL_ERROR_BAD_FRAME,
                                    "the frame body is not valid UTF-8 JSON: %s (line %d, column %d)",
                                    jerr.text, jerr.line, jerr.column);

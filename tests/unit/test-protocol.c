@@ -425,6 +425,34 @@ static void test_request_invalid(void) {
         expect_request_error("{\"version\":1,\"type\":\"resize\",\"min\":1,\"group\":\"\"}", B, "\"group\" is empty");
         expect_request_error("{\"version\":1,\"type\":\"status\",\"client\":null}", B, "\"client\" is null");
 
+        /* Client text quoted in a message is cut on a UTF-8 boundary: the
+         * message must still fit in a reply. */
+        {
+                struct protocol_request *r = NULL;
+                struct protocol_error err = {};
+                char type[128] = "";
+                json_t *o, *reply = NULL;
+
+                for (int i = 0; i < 40; i++)
+                        strcat(type, "\xc3\xa9"); /* é */
+                o = json_pack("{s:i,s:s}", "version", 1, "type", type);
+                CHECK_INT(protocol_request_parse(o, &r, &err), -EINVAL);
+                CHECK(strstr(err.message, "\xc3\xa9...\"") != NULL);
+                json_t *m = json_string(err.message);
+                CHECK(m != NULL); /* valid UTF-8 */
+                json_decref(m);
+                CHECK_INT(protocol_reply_error("r", err.code, err.message, &reply), 0);
+                CHECK_STR(json_string_value(json_object_get(json_object_get(reply, "error"), "message")),
+                          err.message);
+                json_decref(reply);
+                json_decref(o);
+                o = json_pack("{s:i,s:s,s:i}", "version", 1, "type", "ping", "a\x01" "b", 1);
+                CHECK_INT(protocol_request_parse(o, &r, &err), -EINVAL);
+                if (!strstr(err.message, "unknown field \"a?b\""))
+                        TEST_FAIL("message: %s", err.message);
+                json_decref(o);
+        }
+
         /* Not an object at all. */
         {
                 struct protocol_request *r = NULL;
