@@ -509,12 +509,46 @@ class Api:
         return d
 
     def nova_flavors(self, req):
-        return Reply(200, {"flavors": [self._flavor_view(f, req.mv, False)
-                                       for f in self.cloud.flavors]})
+        return self._flavor_list(req, False)
 
     def nova_flavors_detail(self, req):
-        return Reply(200, {"flavors": [self._flavor_view(f, req.mv)
-                                       for f in self.cloud.flavors]})
+        return self._flavor_list(req, True)
+
+    def _flavor_list(self, req, detail):
+        limit, eff = self._limit(req)
+        # Nova's default order: flavorid ascending (a string).
+        flavors = sorted(self.cloud.flavors, key=lambda f: f["id"])
+        marker = req.param("marker")
+        if marker is not None:
+            if not any(f["id"] == marker for f in flavors):
+                raise nova_fault(400, "marker [%s] not found" % marker)
+            flavors = [f for f in flavors if f["id"] > marker]
+        page = flavors[:eff]
+        body = {"flavors": [self._flavor_view(f, req.mv, detail) for f in page]}
+        if eff and len(page) == eff:
+            body["flavors_links"] = [{"rel": "next", "href": self._next_href(
+                req, "flavors/detail" if detail else "flavors", page[-1]["id"])}]
+        return Reply(200, body)
+
+    @staticmethod
+    def _limit(req):
+        """(limit asked or None, the page size Nova uses: capped at 1000)."""
+        limit = req.param("limit")
+        if limit is not None:
+            try:
+                limit = int(limit)
+            except ValueError:
+                raise nova_fault(400, "limit param must be an integer")
+            if limit < 0:
+                raise nova_fault(400, "limit param must be positive")
+        return limit, MAX_LIMIT if limit is None else min(limit, MAX_LIMIT)
+
+    def _next_href(self, req, collection, marker):
+        """Nova's next link: the request's params, sorted, marker replaced."""
+        params = sorted((k, v) for k, v in dict(req.query).items() if k != "marker")
+        params.append(("marker", marker))
+        params.sort(key=lambda kv: kv[0])
+        return "%s/%s?%s" % (self.compute, collection, urllib.parse.urlencode(params))
 
     def nova_flavor(self, req, fid):
         f = self.cloud.flavor(fid)
@@ -647,15 +681,7 @@ class Api:
         c = self.cloud
         admin = req.token["admin"]
         mv = req.mv
-        limit = req.param("limit")
-        if limit is not None:
-            try:
-                limit = int(limit)
-            except ValueError:
-                raise nova_fault(400, "limit param must be an integer")
-            if limit < 0:
-                raise nova_fault(400, "limit param must be positive")
-        eff = MAX_LIMIT if limit is None else min(limit, MAX_LIMIT)
+        limit, eff = self._limit(req)
         if admin and req.param("metadata") is not None:
             raise nova_fault(400, "Invalid filter field: metadata.")
         if req.param("all_tenants") is not None and not admin:
@@ -752,13 +778,8 @@ class Api:
                        for s in page]
         body = {"servers": out}
         if eff and len(page) == eff:
-            params = sorted((k, v) for k, v in dict(req.query).items())
-            params = [(k, v) for k, v in params if k != "marker"]
-            params.append(("marker", page[-1].id))
-            params.sort(key=lambda kv: kv[0])
-            href = "%s/servers%s?%s" % (self.compute, "/detail" if detail else "",
-                                        urllib.parse.urlencode(params))
-            body["servers_links"] = [{"rel": "next", "href": href}]
+            body["servers_links"] = [{"rel": "next", "href": self._next_href(
+                req, "servers/detail" if detail else "servers", page[-1].id)}]
         return Reply(200, body)
 
     # ---- Nova: create -----------------------------------------------

@@ -668,6 +668,11 @@ def lock_metadata_tags():
 def flavors_images_limits():
     st, _, out = E.call("GET", "/compute/v2.1/flavors/detail", token=TOKEN)
     eq(out, real_to_emu(fixture("nova-flavors-detail")["response"]["body"], E), "flavors")
+    st, _, out = E.call("GET", "/compute/v2.1/flavors/detail?limit=1", token=TOKEN)
+    eq(([f["id"] for f in out["flavors"]], out["flavors_links"][0]["href"]),
+       (["1"], E.base + "/compute/v2.1/flavors/detail?limit=1&marker=1"), "flavor paging")
+    st, _, out = E.call("GET", "/compute/v2.1/flavors?limit=1&marker=1", token=TOKEN)
+    eq([f["id"] for f in out["flavors"]], ["99"], "flavor page 2")
     st, _, out = E.call("GET", "/compute/v2.1/flavors/1", token=TOKEN)
     eq(out["flavor"]["name"], "small", "flavor show")
     st, _, out = E.call("GET", "/compute/v2.1/flavors/nope", token=TOKEN)
