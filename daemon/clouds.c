@@ -306,8 +306,10 @@ static int get_string(struct ctx *x, struct view *v, const char *section, const 
         snprintf(full, sizeof(full), "%s%s%s", section ?: "", section ? "." : "", key);
         if (n->type != YAML_SCALAR_NODE)
                 return fail_at(x, f, n, full, "expected a string");
-        /* "key:" with nothing after it is a null: treat as unset */
-        if (n->data.scalar.length == 0 && n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE)
+        /* "key:", "key: ~" and "key: null" are YAML nulls: treat as unset */
+        if (n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE &&
+            (n->data.scalar.length == 0 || strcmp(scalar(n), "~") == 0 || strcmp(scalar(n), "null") == 0 ||
+             strcmp(scalar(n), "Null") == 0 || strcmp(scalar(n), "NULL") == 0))
                 return 0;
         if (strlen(scalar(n)) != n->data.scalar.length)
                 return fail_at(x, f, n, full, "contains a NUL byte");
@@ -539,6 +541,13 @@ static int load_cloud(struct ctx *x, struct view *v, struct cloud_config *c) {
         if (idv && strcmp(idv, "3") != 0 && strncmp(idv, "3.", 2) != 0) {
                 yaml_node_t *in = lookup(x, v, NULL, "identity_api_version", &f, &r);
                 return fail_at(x, f, in, "identity_api_version", "only Identity v3 is supported");
+        }
+
+        if (c->cacert && access(c->cacert, R_OK) < 0) {
+                char what[64];
+                yaml_node_t *cn = lookup(x, v, NULL, "cacert", &f, &r);
+                snprintf(what, sizeof(what), "cannot read the CA bundle: %s", strerror(errno));
+                return fail_at(x, f, cn, "cacert", what);
         }
 
         /* what the auth type needs; the position is the cloud's auth (or the cloud) */

@@ -65,7 +65,7 @@ static const char *password_cloud =
         "      project_domain_id: default\n"
         "    region_name: RegionTwo\n"
         "    interface: internal\n"
-        "    cacert: /etc/ssl/site-ca.pem\n"
+        "    cacert: /dev/null\n"
         "    verify: yes\n"
         "    identity_api_version: 3\n"
         "    compute_endpoint_override: http://nova.example.org:8774/v2.1/\n"
@@ -91,7 +91,7 @@ static void test_password(void) {
         CHECK_STR(c->project_domain_id, "default");
         CHECK_STR(c->region_name, "RegionTwo");
         CHECK_INT(c->interface, CLOUD_INTERFACE_INTERNAL);
-        CHECK_STR(c->cacert, "/etc/ssl/site-ca.pem");
+        CHECK_STR(c->cacert, "/dev/null");
         CHECK(c->verify);
         CHECK_STR(c->compute_endpoint_override, "http://nova.example.org:8774/v2.1/");
         CHECK(c->image_endpoint_override == NULL);
@@ -163,12 +163,16 @@ static void test_aliases(void) {
                 "      password: \"" PW "\"\n"
                 "      tenant_name: demo\n"
                 "      domain_id: default\n"
+                "      project_id: ~\n"
+                "      project_domain_name: null\n"
+                "    region_name:\n"
                 "    regions: [RegionThree]\n";
         CHECK_INT(load_text(t, 0600, "old", &c, &err), 0);
         if (c) {
                 CHECK_STR(c->user_id, "6a7dacd4");
                 CHECK_STR(c->project_name, "demo");
                 CHECK_STR(c->project_domain_id, "default");
+                CHECK(c->project_id == NULL && c->project_domain_name == NULL);
                 CHECK_STR(c->user_domain_id, "default");
                 CHECK_STR(c->region_name, "RegionThree");
                 CHECK_STR(c->password, PW);
@@ -230,6 +234,7 @@ static void test_errors(void) {
                 { "clouds:\n  c:\n    verify: maybe\n    auth: {auth_url: http://k}\n", "one.yaml:3:13: cloud 'c': verify: expected true or false" },
                 { "clouds:\n  c:\n    identity_api_version: 2\n    auth: {auth_url: http://k}\n", "one.yaml:3:27: cloud 'c': identity_api_version: only Identity v3" },
                 { "clouds:\n  c:\n    regions: RegionOne\n    auth: {auth_url: http://k}\n", "one.yaml:3:14: cloud 'c': regions: expected a list" },
+                { "clouds:\n  c:\n    cacert: /nonexistent/ca.pem\n    auth: {auth_url: http://k}\n", "one.yaml:3:13: cloud 'c': cacert: cannot read the CA bundle: No such file or directory" },
                 { "clouds:\n  c:\n    regions: [{}]\n    auth: {auth_url: http://k}\n", "cloud 'c': regions: the first entry has no name" },
                 { "clouds:\n  c:\n    auth:\n      password: " PW "\n     bad: [\n", "one.yaml:5:" },
                 { "clouds:\n  c:\n    auth: {password: '" PW "\n", "one.yaml:" },
