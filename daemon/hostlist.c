@@ -1,0 +1,513 @@
+/* hostlist.c - Slurm hostlists through libslurm, behind a strict validator. */
+#include "hostlist.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/param.h>
+#include <slurm/slurm.h>
+
+#include "macro.h"
+#include "strv.h"
+
+static inline void hostlist_destroyp(hostlist_t *hl) {
+        if (*hl)
+                slurm_hostlist_destroy(*hl);
+}
+
+_printf_(3, 4)
+static int fail(char **ret_error, int r, const char *fmt, ...) {
+        va_list ap;
+
+        if (!ret_error)
+                return r;
+        va_start(ap, fmt);
+        if (vasprintf(ret_error, fmt, ap) < 0) {
+                *ret_error = NULL;
+                r = -ENOMEM;
+        }
+        va_end(ap);
+        return r;
+}
+
+/* A printable, bounded copy of s[0..len) for error messages. */
+static const char *snippet(const char *s, size_t len, char *buf, size_t size) {
+        size_t o = 0;
+
+        for (size_t i = 0; i < len; i++) {
+                unsigned char c = (unsigned char) s[i];
+
+                if (o + 8 >= size) {
+                        strcpy(buf + o, "...");
+                        return buf;
+                }
+                if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\')
+                        buf[o++] = (char) c;
+                else
+                        o += (size_t) snprintf(buf + o, size - o, "\\x%02x", c);
+        }
+        buf[o] = 0;
+        return buf;
+}
+
+#define SNIPPET_MAX 96
+
+static bool is_name_char(char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+               (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.';
+}
+
+static bool is_digit(char c) {
+        return c >= '0' && c <= '9';
+}
+
+/* libslurm 22.05 separates with blanks too, but not with newlines. */
+static bool is_blank(char c) {
+        return c == ' ' || c == '\t';
+}
+
+static uint64_t add_sat(uint64_t a, uint64_t b) {
+        uint64_t r;
+        return __builtin_add_overflow(a, b, &r) ? UINT64_MAX : r;
+}
+
+static uint64_t mul_sat(uint64_t a, uint64_t b) {
+        uint64_t r;
+        return __builtin_mul_overflow(a, b, &r) ? UINT64_MAX : r;
+}
+
+/* Parse a bracket number at s[*i], advancing *i. */
+static int parse_number(const char *s, size_t end, size_t *i, uint64_t *ret, size_t *ret_digits) {
+        uint64_t v = 0;
+        size_t n = 0;
+
+        while (*i < end && is_digit(s[*i])) {
+                if (++n > HOSTLIST_DIGITS_MAX)
+                        return -E2BIG;
+                v = v * 10 + (uint64_t) (s[*i] - '0');
+                (*i)++;
+        }
+        if (n == 0)
+                return -EINVAL;
+        *ret = v;
+        *ret_digits = n;
+        return 0;
+}
+
+/* One element s[start..end): check it and count the names it expands to. */
+static int scan_element(const char *s, size_t start, size_t end, uint64_t *ret_count, char **ret_error) {
+        char el[SNIPPET_MAX];
+        uint64_t count = 1;
+        size_t name_len = 0, digit_run = 0, i = start;
+        bool after_bracket = false, literal_after_bracket = false;
+
+#define ELEMENT snippet(s + start, end - start, el, sizeof(el))
+        while (i < end) {
+                char c = s[i];
+
+                if (is_name_char(c)) {
+                        digit_run = is_digit(c) ? digit_run + 1 : 0;
+                        if (digit_run > HOSTLIST_DIGITS_MAX)
+                                return fail(ret_error, -EINVAL,
+                                            "hostlist element \"%s\": number with more than %d digits",
+                                            ELEMENT, HOSTLIST_DIGITS_MAX);
+                        name_len++;
+                        literal_after_bracket = after_bracket;
+                        i++;
+                } else if (c == '[') {
+                        uint64_t n = 0;
+                        size_t width = 0;
+
+                        i++;
+                        for (;;) {
+                                uint64_t lo, hi;
+                                size_t range_start = i, dlo, dhi;
+                                char rs[SNIPPET_MAX];
+                                int r;
+
+                                r = parse_number(s, end, &i, &lo, &dlo);
+                                if (r == -EINVAL)
+                                        return fail(ret_error, -EINVAL,
+                                                    "hostlist element \"%s\": expected a number at \"%s\"",
+                                                    ELEMENT, snippet(s + i, end - i, rs, sizeof(rs)));
+                                hi = lo;
+                                dhi = dlo;
+                                if (r == 0 && i < end && s[i] == '-') {
+                                        i++;
+                                        r = parse_number(s, end, &i, &hi, &dhi);
+                                        if (r == -EINVAL)
+                                                return fail(ret_error, -EINVAL,
+                                                            "hostlist element \"%s\": expected a number after '-' in \"%s\"",
+                                                            ELEMENT, snippet(s + range_start, i - range_start, rs, sizeof(rs)));
+                                }
+                                if (r == -E2BIG)
+                                        return fail(ret_error, -EINVAL,
+                                                    "hostlist element \"%s\": number with more than %d digits",
+                                                    ELEMENT, HOSTLIST_DIGITS_MAX);
+                                snippet(s + range_start, i - range_start, rs, sizeof(rs));
+                                if (hi < lo)
+                                        return fail(ret_error, -EINVAL,
+                                                    "hostlist element \"%s\": range \"%s\" goes backwards",
+                                                    ELEMENT, rs);
+                                if (hi - lo + 1 > HOSTLIST_RANGE_MAX)
+                                        return fail(ret_error, -EINVAL,
+                                                    "hostlist element \"%s\": range \"%s\" spans %" PRIu64
+                                                    " numbers, at most %d in one range (split it: \"a-b,c-d\")",
+                                                    ELEMENT, rs, hi - lo + 1, HOSTLIST_RANGE_MAX);
+                                n += hi - lo + 1;
+                                width = MAX(width, MAX(dlo, dhi));
+                                if (i < end && s[i] == ',') {
+                                        i++;
+                                        continue;
+                                }
+                                if (i < end && s[i] == ']') {
+                                        i++;
+                                        break;
+                                }
+                                if (i >= end)
+                                        return fail(ret_error, -EINVAL,
+                                                    "hostlist element \"%s\": '[' without ']'", ELEMENT);
+                                return fail(ret_error, -EINVAL,
+                                            "hostlist element \"%s\": unexpected \"%s\" inside brackets",
+                                            ELEMENT, snippet(s + i, 1, rs, sizeof(rs)));
+                        }
+                        digit_run += width;
+                        if (digit_run > HOSTLIST_DIGITS_MAX)
+                                return fail(ret_error, -EINVAL,
+                                            "hostlist element \"%s\": number with more than %d digits",
+                                            ELEMENT, HOSTLIST_DIGITS_MAX);
+                        name_len += width;
+                        count = mul_sat(count, n);
+                        after_bracket = true;
+                        literal_after_bracket = false;
+                } else if (c == ']') {
+                        return fail(ret_error, -EINVAL, "hostlist element \"%s\": ']' without '['", ELEMENT);
+                } else {
+                        char cs[16];
+                        return fail(ret_error, -EINVAL,
+                                    "hostlist element \"%s\": illegal character \"%s\" (node names use A-Z a-z 0-9 . _ -)",
+                                    ELEMENT, snippet(s + i, 1, cs, sizeof(cs)));
+                }
+        }
+        if (literal_after_bracket)
+                return fail(ret_error, -EINVAL,
+                            "hostlist element \"%s\": text after the last ']' is not supported by Slurm",
+                            ELEMENT);
+        if (name_len > HOSTLIST_NAME_MAX)
+                return fail(ret_error, -EINVAL,
+                            "hostlist element \"%s\": node names longer than %d characters",
+                            ELEMENT, HOSTLIST_NAME_MAX);
+#undef ELEMENT
+        *ret_count = count;
+        return 0;
+}
+
+/* Where the element starting at s[i] ends: at a separator outside brackets. */
+static size_t element_end(const char *s, size_t len, size_t i) {
+        bool in_bracket = false;
+
+        for (; i < len; i++) {
+                if (s[i] == '[')
+                        in_bracket = true;
+                else if (s[i] == ']')
+                        in_bracket = false;
+                else if (!in_bracket && (s[i] == ',' || is_blank(s[i])))
+                        break;
+        }
+        return i;
+}
+
+static int scan(const char *s, uint64_t *ret_count, char **ret_error) {
+        size_t len = strnlen(s, HOSTLIST_TEXT_MAX + 1), i = 0;
+        uint64_t total = 0;
+        char sn[SNIPPET_MAX];
+
+        if (len > HOSTLIST_TEXT_MAX)
+                return fail(ret_error, -E2BIG, "hostlist is longer than %u bytes", HOSTLIST_TEXT_MAX);
+
+        while (i < len && is_blank(s[i]))
+                i++;
+        while (i < len) {
+                uint64_t n = 0;
+                size_t end;
+                int r;
+
+                if (s[i] == ',')
+                        return fail(ret_error, -EINVAL, "hostlist \"%s\": empty element at offset %zu",
+                                    snippet(s, len, sn, sizeof(sn)), i);
+                end = element_end(s, len, i);
+                r = scan_element(s, i, end, &n, ret_error);
+                if (r < 0)
+                        return r;
+                total = add_sat(total, n);
+
+                i = end;
+                while (i < len && is_blank(s[i]))
+                        i++;
+                if (i < len && s[i] == ',') {
+                        i++;
+                        while (i < len && is_blank(s[i]))
+                                i++;
+                        if (i == len)
+                                return fail(ret_error, -EINVAL, "hostlist \"%s\": ends with ','",
+                                            snippet(s, len, sn, sizeof(sn)));
+                }
+        }
+        *ret_count = total;
+        return 0;
+}
+
+static int check_count(uint64_t n, size_t max_nodes, char **ret_error) {
+        if (n <= max_nodes)
+                return 0;
+        if (n == UINT64_MAX)
+                return fail(ret_error, -E2BIG, "hostlist has more than %" PRIu64 " nodes, limit is %zu",
+                            UINT64_MAX - 1, max_nodes);
+        return fail(ret_error, -E2BIG, "hostlist has %" PRIu64 " nodes, limit is %zu", n, max_nodes);
+}
+
+int hostlist_count(const char *hostlist, size_t max_nodes, size_t *ret_count, char **ret_error) {
+        uint64_t n;
+        int r;
+
+        if (!hostlist)
+                return fail(ret_error, -EINVAL, "no hostlist");
+        r = scan(hostlist, &n, ret_error);
+        if (r < 0)
+                return r;
+        r = check_count(n, max_nodes, ret_error);
+        if (r < 0)
+                return r;
+        *ret_count = (size_t) n;
+        return 0;
+}
+
+static int compare_namep(const void *a, const void *b) {
+        return hostlist_name_compare(*(char *const *) a, *(char *const *) b);
+}
+
+/* Sort and drop duplicates in place; returns the new length. */
+static size_t sort_uniq(char **v, size_t n) {
+        size_t k = 0;
+
+        if (n == 0)
+                return 0;
+        qsort(v, n, sizeof(char *), compare_namep);
+        for (size_t i = 1; i < n; i++) {
+                if (strcmp(v[i], v[k]) == 0)
+                        free(v[i]);
+                else
+                        v[++k] = v[i];
+        }
+        v[k + 1] = NULL;
+        return k + 1;
+}
+
+int hostlist_expand(const char *hostlist, size_t max_nodes,
+                    char ***ret_nodes, size_t *ret_n, char **ret_error) {
+        _cleanup_(hostlist_destroyp) hostlist_t hl = NULL;
+        _cleanup_strv_free_ char **v = NULL;
+        uint64_t count;
+        size_t n;
+        int r;
+
+        if (!hostlist)
+                return fail(ret_error, -EINVAL, "no hostlist");
+        r = scan(hostlist, &count, ret_error);
+        if (r < 0)
+                return r;
+        /* libslurm counts in int. */
+        r = check_count(count, MIN(max_nodes, (size_t) INT32_MAX), ret_error);
+        if (r < 0)
+                return r;
+
+        v = calloc((size_t) count + 1, sizeof(char *));
+        if (!v)
+                return -ENOMEM;
+        if (count > 0) {
+                hl = slurm_hostlist_create(hostlist);
+                if (!hl)
+                        return -ENOMEM;
+                if ((uint64_t) slurm_hostlist_count(hl) != count) {
+                        char sn[SNIPPET_MAX];
+                        return fail(ret_error, -EINVAL, "hostlist \"%s\": libslurm counts %d nodes, expected %" PRIu64,
+                                    snippet(hostlist, strlen(hostlist), sn, sizeof(sn)),
+                                    slurm_hostlist_count(hl), count);
+                }
+                for (size_t i = 0; i < count; i++) {
+                        v[i] = slurm_hostlist_shift(hl);
+                        if (!v[i])
+                                return -ENOMEM;
+                }
+        }
+        n = sort_uniq(v, (size_t) count);
+
+        *ret_nodes = TAKE_PTR(v);
+        if (ret_n)
+                *ret_n = n;
+        return 0;
+}
+
+bool hostlist_name_is_valid(const char *name) {
+        size_t len, digit_run = 0;
+
+        if (!name)
+                return false;
+        len = strnlen(name, HOSTLIST_NAME_MAX + 1);
+        if (len == 0 || len > HOSTLIST_NAME_MAX)
+                return false;
+        for (size_t i = 0; i < len; i++) {
+                if (!is_name_char(name[i]))
+                        return false;
+                digit_run = is_digit(name[i]) ? digit_run + 1 : 0;
+                if (digit_run > HOSTLIST_DIGITS_MAX)
+                        return false;
+        }
+        return true;
+}
+
+struct buf {
+        char *data;
+        size_t len, size;
+};
+
+static int buf_put(struct buf *b, const char *s, size_t n) {
+        if (b->len + n + 1 > b->size) {
+                size_t size = MAX(b->size * 2, b->len + n + 64);
+                char *d = realloc(b->data, size);
+
+                if (!d)
+                        return -ENOMEM;
+                b->data = d;
+                b->size = size;
+        }
+        memcpy(b->data + b->len, s, n);
+        b->len += n;
+        b->data[b->len] = 0;
+        return 0;
+}
+
+/* libslurm writes ranges of any length ("cn[1-100000]") but reads at most
+ * HOSTLIST_RANGE_MAX numbers per range: split longer ones, keeping the
+ * padding width. Input is libslurm's output for valid names. */
+static int split_long_ranges(const char *in, char **ret) {
+        _cleanup_free_ char *out = NULL;
+        struct buf b = {};
+        bool in_bracket = false;
+        int r = 0;
+
+        for (const char *p = in; *p && r >= 0;) {
+                if (*p == '[')
+                        in_bracket = true;
+                else if (*p == ']')
+                        in_bracket = false;
+                if (!in_bracket || !is_digit(*p)) {
+                        r = buf_put(&b, p++, 1);
+                        continue;
+                }
+
+                /* A range "lo" or "lo-hi" inside brackets. */
+                const char *lo_s = p;
+                uint64_t lo = strtoull(p, (char **) &p, 10), hi = lo;
+                int width = (int) (p - lo_s);
+                const char *end;
+
+                if (*p == '-')
+                        hi = strtoull(p + 1, (char **) &end, 10);
+                else
+                        end = p;
+                if (hi - lo + 1 <= HOSTLIST_RANGE_MAX) {
+                        r = buf_put(&b, lo_s, (size_t) (end - lo_s));
+                        p = end;
+                        continue;
+                }
+                for (uint64_t a = lo; a <= hi && r >= 0; a += HOSTLIST_RANGE_MAX) {
+                        uint64_t z = MIN(hi, a + HOSTLIST_RANGE_MAX - 1);
+                        char chunk[64];
+                        int k = snprintf(chunk, sizeof(chunk), "%s%0*" PRIu64 "-%0*" PRIu64,
+                                         a == lo ? "" : ",", width, a, width, z);
+                        r = buf_put(&b, chunk, (size_t) k);
+                }
+                p = end;
+        }
+        out = b.data;
+        if (r < 0)
+                return r;
+        if (!out) {
+                out = strdup("");
+                if (!out)
+                        return -ENOMEM;
+        }
+        *ret = TAKE_PTR(out);
+        return 0;
+}
+
+int hostlist_compress(char *const *nodes, size_t n, char **ret_hostlist, char **ret_error) {
+        _cleanup_(hostlist_destroyp) hostlist_t hl = NULL;
+        _cleanup_free_ char *ranged = NULL, *out = NULL;
+        int r;
+
+        if (n > INT32_MAX)
+                return fail(ret_error, -E2BIG, "%zu node names, limit is %d", n, INT32_MAX);
+        for (size_t i = 0; i < n; i++)
+                if (!hostlist_name_is_valid(nodes[i])) {
+                        char sn[SNIPPET_MAX];
+                        const char *name = nodes[i] ? nodes[i] : "";
+                        return fail(ret_error, -EINVAL, "invalid node name \"%s\"",
+                                    snippet(name, strnlen(name, SNIPPET_MAX), sn, sizeof(sn)));
+                }
+
+        hl = slurm_hostlist_create(NULL);
+        if (!hl)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++)
+                if (slurm_hostlist_push_host(hl, nodes[i]) <= 0)
+                        return -ENOMEM;
+        slurm_hostlist_uniq(hl);
+        ranged = slurm_hostlist_ranged_string_malloc(hl);
+        if (!ranged)
+                return -ENOMEM;
+        r = split_long_ranges(ranged, &out);
+        if (r < 0)
+                return r;
+        *ret_hostlist = TAKE_PTR(out);
+        return 0;
+}
+
+int hostlist_name_compare(const char *a, const char *b) {
+        while (*a && *b) {
+                if (is_digit(*a) && is_digit(*b)) {
+                        const char *sa = a, *sb = b, *ea, *eb;
+
+                        while (*sa == '0')
+                                sa++;
+                        while (*sb == '0')
+                                sb++;
+                        for (ea = sa; is_digit(*ea); ea++)
+                                ;
+                        for (eb = sb; is_digit(*eb); eb++)
+                                ;
+                        /* Value first: more significant digits is bigger. */
+                        if (ea - sa != eb - sb)
+                                return ea - sa < eb - sb ? -1 : 1;
+                        int c = memcmp(sa, sb, (size_t) (ea - sa));
+                        if (c != 0)
+                                return c < 0 ? -1 : 1;
+                        /* Same value: less padding first. */
+                        if (ea - a != eb - b)
+                                return ea - a < eb - b ? -1 : 1;
+                        a = ea;
+                        b = eb;
+                        continue;
+                }
+                if (*a != *b)
+                        return (unsigned char) *a < (unsigned char) *b ? -1 : 1;
+                a++;
+                b++;
+        }
+        return *a ? 1 : *b ? -1 : 0;
+}

@@ -1,0 +1,385 @@
+/* test-hostlist.c - hostlist validation, expansion, compression and node order. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "hostlist.h"
+#include "strv.h"
+#include "test.h"
+
+/* Expand TEXT and compare with the space-separated EXPECTED names. */
+static void check_expand(const char *text, const char *expected) {
+        _cleanup_strv_free_ char **v = NULL;
+        _cleanup_free_ char *err = NULL, *want = strdup(expected);
+        size_t n = 99, i = 0;
+        int r = hostlist_expand(text, 1000, &v, &n, &err);
+
+        if (r != 0) {
+                TEST_FAIL("expand \"%s\": %d %s", text, r, err ? err : "");
+                return;
+        }
+        CHECK(err == NULL);
+        for (char *w = strtok(want, " "); w; w = strtok(NULL, " "), i++) {
+                if (i >= n || strcmp(v[i], w) != 0) {
+                        TEST_FAIL("expand \"%s\": name %zu is \"%s\", expected \"%s\"",
+                                  text, i, i < n ? v[i] : "(end)", w);
+                        return;
+                }
+        }
+        CHECK_INT(n, i);
+        CHECK(v[n] == NULL);
+        CHECK_INT(strv_length(v), n);
+}
+
+/* Expansion of TEXT fails with R and an error message containing NEEDLE. */
+static void check_fail(const char *text, size_t max, int r, const char *needle) {
+        char **v = (char **) 0x1;
+        size_t n = 4242;
+        _cleanup_free_ char *err = NULL;
+        int got = hostlist_expand(text, max, &v, &n, &err);
+
+        if (got != r) {
+                TEST_FAIL("expand \"%s\": got %d, expected %d (%s)", text, got, r, err ? err : "");
+                if (got == 0)
+                        strv_free(v);
+                return;
+        }
+        CHECK(v == (char **) 0x1); /* untouched on failure */
+        CHECK_INT(n, 4242);
+        if (!err || !strstr(err, needle))
+                TEST_FAIL("expand \"%s\": error \"%s\" lacks \"%s\"", text, err ? err : "(null)", needle);
+}
+
+static void test_ranges(void) {
+        check_expand("cn[1-3]", "cn1 cn2 cn3");
+        check_expand("cn[1,3,5-6]", "cn1 cn3 cn5 cn6");
+        check_expand("cn[7]", "cn7");
+        check_expand("cn[9-11]", "cn9 cn10 cn11");
+        check_expand("cn1[0-2]", "cn10 cn11 cn12");
+        check_expand("[1-3]", "1 2 3");
+        check_expand("a[1-2]b[1-2]", "a1b1 a1b2 a2b1 a2b2");
+        check_expand("r[1-2]n[3]", "r1n3 r2n3");
+}
+
+static void test_lists(void) {
+        check_expand("c,a,b", "a b c");
+        check_expand("a b\tc", "a b c");
+        check_expand("  a , b  ", "a b");
+        check_expand("x.example.org,y_1,z-2", "x.example.org y_1 z-2");
+}
+
+static void test_mixed(void) {
+        check_expand("gpu1,cn[1-2],cn5,login", "cn1 cn2 cn5 gpu1 login");
+        check_expand("cn10,cn[8-9],cn2", "cn2 cn8 cn9 cn10");
+}
+
+static void test_padding(void) {
+        _cleanup_free_ char *s = NULL;
+        _cleanup_strv_free_ char **v = NULL;
+        size_t n;
+
+        check_expand("cn-[001-010]", "cn-001 cn-002 cn-003 cn-004 cn-005 cn-006 cn-007 cn-008 cn-009 cn-010");
+        check_expand("cn[09-11]", "cn09 cn10 cn11");
+        /* Same number, different padding: different nodes, less padding first. */
+        check_expand("cn001,cn1,cn01,cn2", "cn1 cn01 cn001 cn2");
+
+        CHECK_INT(hostlist_expand("cn-[001-010]", 100, &v, &n, NULL), 0);
+        CHECK_INT(hostlist_compress(v, n, &s, NULL), 0);
+        CHECK_STR(s, "cn-[001-010]");
+}
+
+static void test_duplicates(void) {
+        size_t n = 0;
+
+        check_expand("cn[1-3],cn2,cn[2-4]", "cn1 cn2 cn3 cn4");
+        check_expand("a,a,a", "a");
+        check_expand("cn[1-2,2-3]", "cn1 cn2 cn3");
+        /* The cap counts before de-duplicating. */
+        CHECK_INT(hostlist_count("a,a,a", 10, &n, NULL), 0);
+        CHECK_INT(n, 3);
+        check_fail("a,a,a", 2, -E2BIG, "3 nodes, limit is 2");
+}
+
+static void test_empty(void) {
+        _cleanup_strv_free_ char **v = NULL, **w = NULL;
+        size_t n = 99;
+
+        CHECK_INT(hostlist_expand("", 10, &v, &n, NULL), 0);
+        CHECK(v && v[0] == NULL);
+        CHECK_INT(n, 0);
+        CHECK_INT(hostlist_expand(" \t ", 10, &w, &n, NULL), 0);
+        CHECK(w && w[0] == NULL);
+        CHECK_INT(hostlist_expand(NULL, 10, &v, &n, NULL), -EINVAL);
+}
+
+static void test_bad_brackets(void) {
+        check_fail("cn[1-2", 100, -EINVAL, "\"cn[1-2\": '[' without ']'");
+        check_fail("cn1-2]", 100, -EINVAL, "\"cn1-2]\": ']' without '['");
+        check_fail("cn[1-2]]", 100, -EINVAL, "']' without '['");
+        check_fail("cn[[1-2]", 100, -EINVAL, "expected a number");
+        check_fail("cn[]", 100, -EINVAL, "\"cn[]\": expected a number");
+        check_fail("cn[5-3]", 100, -EINVAL, "range \"5-3\" goes backwards");
+        check_fail("cn[010-1]", 100, -EINVAL, "range \"010-1\" goes backwards");
+        check_fail("cn[a-b]", 100, -EINVAL, "expected a number at \"a-b]\"");
+        check_fail("cn[3-]", 100, -EINVAL, "expected a number after '-' in \"3-\"");
+        check_fail("cn[-3]", 100, -EINVAL, "expected a number");
+        check_fail("cn[1 -2]", 100, -EINVAL, "unexpected \" \" inside brackets");
+        check_fail("cn[1;2]", 100, -EINVAL, "unexpected \";\"");
+        check_fail("cn[1-2]-ib", 100, -EINVAL, "text after the last ']'");
+        check_fail("ok1,cn[1-2]x", 100, -EINVAL, "\"cn[1-2]x\"");
+        check_fail("cn[1-2,cn3", 100, -EINVAL, "expected a number at \"cn3\"");
+}
+
+static void test_illegal_characters(void) {
+        check_fail("cn#1", 100, -EINVAL, "\"cn#1\": illegal character \"#\"");
+        check_fail("a,b/c", 100, -EINVAL, "\"b/c\": illegal character \"/\"");
+        check_fail("a:b", 100, -EINVAL, "illegal character \":\"");
+        check_fail("a\x01z", 100, -EINVAL, "\"a\\x01z\": illegal character \"\\x01\"");
+        check_fail("n\xc3\xa4", 100, -EINVAL, "illegal character \"\\xc3\"");
+        check_fail("a\rb", 100, -EINVAL, "illegal character \"\\x0d\"");
+        check_fail("a\nb", 100, -EINVAL, "illegal character \"\\x0a\"");
+        check_fail("a\"b", 100, -EINVAL, "illegal character \"\\x22\"");
+        check_fail(",a", 100, -EINVAL, "empty element at offset 0");
+        check_fail("a,,b", 100, -EINVAL, "empty element at offset 2");
+        check_fail("a, ,b", 100, -EINVAL, "empty element");
+        check_fail("a,", 100, -EINVAL, "ends with ','");
+        check_fail("cn1234567890", 100, -EINVAL, "more than 9 digits");
+        check_fail("cn[1-1234567890]", 100, -EINVAL, "more than 9 digits");
+        check_fail("cn123456[1000-1001]", 100, -EINVAL, "more than 9 digits");
+        check_fail("cn1[1-2]x123456789[1]", 100, -EINVAL, "more than 9 digits");
+        check_expand("cn123456789,c123[456789]", "c123456789 cn123456789");
+}
+
+static void test_long_names(void) {
+        char name[HOSTLIST_NAME_MAX + 8];
+        _cleanup_strv_free_ char **v = NULL;
+        _cleanup_free_ char *err = NULL;
+        size_t n;
+
+        memset(name, 'a', sizeof(name));
+        name[HOSTLIST_NAME_MAX] = 0;
+        CHECK_INT(hostlist_expand(name, 10, &v, &n, NULL), 0);
+        CHECK_INT(n, 1);
+        CHECK(hostlist_name_is_valid(name));
+        name[HOSTLIST_NAME_MAX] = 'a';
+        name[HOSTLIST_NAME_MAX + 1] = 0;
+        CHECK(!hostlist_name_is_valid(name));
+        CHECK_INT(hostlist_count(name, 10, &n, &err), -EINVAL);
+        CHECK(err && strstr(err, "longer than 255"));
+        /* A long message is cut short, not overflowing. */
+        CHECK(err && strlen(err) < 200);
+        /* The bracket's width counts too. */
+        memcpy(name + HOSTLIST_NAME_MAX, "[1-2]", 6);
+        CHECK_INT(hostlist_count(name, 10, &n, NULL), -EINVAL);
+        memcpy(name + HOSTLIST_NAME_MAX - 1, "[1-2]", 6);
+        CHECK_INT(hostlist_count(name, 10, &n, NULL), 0);
+        memcpy(name + HOSTLIST_NAME_MAX - 1, "[1-10]", 7);
+        CHECK_INT(hostlist_count(name, 10, &n, NULL), -EINVAL);
+}
+
+static void test_over_cap(void) {
+        check_fail("cn[1-65537]", 1000000, -EINVAL, "spans 65537 numbers, at most 65536");
+        check_fail("cn[0-999999999]", 1000000, -EINVAL, "spans 1000000000 numbers");
+        check_fail("cn[1-65536]", 65535, -E2BIG, "hostlist has 65536 nodes, limit is 65535");
+        check_fail("cn[1-10],x", 10, -E2BIG, "11 nodes, limit is 10");
+        check_fail("a[1-60000]b[1-60000]", 1000000, -E2BIG, "3600000000 nodes, limit is 1000000");
+        /* 65536^4 overflows 64 bits: the count saturates rather than wraps. */
+        check_fail("a[1-65536]b[1-65536]c[1-65536]d[1-65536]", 1000, -E2BIG, "more than");
+        check_fail("a[1-65536]b[1-65536]c[1-65536]d[1-65536]e[1]", 1000, -E2BIG, "limit is 1000");
+}
+
+static void test_at_cap(void) {
+        _cleanup_strv_free_ char **v = NULL, **w = NULL;
+        size_t n = 0;
+
+        CHECK_INT(hostlist_expand("cn[1-10]", 10, &v, &n, NULL), 0);
+        CHECK_INT(n, 10);
+        CHECK_INT(hostlist_expand("cn[1-65536]", 65536, &w, &n, NULL), 0);
+        CHECK_INT(n, 65536);
+        CHECK_STR(w[0], "cn1");
+        CHECK_STR(w[65535], "cn65536");
+        check_fail("cn[1-10]", 9, -E2BIG, "10 nodes, limit is 9");
+}
+
+static void test_text_cap(void) {
+        size_t len = HOSTLIST_TEXT_MAX + 2;
+        _cleanup_free_ char *s = malloc(len + 1);
+        size_t n;
+
+        CHECK(s != NULL);
+        for (size_t i = 0; i < len; i += 2)
+                memcpy(s + i, "a,", 2);
+        s[len - 1] = 0;
+        CHECK_INT(hostlist_count(s, 100, &n, NULL), -E2BIG);
+}
+
+/* libslurm prints to stderr on input it dislikes: none of that must get past
+ * the validator. */
+static void test_nothing_printed(void) {
+        static const char *const bad[] = {
+                "cn[5-3]", "cn[a-b]", "cn[1-65537]", "cn[]", "cn[1-2]x", "cn[010-1]",
+                "cn[18446744073709551614-18446744073709551615]", "cn[-3]", "cn[1-2 ]",
+        };
+        FILE *f = tmpfile();
+        int saved = dup(STDERR_FILENO);
+        struct stat st;
+
+        CHECK(f != NULL);
+        fflush(stderr);
+        dup2(fileno(f), STDERR_FILENO);
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                _cleanup_free_ char *err = NULL;
+                char **v = NULL;
+                size_t n;
+
+                CHECK_INT(hostlist_expand(bad[i], 1000000, &v, &n, &err), -EINVAL);
+                CHECK(err != NULL);
+        }
+        fflush(stderr);
+        dup2(saved, STDERR_FILENO);
+        close(saved);
+        CHECK_INT(fstat(fileno(f), &st), 0);
+        fclose(f);
+        CHECK_INT(st.st_size, 0);
+}
+
+/* A strv from space-separated words; "<empty>" stands for "". */
+static char **words(const char *text, size_t *ret_n) {
+        _cleanup_free_ char *t = strdup(text);
+        char **v = calloc(64, sizeof(char *));
+        size_t n = 0;
+
+        for (char *w = strtok(t, " "); w && n < 63; w = strtok(NULL, " "))
+                v[n++] = strdup(strcmp(w, "<empty>") == 0 ? "" : w);
+        *ret_n = n;
+        return v;
+}
+
+static void test_compress(void) {
+        _cleanup_strv_free_ char **nodes = NULL, **bad = NULL, **bad2 = NULL, **bad3 = NULL, **bad4 = NULL;
+        _cleanup_free_ char *s = NULL, *e = NULL, *err = NULL;
+        size_t n;
+
+        nodes = words("cn3 cn1 cn2 gpu1 cn2 cn10 login", &n);
+        CHECK_INT(hostlist_compress(nodes, n, &s, NULL), 0);
+        CHECK_STR(s, "cn[1-3,10],gpu1,login");
+        CHECK_INT(hostlist_compress(NULL, 0, &e, NULL), 0);
+        CHECK_STR(e, "");
+
+        bad = words("cn1 cn[2]", &n);
+        CHECK_INT(hostlist_compress(bad, n, &s, &err), -EINVAL);
+        CHECK_STR(err, "invalid node name \"cn[2]\"");
+        err = mfree(err);
+        bad2 = words("<empty>", &n);
+        CHECK_INT(hostlist_compress(bad2, n, &s, &err), -EINVAL);
+        CHECK_STR(err, "invalid node name \"\"");
+        err = mfree(err);
+        bad3 = words("a,b", &n);
+        CHECK_INT(hostlist_compress(bad3, n, &s, &err), -EINVAL);
+        err = mfree(err);
+        bad4 = words("cn12345678901", &n);
+        CHECK_INT(hostlist_compress(bad4, n, &s, &err), -EINVAL);
+        CHECK_STR(s, "cn[1-3,10],gpu1,login"); /* untouched on failure */
+}
+
+/* Compressing then expanding gives the same sorted set. */
+static void check_roundtrip(const char *text, size_t expect_n) {
+        _cleanup_strv_free_ char **v = NULL, **w = NULL;
+        _cleanup_free_ char *s = NULL, *err = NULL;
+        size_t n = 0, m = 0;
+
+        CHECK_INT(hostlist_expand(text, 1000000, &v, &n, &err), 0);
+        CHECK_INT(n, expect_n);
+        CHECK_INT(hostlist_compress(v, n, &s, &err), 0);
+        CHECK_INT(hostlist_expand(s, 1000000, &w, &m, &err), 0);
+        if (err)
+                TEST_FAIL("%s", err);
+        CHECK_INT(m, n);
+        for (size_t i = 0; i < n && i < m; i++)
+                if (strcmp(v[i], w[i]) != 0) {
+                        TEST_FAIL("roundtrip of \"%s\" via \"%s\" differs at %zu", text, s, i);
+                        break;
+                }
+}
+
+static void test_roundtrip(void) {
+        check_roundtrip("cn[1-2,01-02,10,001]", 6);
+        check_roundtrip("a[1-2]b[1-3],x,y[9-11]", 10);
+        check_roundtrip("cn[000000001-000065536],cn[000065537-000070000]", 70000);
+        check_roundtrip("[1-3],[01-02]", 5);
+}
+
+static void test_100k(void) {
+        _cleanup_strv_free_ char **v = NULL, **w = NULL;
+        _cleanup_free_ char *s = NULL, *list = NULL;
+        size_t n = 0, m = 0, len = 0;
+        FILE *f;
+
+        CHECK_INT(hostlist_expand("cn[1-65536],cn[65537-100000]", 100000, &v, &n, NULL), 0);
+        CHECK_INT(n, 100000);
+        CHECK_STR(v[0], "cn1");
+        CHECK_STR(v[99999], "cn100000");
+        for (size_t i = 1; i < n; i++)
+                if (hostlist_name_compare(v[i - 1], v[i]) >= 0) {
+                        TEST_FAIL("not sorted at %zu", i);
+                        break;
+                }
+        /* libslurm would write one range of 100000; it must come back readable. */
+        CHECK_INT(hostlist_compress(v, n, &s, NULL), 0);
+        CHECK_STR(s, "cn[1-65536,65537-100000]");
+
+        /* The same nodes as a plain comma list, in reverse with duplicates. */
+        f = open_memstream(&list, &len);
+        CHECK(f != NULL);
+        for (size_t i = n; i > 0; i--)
+                fprintf(f, "%s%s", i == n ? "" : ",", v[i - 1]);
+        fprintf(f, ",cn5,cn6");
+        fclose(f);
+        CHECK_INT(hostlist_expand(list, 100002, &w, &m, NULL), 0);
+        CHECK_INT(m, 100000);
+        for (size_t i = 0; i < n && i < m; i++)
+                if (strcmp(v[i], w[i]) != 0) {
+                        TEST_FAIL("differs at %zu", i);
+                        break;
+                }
+}
+
+static void test_name_order(void) {
+        static const char *const sorted[] = {
+                "", "-", "0", "00", "1", "01", "2", "10", "a", "a1", "a1b", "a2", "a10",
+                "cn-1", "cn-02", "cn-10", "cn1", "cn9x", "cn10", "cn10a", "z",
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(sorted); i++)
+                for (size_t j = 0; j < ELEMENTSOF(sorted); j++) {
+                        int c = hostlist_name_compare(sorted[i], sorted[j]);
+                        int want = i < j ? -1 : i > j ? 1 : 0;
+                        if (c != want)
+                                TEST_FAIL("compare(\"%s\", \"%s\") = %d, expected %d",
+                                          sorted[i], sorted[j], c, want);
+                }
+}
+
+int main(void) {
+        RUN(test_ranges);
+        RUN(test_lists);
+        RUN(test_mixed);
+        RUN(test_padding);
+        RUN(test_duplicates);
+        RUN(test_empty);
+        RUN(test_bad_brackets);
+        RUN(test_illegal_characters);
+        RUN(test_long_names);
+        RUN(test_over_cap);
+        RUN(test_at_cap);
+        RUN(test_text_cap);
+        RUN(test_nothing_printed);
+        RUN(test_compress);
+        RUN(test_roundtrip);
+        RUN(test_100k);
+        RUN(test_name_order);
+        return test_done();
+}
