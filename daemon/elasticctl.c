@@ -351,6 +351,13 @@ static int ms_left(int64_t deadline) {
         return left <= 0 ? 0 : left > INT_MAX ? INT_MAX : (int) left;
 }
 
+static void sleep_ms(int ms) {
+        struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long) (ms % 1000) * 1000000 };
+
+        while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+                ;
+}
+
 /* Connect to PATH by DEADLINE. A Unix socket's connect() blocks while the
  * listen backlog is full; SO_SNDTIMEO bounds that wait. */
 static int client_connect(const char *path, int64_t deadline, int *ret_fd) {
@@ -392,14 +399,22 @@ static int client_exchange(const struct options *o, int64_t deadline, json_t *re
         json_t *body = NULL;
         int k, kw;
 
-        k = client_connect(o->socket_path, deadline, &fd);
+        for (int backoff_ms = 100;; backoff_ms = backoff_ms >= 1000 ? 2000 : backoff_ms * 2) {
+                k = client_connect(o->socket_path, deadline, &fd);
+                /* A hook rides out a daemon restart: slurmctld would not run it again. */
+                if (!o->hook || (k != -ENOENT && k != -ECONNREFUSED) ||
+                    (deadline >= 0 && ms_left(deadline) <= backoff_ms))
+                        break;
+                sleep_ms(backoff_ms);
+        }
         if (k == -ETIMEDOUT) {
                 snprintf(why, why_size, "cannot connect to elasticd at %s: no answer within %g s",
                          o->socket_path, o->timeout_ms / 1000.0);
                 return k;
         }
         if (k < 0) {
-                snprintf(why, why_size, "cannot connect to elasticd at %s: %s", o->socket_path, strerror(-k));
+                snprintf(why, why_size, "cannot connect to elasticd at %s: %s%s", o->socket_path, strerror(-k),
+                         o->hook && (k == -ENOENT || k == -ECONNREFUSED) ? " (kept trying until the timeout)" : "");
                 return k;
         }
 
@@ -682,7 +697,8 @@ static void help(const struct options *o) {
         printf("Options:\n"
                "  -s, --socket PATH     elasticd's socket (default $ELASTICD_SOCKET, else %s)\n"
                "  -j, --json            print the daemon's result as JSON\n"
-               "  -t, --timeout SECONDS give up after this long, 0 = never (default %d; resize --wait: never)\n"
+               "  -t, --timeout SECONDS give up after this long, 0 = never (default $ELASTICD_TIMEOUT,\n"
+               "                        else %d; resize --wait: never)\n"
                "  -h, --help            show this help\n"
                "  -V, --version         show the version\n\n"
                "Commands:\n",
@@ -705,6 +721,19 @@ static const struct command *command_find(const char *name) {
         return NULL;
 }
 
+/* Seconds (fractions allowed) to milliseconds; 0 = no limit (-1). */
+static int timeout_parse(const char *s, int *ret_ms) {
+        char *end;
+        double v;
+
+        errno = 0;
+        v = strtod(s, &end);
+        if (errno || end == s || *end || !(v >= 0) || v > INT_MAX / 1000)
+                return -EINVAL;
+        *ret_ms = v == 0 ? -1 : (int) (v * 1000);
+        return 0;
+}
+
 /* Global options; leaves optind at the command. */
 static int parse_global(int argc, char **argv, struct options *o) {
         static const struct option longopts[] = {
@@ -725,18 +754,11 @@ static int parse_global(int argc, char **argv, struct options *o) {
                 case 'j':
                         o->json = true;
                         break;
-                case 't': {
-                        char *end;
-                        double v;
-
-                        errno = 0;
-                        v = strtod(optarg, &end);
-                        if (errno || end == optarg || *end || !(v >= 0) || v > INT_MAX / 1000)
+                case 't':
+                        if (timeout_parse(optarg, &o->timeout_ms) < 0)
                                 return usage_error(o, "-t needs a number of seconds, not \"%s\"", optarg);
-                        o->timeout_ms = v == 0 ? -1 : (int) (v * 1000);
                         o->timeout_set = true;
                         break;
-                }
                 case 'h':
                         help(o);
                         return 1;
@@ -750,13 +772,6 @@ static int parse_global(int argc, char **argv, struct options *o) {
 }
 
 /* ---- Main ----------------------------------------------------------------- */
-
-static void sleep_ms(int ms) {
-        struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long) (ms % 1000) * 1000000 };
-
-        while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-                ;
-}
 
 /* What the request was, for a hook's messages: "resume cn-[1-4]". */
 static const char *request_what(const struct options *o, const struct protocol_request *r, char *buf, size_t size) {
@@ -864,6 +879,9 @@ int main(int argc, char **argv) {
 
                 openlog(o.prog, LOG_PID, LOG_DAEMON);
                 o.timeout_ms = HOOK_TIMEOUT_MS;
+                env = getenv("ELASTICD_TIMEOUT");
+                if (env && *env && timeout_parse(env, &o.timeout_ms) < 0)
+                        report(&o, "ignoring ELASTICD_TIMEOUT=\"%s\": not a number of seconds", env);
                 if (argc < 2 || !*argv[1]) {
                         report(&o, "no hostlist argument: slurmctld runs this as %s HOSTLIST%s",
                                o.prog, r->type == PROTOCOL_REQUEST_REBOOT ? " [FEATURES]" : "");
@@ -878,6 +896,14 @@ int main(int argc, char **argv) {
                 if (!r->nodes)
                         return EXIT_REFUSED;
         } else {
+                env = getenv("ELASTICD_TIMEOUT");
+                if (env && *env) {
+                        if (timeout_parse(env, &o.timeout_ms) < 0) {
+                                usage_error(&o, "ELASTICD_TIMEOUT needs a number of seconds, not \"%s\"", env);
+                                return EXIT_USAGE;
+                        }
+                        o.timeout_set = true;
+                }
                 k = parse_global(argc, argv, &o);
                 if (k != 0)
                         return k > 0 ? 0 : EXIT_USAGE;

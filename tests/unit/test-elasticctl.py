@@ -48,8 +48,8 @@ class FakeDaemon:
     """Accepts connections one at a time; answers the k-th request with
     replies[k] (a dict, raw bytes, or None = never answer)."""
 
-    def __init__(self, replies):
-        self.path = os.path.join(TMP, "d%d.sock" % id(self))
+    def __init__(self, replies, path=None):
+        self.path = path or os.path.join(TMP, "d%d.sock" % id(self))
         self.replies = list(replies)
         self.requests = []
         self.trailing = []  # bytes a client sent after its request
@@ -247,10 +247,26 @@ def hook_drops_resume_file_on_bad_frame():
 @test
 def hook_no_daemon_exit_2():
     path = os.path.join(TMP, "nobody.sock")
-    p = run("elastic-resume-fail", ["cn-[1-2]"], sock=path, shell_redirect="<&-")
+    p = run("elastic-resume-fail", ["cn-[1-2]"], sock=path, shell_redirect="<&-",
+            env={"ELASTICD_TIMEOUT": "0.5"})
     check(p.returncode == 2, "exit %d" % p.returncode)
-    check(path in p.stderr and "No such file or directory" in p.stderr, p.stderr)
+    check(path in p.stderr and "No such file or directory (kept trying" in p.stderr, p.stderr)
     check("resume_fail cn-[1-2]" in p.stderr, p.stderr)
+
+
+@test
+def hook_waits_for_daemon_restart():
+    # The daemon's socket appears only after the hook started (a restart).
+    path = os.path.join(TMP, "late.sock")
+    e = {"ELASTICD_SOCKET": path, "ELASTICD_TIMEOUT": "20"}
+    proc = subprocess.Popen([os.path.join(BIN, "elastic-resume"), "cn-5"], env=e,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    threading.Event().wait(0.4)
+    d = FakeDaemon([ok_reply()], path=path)
+    out, err = proc.communicate(timeout=30)
+    d.close()
+    check(proc.returncode == 0, "exit %d: %s" % (proc.returncode, err))
+    check(d.requests and d.requests[0]["nodes"] == "cn-5", repr(d.requests))
 
 
 @test
@@ -271,6 +287,26 @@ def cli_no_daemon_exit_2():
     open(notsock, "w").close()
     p = run("elasticctl", ["-s", notsock, "ping"])
     check(p.returncode == 2 and "Connection refused" in p.stderr, p.stderr)
+
+
+@test
+def cli_does_not_wait_for_a_daemon():
+    # A person gets an answer at once; only hooks keep trying.
+    p = run("elasticctl", ["-s", os.path.join(TMP, "none2.sock"), "-t", "20", "ping"], timeout=5)
+    check(p.returncode == 2 and "kept trying" not in p.stderr, p.stderr)
+
+
+@test
+def cli_timeout_from_environment():
+    d = FakeDaemon([None, None])
+    p = run("elasticctl", ["-s", d.path, "status"], env={"ELASTICD_TIMEOUT": "0.2"})
+    check(p.returncode == 2 and "within 0.2 s" in p.stderr, p.stderr)
+    # -t wins over the environment.
+    p = run("elasticctl", ["-s", d.path, "-t", "0.3", "status"], env={"ELASTICD_TIMEOUT": "0.2"})
+    check(p.returncode == 2 and "within 0.3 s" in p.stderr, p.stderr)
+    d.close()
+    p = run("elasticctl", ["status"], env={"ELASTICD_TIMEOUT": "soon"})
+    check(p.returncode == 64 and "ELASTICD_TIMEOUT" in p.stderr, p.stderr)
 
 
 @test
