@@ -4,6 +4,7 @@
 #include "cloud.h"
 #include "log.h"
 #include "testlib.h"
+#include "../unit/test.h"
 
 #define TINY "012ff1c6-dc8d-4e82-8f73-8a2a63093040"
 #define TINY_V2 "7c1f2f0e-3a4b-4d2c-9e8f-5a6b7c8d9e0f"

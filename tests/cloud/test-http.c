@@ -4,6 +4,7 @@
 
 #include "log.h"
 #include "testlib.h"
+#include "../unit/test.h"
 
 static sd_event *ev;
 static struct test_server srv;

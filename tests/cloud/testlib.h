@@ -7,13 +7,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <systemd/sd-event.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "http.h"
-#include "../unit/test.h"
 
 /* A child process that printed its port on its first stdout line. */
 struct test_server {
@@ -33,6 +33,7 @@ static inline int test_server_start(struct test_server *s, const char *const arg
         if (s->pid < 0)
                 return -1;
         if (s->pid == 0) {
+                prctl(PR_SET_PDEATHSIG, SIGTERM);
                 dup2(fds[1], STDOUT_FILENO);
                 close(fds[0]);
                 close(fds[1]);
@@ -205,6 +206,8 @@ static inline int test_emulator_start(struct test_emulator *m, sd_event *ev, con
         if (m->pid < 0)
                 return -1;
         if (m->pid == 0) {
+                /* Dies with the test, even when the test crashes. */
+                prctl(PR_SET_PDEATHSIG, SIGTERM);
                 int fd = open(log_file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
                 if (fd >= 0) {
                         dup2(fd, STDOUT_FILENO);

@@ -1,0 +1,223 @@
+/* provision.c - benchmark: create N servers through the cloud client against the emulator and wait until all are ACTIVE. */
+#include <getopt.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <sys/resource.h>
+
+#include "cloud.h"
+#include "log.h"
+#include "../cloud/testlib.h"
+
+#define TINY "012ff1c6-dc8d-4e82-8f73-8a2a63093040"
+#define CLUSTER "bench"
+
+static sd_event *ev;
+static struct test_emulator emu;
+static unsigned n_servers = 1000, concurrency = 64;
+static double latency = 0.1, build_delay = 0;
+static unsigned poll_ms = 200;
+
+static unsigned created, failed, active;
+static unsigned lists_in_flight;
+static int done;
+static uint64_t t_last_create;
+
+static void on_list(struct cloud *c, const struct cloud_result *res, void *userdata);
+
+static void on_create(struct cloud *c, const struct cloud_result *res, void *userdata) {
+        if (res->error < 0) {
+                failed++;
+                fprintf(stderr, "create %s failed: %s\n", (const char *) userdata,
+                        res->os->message ? res->os->message : strerror(-res->error));
+        } else
+                created++;
+        free(userdata);
+        if (created + failed == n_servers) {
+                t_last_create = test_now_usec();
+                /* Do not wait for the poll tick (or a list already under way
+                 * that started before the last create): look now. */
+                if (created > 0 && cloud_servers_list(c, NULL, on_list, NULL, NULL) >= 0)
+                        lists_in_flight++;
+        }
+}
+
+static void on_list(struct cloud *c, const struct cloud_result *res, void *userdata) {
+        unsigned a = 0;
+
+        lists_in_flight--;
+        if (res->error < 0) {
+                fprintf(stderr, "list failed: %s\n", res->os->message ? res->os->message : strerror(-res->error));
+                return;
+        }
+        for (size_t i = 0; i < res->n_servers; i++)
+                if (res->servers[i]->status && strcmp(res->servers[i]->status, "ACTIVE") == 0)
+                        a++;
+        active = a;
+        if (active + failed >= n_servers)
+                done = 1;
+}
+
+/* One list at a time, every poll_ms while servers are outstanding. */
+static int on_poll(sd_event_source *s, uint64_t usec, void *userdata) {
+        struct cloud *c = userdata;
+
+        if (!done && lists_in_flight == 0 && created > active) {
+                if (cloud_servers_list(c, NULL, on_list, NULL, NULL) >= 0)
+                        lists_in_flight++;
+        }
+        if (failed == n_servers)
+                done = 1;
+        sd_event_source_set_time(s, usec + poll_ms * 1000);
+        sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+        return 0;
+}
+
+static long stat_total(void) {
+        _cleanup_free_ char *body = NULL;
+        json_t *root;
+        long v = -1;
+
+        if (test_emulator_call(&emu, "GET", "/_emulator/stats", NULL, &body) != 200)
+                return -1;
+        root = json_loads(body, 0, NULL);
+        if (root)
+                v = (long) json_integer_value(json_object_get(root, "total"));
+        json_decref(root);
+        return v;
+}
+
+static void usage(void) {
+        printf("usage: provision [--servers N] [--concurrency C] [--latency S] [--build-delay S] [--poll-ms MS]\n"
+               "Creates N servers (default 1000) with C API calls in flight (64) against the emulator\n"
+               "(tests/emulator/emulator.py, or $ELASTICD_EMULATOR) answering every call after S s (0.1),\n"
+               "waits until all are ACTIVE and prints the wall time against the bound N/C x S.\n");
+}
+
+int main(int argc, char **argv) {
+        static const struct option opts[] = {
+                { "servers", required_argument, NULL, 'n' },
+                { "concurrency", required_argument, NULL, 'c' },
+                { "latency", required_argument, NULL, 'l' },
+                { "build-delay", required_argument, NULL, 'b' },
+                { "poll-ms", required_argument, NULL, 'p' },
+                { "help", no_argument, NULL, 'h' },
+                {}
+        };
+        struct cloud_options o = {};
+        struct cloud_config *cc;
+        struct cloud *c = NULL;
+        struct cloud_stats st;
+        sd_event_source *poll = NULL;
+        struct rusage ru;
+        char url[192], knobs[256];
+        _cleanup_free_ char *err = NULL;
+        uint64_t t0, t1;
+        long calls0, calls1;
+        int opt;
+
+        while ((opt = getopt_long(argc, argv, "n:c:l:b:p:h", opts, NULL)) >= 0) {
+                switch (opt) {
+                case 'n': n_servers = (unsigned) atoi(optarg); break;
+                case 'c': concurrency = (unsigned) atoi(optarg); break;
+                case 'l': latency = atof(optarg); break;
+                case 'b': build_delay = atof(optarg); break;
+                case 'p': poll_ms = (unsigned) atoi(optarg); break;
+                case 'h': usage(); return 0;
+                default: usage(); return 2;
+                }
+        }
+        if (n_servers == 0 || concurrency == 0 || poll_ms == 0) {
+                usage();
+                return 2;
+        }
+
+        signal(SIGPIPE, SIG_IGN);
+        log_setup("provision", LOG_WARNING);
+        /* Enough threads in the emulator for every call in flight. */
+        if (sd_event_new(&ev) < 0 || test_emulator_start(&emu, ev, NULL, NULL) < 0) {
+                fprintf(stderr, "cannot start the emulator (%s)\n", test_emulator_path());
+                return 1;
+        }
+        snprintf(knobs, sizeof(knobs), "{\"latency\": %g, \"build_delay\": %g, \"quota_instances\": null}", latency,
+                 build_delay);
+        if (test_emulator_config(&emu, knobs) < 0) {
+                fprintf(stderr, "emulator refused %s\n", knobs);
+                return 1;
+        }
+
+        cc = calloc(1, sizeof(*cc));
+        snprintf(url, sizeof(url), "%s/v3", emu.base);
+        cc->name = strdup("emu");
+        cc->auth_url = strdup(url);
+        cc->username = strdup("demo");
+        cc->password = strdup("demo");
+        cc->user_domain_name = strdup("Default");
+        cc->project_name = strdup("demo");
+        cc->project_domain_name = strdup("Default");
+        cc->verify = true;
+        o.cluster = CLUSTER;
+        o.http.max_in_flight = concurrency;
+        o.max_calls = n_servers + 16;
+        if (cloud_new(ev, cc, &o, &c, &err) < 0) {
+                fprintf(stderr, "cloud_new: %s\n", err ? err : "failed");
+                return 1;
+        }
+
+        /* Authenticate (and warm up) outside the measurement. */
+        if (cloud_servers_list(c, NULL, on_list, NULL, NULL) < 0)
+                return 1;
+        lists_in_flight = 1;
+        while (lists_in_flight > 0)
+                sd_event_run(ev, UINT64_MAX);
+        done = 0;
+        calls0 = stat_total();
+
+        t0 = test_now_usec();
+        for (unsigned i = 0; i < n_servers; i++) {
+                char *name;
+                if (asprintf(&name, "bn-%04u", i) < 0)
+                        return 1;
+                struct nova_kv meta[] = {
+                        { (char *) CLOUD_META_CLUSTER, (char *) CLUSTER },
+                        { (char *) CLOUD_META_NODE, name },
+                        { (char *) CLOUD_META_OP, (char *) "bench" },
+                };
+                const char *nets[] = { "none", NULL };
+                struct nova_create s = { .name = name, .flavor_ref = "1", .image_ref = TINY, .networks = nets,
+                                         .metadata = meta, .n_metadata = 3 };
+                if (cloud_server_create(c, &s, on_create, name, NULL) < 0) {
+                        fprintf(stderr, "cannot queue create %u\n", i);
+                        return 1;
+                }
+        }
+        sd_event_add_time(ev, &poll, CLOCK_MONOTONIC, 0, 0, on_poll, c);
+        while (!done)
+                sd_event_run(ev, UINT64_MAX);
+        t1 = test_now_usec();
+        calls1 = stat_total();
+        cloud_get_stats(c, &st);
+        getrusage(RUSAGE_SELF, &ru);
+
+        double wall = (double) (t1 - t0) / 1e6;
+        double bound = (double) n_servers / concurrency * latency;
+        printf("servers:            %u created, %u ACTIVE, %u failed\n", created, active, failed);
+        printf("concurrency:        %u (max in flight seen %u)\n", concurrency, st.transport.max_in_flight_seen);
+        printf("latency per call:   %.3f s, build delay %.3f s\n", latency, build_delay);
+        printf("wall time:          %.3f s (last create answered after %.3f s)\n", wall,
+               (double) (t_last_create - t0) / 1e6);
+        printf("bound N/C x lat:    %.3f s\n", bound);
+        printf("ratio:              %.3f (target <= 1.2)\n", bound > 0 ? wall / bound : 0);
+        printf("API calls/server:   %.3f (%ld calls)\n", (double) (calls1 - calls0) / n_servers, calls1 - calls0);
+        printf("peak RSS:           %ld KiB\n", ru.ru_maxrss);
+        printf("client CPU:         %.3f s user + %.3f s system\n",
+               ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6, ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6);
+
+        sd_event_source_disable_unref(poll);
+        cloud_free(c);
+        test_emulator_stop(&emu);
+        getrusage(RUSAGE_CHILDREN, &ru);
+        printf("emulator CPU:       %.3f s user + %.3f s system (whole run)\n",
+               ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6, ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6);
+        sd_event_unref(ev);
+        return failed == 0 && active == n_servers ? 0 : 1;
+}
