@@ -262,6 +262,45 @@ def microversions():
 
 
 @test
+def headers_match_fixtures():
+    """Every header a real response carried (but Connection) comes back."""
+    sid = E.create(TOKEN, "cn1", metadata={"slurm_node": "cn1", "slurm_cluster": "harness"})
+    E.wait_status(TOKEN, sid, "ACTIVE")
+    real_id = "fe4fbf7f-0cb0-464b-8d6b-8cd02c7c41c9"
+    cases = ["keystone-versions-v3", "keystone-auth-password", "keystone-auth-401-bad-password",
+             "keystone-token-validate", "nova-versions-root", "nova-version-v2.1",
+             "nova-401-bad-token", "nova-406-bad-microversion", "nova-flavors-detail",
+             "nova-server-show-active", "nova-servers-detail", "nova-server-metadata",
+             "nova-server-metadata-set-item", "nova-server-404",
+             "nova-server-create-400-bad-flavor", "nova-server-reboot-202",
+             "nova-server-rebuild-202", "nova-server-create-202", "nova-server-delete-204",
+             "glance-image-show", "glance-images-by-name", "glance-image-404",
+             "glance-401-no-token"]
+    for name in cases:
+        fx = fixture(name)
+        rq = fx["request"]
+        u = urllib.parse.urlsplit(rq["url"])
+        port = u.netloc.rsplit(":", 1)[1]
+        prefix = {"5000": "", "8774": "/compute", "9292": "/image"}[port]
+        path = prefix + u.path + ("?" + u.query if u.query else "")
+        path = path.replace(real_id, sid)
+        h = dict(rq["headers"])
+        if h.get("X-Auth-Token") == "<token>":
+            h["X-Auth-Token"] = TOKEN if fx["response"]["status"] != 401 else "gAAAAAbad"
+        if "X-Subject-Token" in h and name == "keystone-token-validate":
+            h["X-Subject-Token"] = TOKEN
+        st, got, _ = E.request(rq["method"], path, rq["body"], h)
+        eq(st, fx["response"]["status"], name)
+        want = {k.lower() for k in fx["response"]["headers"]} - {"connection"}
+        missing = want - set(got)
+        assert not missing, "%s: missing headers %s" % (name, sorted(missing))
+        if name.startswith("nova-server-delete"):
+            E.wait_status(TOKEN, sid, 404)
+        elif name in ("nova-server-reboot-202", "nova-server-rebuild-202"):
+            E.wait_status(TOKEN, sid, "ACTIVE")
+
+
+@test
 def create_show_active_like_real_nova():
     want = fixture("nova-server-create-202")
     st, h, out = E.call("POST", "/compute/v2.1/servers", want["request"]["body"], token=TOKEN)
