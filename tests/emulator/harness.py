@@ -69,8 +69,9 @@ class EmulatorProcess:
         end = time.time() + start_timeout
         while not os.path.exists(portfile):
             if self.proc.poll() is not None or time.time() > end:
+                why = self.stderr()
                 self.stop()
-                raise EmulatorError("emulator did not start: " + self.stderr())
+                raise EmulatorError("emulator did not start: " + why.strip())
             time.sleep(0.02)
         with open(portfile) as f:
             self.port = int(f.read())

@@ -1034,6 +1034,70 @@ def boot_hook_gates_active():
 
 
 @test
+def custom_identities_flavors_images():
+    d = tempfile.mkdtemp(prefix="emu-files-%d-" % os.getpid())
+    try:
+        def write(name, v):
+            path = os.path.join(d, name)
+            with open(path, "w") as f:
+                f.write(v if isinstance(v, str) else json.dumps(v))
+            return path
+        users = write("users.json", {
+            "projects": [{"name": "hpc"}],
+            "users": [{"name": "ops", "password": "pw1", "project": "hpc"}],
+            "application_credentials": [{"name": "ac", "secret": "s1", "user": "ops"}]})
+        flavors = write("flavors.json", [{"id": "c4", "name": "c4.large", "vcpus": 4,
+                                          "ram": 8192, "disk": 20}])
+        images = write("images.json", [{"name": "rocky9"}])
+        config = write("config.json", {"quota_instances": 1, "console_line": "up {name}"})
+        emu = Emulator("--users", users, "--flavors", flavors, "--images", images,
+                       "--config", config, "--address-pool", "10.5.0.7,10.5.0.9",
+                       "--keypairs", "ops-key")
+        try:
+            tok = emu.token("ops", "pw1")
+            st, _, out = emu.call("GET", "/compute/v2.1/flavors/detail", token=tok)
+            eq([f["name"] for f in out["flavors"]], ["c4.large"], "flavors")
+            st, _, out = emu.call("GET", "/image/v2/images?name=rocky9", token=tok)
+            img = out["images"][0]["id"]
+            st, _, out = emu.call("POST", "/compute/v2.1/servers", {"server": {
+                "name": "n", "imageRef": img, "flavorRef": "c4", "networks": "auto",
+                "key_name": "nope"}}, token=tok)
+            eq((st, out["badRequest"]["message"]), (400, "Invalid key_name provided."), "keypair")
+            sid = emu.create(tok, "n", imageRef=img, flavorRef="c4", key_name="ops-key")
+            s = emu.wait_status(tok, sid, "ACTIVE")["server"]
+            eq(s["addresses"]["private"][0]["addr"], "10.5.0.7", "pool list")
+            st, _, out = emu.call("POST", "/compute/v2.1/servers", {"server": {
+                "name": "m", "imageRef": img, "flavorRef": "c4", "networks": "none"}}, token=tok)
+            eq(st, 403, "quota from --config")
+            emu.control("POST", "reset")
+            eq(emu.control("GET", "config")["quota_instances"], 1, "reset keeps --config")
+            body = {"auth": {"identity": {"methods": ["application_credential"],
+                    "application_credential": {"name": "ac", "secret": "s1",
+                                               "user": {"name": "ops", "domain": {"id": "default"}}}}}}
+            st, _, out = emu.call("POST", "/v3/auth/tokens", body)
+            eq((st, out["token"]["project"]["name"]), (201, "hpc"), "appcred by name")
+            eq(emu.call("POST", "/v3/auth/tokens", password_auth("demo", "demo"))[0], 401,
+               "defaults replaced")
+        finally:
+            emu.stop()
+        # bad files: the emulator refuses to start and says why
+        for args, frag in ((["--users", write("bad.json", "{")], "bad.json"),
+                           (["--users", write("u2.json", {"users": [{"name": "x",
+                                                                     "project": "nope"}]})],
+                            "unknown project"),
+                           (["--flavors", write("f2.json", [{"id": 1}])], "lacks"),
+                           (["--config", write("c2.json", {"bogus": 1})], "bogus"),
+                           (["--address-pool", "10.0.0.300"], "10.0.0.300")):
+            try:
+                Emulator(*args).stop()
+                raise AssertionError("started with %s" % args)
+            except harness.EmulatorError as e:
+                assert frag in str(e), (frag, str(e))
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+@test
 def https_right_and_wrong_ca():
     emu = Emulator(tls=True)
     try:
