@@ -93,7 +93,7 @@ class SlurmCluster:
                  enable_configless=True, include=None, suspend_exc_nodes=None,
                  cloud_in_hosts=False, extra_conf="", keep=False,
                  ctld_debug="debug", slurmd_debug="info", boot_delay=2.0,
-                 ctl_port=6817, start_timeout=30.0, scripts=None):
+                 ctl_port=6817, start_timeout=30.0, scripts=None, node_addr_start=10):
         n = next(_seq)
         # "x": no run's prefix + "-" may be the start of another run's names
         tag = "%d" % os.getpid() + ("x%d" % n if n else "")
@@ -126,6 +126,7 @@ class SlurmCluster:
         self.slurm_conf = os.path.join(self.etc, "slurm.conf")
         self.log_dir = os.path.join(self.base, "log")
         self.munge_socket = os.path.join(self.base, "munge", "munge.socket")
+        self.node_addr_start = node_addr_start
         self.node_addrs = self._assign_addresses()
         self._children = []       # Popen objects of daemons we started
         self._munged = None
@@ -151,7 +152,7 @@ class SlurmCluster:
             nsutil.write_file(os.path.join(self.bin_dir, name), text, 0o755)
 
     def _assign_addresses(self):
-        addrs, host = {}, self.subnet.network_address + 10
+        addrs, host = {}, self.subnet.network_address + self.node_addr_start
         for g in self.groups:
             for name in g.names():
                 if name in addrs:

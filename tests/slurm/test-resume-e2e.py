@@ -20,7 +20,6 @@ ELASTICD_SOCKET; exec keeps argv[0] = .../elastic-resume, which is how
 elasticctl knows it runs as the resume hook."""
 import json
 import os
-import subprocess
 import sys
 import time
 
