@@ -64,6 +64,42 @@ const char *clouds_auth_type_to_string(enum cloud_auth_type t) {
         return t == CLOUD_AUTH_APPLICATION_CREDENTIAL ? "v3applicationcredential" : "password";
 }
 
+int clouds_print(const struct cloud_config *c, FILE *f) {
+        const struct {
+                const char *key, *value;
+        } lines[] = {
+                { "cloud", c->name },
+                { "clouds_file", c->clouds_file },
+                { "secure_file", c->secure_file },
+                { "auth_type", clouds_auth_type_to_string(c->auth_type) },
+                { "auth_url", c->auth_url },
+                { "username", c->username },
+                { "user_id", c->user_id },
+                { "password", c->password ? "<hidden>" : NULL },
+                { "user_domain_name", c->user_domain_name },
+                { "user_domain_id", c->user_domain_id },
+                { "project_name", c->project_name },
+                { "project_id", c->project_id },
+                { "project_domain_name", c->project_domain_name },
+                { "project_domain_id", c->project_domain_id },
+                { "application_credential_id", c->application_credential_id },
+                { "application_credential_name", c->application_credential_name },
+                { "application_credential_secret", c->application_credential_secret ? "<hidden>" : NULL },
+                { "region_name", c->region_name },
+                { "interface", clouds_interface_to_string(c->interface) },
+                { "cacert", c->cacert },
+                { "verify", c->verify ? "true" : "false" },
+                { "compute_endpoint_override", c->compute_endpoint_override },
+                { "image_endpoint_override", c->image_endpoint_override },
+                { "identity_endpoint_override", c->identity_endpoint_override },
+                { "network_endpoint_override", c->network_endpoint_override },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(lines); i++)
+                if (lines[i].value)
+                        fprintf(f, "%s: %s\n", lines[i].key, lines[i].value);
+        return ferror(f) ? -EIO : 0;
+}
+
 /* ---- search path ---- */
 
 int clouds_search_path(const char *basename, char ***ret_paths) {

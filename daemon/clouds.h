@@ -2,6 +2,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stdio.h>
 
 #include "macro.h"
 
@@ -79,6 +80,10 @@ int clouds_load_files(const char *clouds_path, const char *secure_path, const ch
  * order, NULL-terminated, malloc'd (free each and the array). Env overrides
  * are not included. */
 int clouds_search_path(const char *basename, char ***ret_paths);
+
+/* Print C for "elasticd --check": one "key: value" line per set field, the
+ * secrets shown only as "<hidden>". */
+int clouds_print(const struct cloud_config *c, FILE *f);
 
 const char *clouds_interface_to_string(enum cloud_interface i);
 const char *clouds_auth_type_to_string(enum cloud_auth_type t);

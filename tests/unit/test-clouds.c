@@ -97,6 +97,17 @@ static void test_password(void) {
         CHECK(c->image_endpoint_override == NULL);
         CHECK_STR(clouds_interface_to_string(c->interface), "internal");
         CHECK_STR(clouds_auth_type_to_string(c->auth_type), "password");
+
+        char *printed = NULL;
+        size_t size = 0;
+        FILE *f = open_memstream(&printed, &size);
+        CHECK_INT(clouds_print(c, f), 0);
+        fclose(f);
+        check_no_secret(printed);
+        CHECK(printed && strstr(printed, "\npassword: <hidden>\n"));
+        CHECK(printed && strstr(printed, "\nregion_name: RegionTwo\ninterface: internal\n"));
+        CHECK(printed && !strstr(printed, "application_credential"));
+        free(printed);
         clouds_free(c);
 }
 
