@@ -162,6 +162,52 @@ static void test_appcred(void) {
         free(err);
 }
 
+/* The clouds.yaml that the OpenStack harness (up.sh) writes. */
+static void test_harness_file(void) {
+        const char *t =
+                "clouds:\n"
+                "  harness-admin:\n"
+                "    auth: {auth_url: http://127.0.0.1:5000/v3, username: admin, password: admin,\n"
+                "           project_name: admin, user_domain_name: Default, project_domain_name: Default}\n"
+                "    region_name: RegionOne\n"
+                "    identity_api_version: 3\n"
+                "  harness-demo:\n"
+                "    auth: {auth_url: http://127.0.0.1:5000/v3, username: demo, password: demo,\n"
+                "           project_name: demo, user_domain_name: Default, project_domain_name: Default}\n"
+                "    region_name: RegionOne\n"
+                "    identity_api_version: 3\n"
+                "  harness-appcred:\n"
+                "    auth_type: v3applicationcredential\n"
+                "    auth: {auth_url: http://127.0.0.1:5000/v3,\n"
+                "           application_credential_id: e37530918dac483b8cd182fe3057d972,\n"
+                "           application_credential_secret: s3cr3t-appcred}\n"
+                "    region_name: RegionOne\n"
+                "    identity_api_version: 3\n";
+        struct cloud_config *c = NULL;
+        char *err = NULL;
+        write_file("harness.yaml", 0600, t);
+        CHECK_INT(clouds_load_files(path("harness.yaml"), NULL, "harness-demo", &c, &err), 0);
+        if (c) {
+                CHECK_STR(c->username, "demo");
+                CHECK_STR(c->password, "demo");
+                CHECK_STR(c->project_domain_name, "Default");
+                CHECK_STR(c->region_name, "RegionOne");
+        } else
+                TEST_FAIL("%s", err);
+        c = clouds_free(c);
+        free(err);
+        err = NULL;
+        CHECK_INT(clouds_load_files(path("harness.yaml"), NULL, "harness-appcred", &c, &err), 0);
+        if (c) {
+                CHECK_INT(c->auth_type, CLOUD_AUTH_APPLICATION_CREDENTIAL);
+                CHECK_STR(c->application_credential_id, "e37530918dac483b8cd182fe3057d972");
+                CHECK_STR(c->application_credential_secret, "s3cr3t-appcred");
+        } else
+                TEST_FAIL("%s", err);
+        clouds_free(c);
+        free(err);
+}
+
 static void test_aliases(void) {
         struct cloud_config *c = NULL;
         _cleanup_free_ char *err = NULL;
@@ -445,6 +491,7 @@ int main(void) {
         umask(022);
         RUN(test_password);
         RUN(test_appcred);
+        RUN(test_harness_file);
         RUN(test_aliases);
         RUN(test_unknown_cloud);
         RUN(test_errors);
