@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hostlist.h"
+
 static const char *const op_kind_names[_STATE_OP_KIND_MAX] = {
         [STATE_OP_RESUME] = "resume",
         [STATE_OP_SUSPEND] = "suspend",
@@ -65,7 +67,7 @@ struct state {
         char *id_prefix;
         unsigned long next_seq;   /* next id number */
         unsigned long apply_seq;  /* records applied */
-        void *nodes;              /* tsearch tree of struct state_node *, natural order */
+        void *nodes;              /* tsearch tree of struct state_node *, in node order */
         size_t n_nodes;
         void *requests;           /* tsearch tree of struct request_entry *, by id */
         size_t n_request_entries;
@@ -76,7 +78,7 @@ struct state {
 
 static int node_cmp(const void *a, const void *b) {
         const struct state_node *x = a, *y = b;
-        return strverscmp(x->name, y->name);
+        return hostlist_name_compare(x->name, y->name);
 }
 
 static int request_cmp(const void *a, const void *b) {

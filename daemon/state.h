@@ -102,7 +102,7 @@ int state_new_id(struct state *s, char letter, char **ret);
 
 struct state_node *state_node_find(struct state *s, const char *name);
 
-/* Call FN for every node, in natural order (cl2 before cl10). FN returning
+/* Call FN for every node, in node order (hostlist_name_compare: cl2 before cl10). FN returning
  * non-zero stops the walk. */
 typedef int (*state_node_fn)(const struct state_node *n, void *userdata);
 void state_foreach_node(struct state *s, state_node_fn fn, void *userdata);
