@@ -71,6 +71,12 @@ class FakeDaemon:
                 head = recv_exact(conn, 4)
                 if head is None:
                     continue
+                if isinstance(reply, tuple):
+                    # ("early", reply): refuse on the header alone, as elasticd
+                    # does with an oversize frame, and close unread.
+                    self.requests.append({"length": struct.unpack(">I", head)[0]})
+                    conn.sendall(frame(reply[1]))
+                    continue
                 body = recv_exact(conn, struct.unpack(">I", head)[0])
                 self.requests.append(json.loads(body))
                 if reply is None:
@@ -242,6 +248,23 @@ def hook_drops_resume_file_on_bad_frame():
     check(p.returncode == 0, p.stderr)
     check("resume_file" in d.requests[0] and "resume_file" not in d.requests[1], repr(d.requests))
     check("dropped" in d.requests[1].get("resume_file_error", ""), repr(d.requests[1]))
+
+
+@test
+def hook_resume_file_too_big_for_daemon():
+    # The daemon refuses the frame from its header and closes without reading
+    # the body: the hook's write fails, it still reads the reply, and resends
+    # without the resume file.
+    rf = os.path.join(TMP, "resume3.json")
+    with open(rf, "w") as f:
+        json.dump({"all_nodes": "cn-1", "jobs": [{"job_id": 1, "nodes": "cn-1", "pad": "x" * 400000}]}, f)
+    d = FakeDaemon([("early", error_reply("bad_frame", "a frame of 400100 bytes; the limit is 65536 bytes")),
+                    ok_reply()])
+    p = run("elastic-resume", ["cn-1"], sock=d.path, env={"SLURM_RESUME_FILE": rf})
+    d.close()
+    check(p.returncode == 0, "exit %d: %s" % (p.returncode, p.stderr))
+    check(d.requests[0]["length"] > 400000, repr(d.requests[0]))
+    check("resume_file" not in d.requests[1] and d.requests[1]["nodes"] == "cn-1", repr(d.requests[1]))
 
 
 @test

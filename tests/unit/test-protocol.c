@@ -180,6 +180,22 @@ static void test_decoder_oversize(void) {
         CHECK_INT(protocol_decoder_buffered(d), 0);
         d = protocol_decoder_free(d);
 
+        /* Exactly at the limit is fine. */
+        {
+                static uint8_t frame[4 + 4096];
+                char body[4096];
+                memset(body, 'a', sizeof(body));
+                memcpy(body, "{\"s\":\"", 6);
+                memcpy(body + 4094, "\"}", 2);
+                make_frame(frame, 4096, body, 4096);
+                CHECK_INT(protocol_decoder_new(4096, &d), 0);
+                CHECK_INT(protocol_decoder_feed(d, frame, sizeof(frame)), 0);
+                CHECK_INT(protocol_decoder_next(d, &out, &err), 1);
+                CHECK_INT(strlen(json_string_value(json_object_get(out, "s"))), 4088);
+                json_decref(out);
+                d = protocol_decoder_free(d);
+        }
+
         CHECK_INT(protocol_decoder_new(PROTOCOL_MAX_FRAME_DEFAULT, &d), 0);
         CHECK_INT(protocol_decoder_feed(d, huge, 4), 0);
         CHECK_INT(protocol_decoder_next(d, &out, &err), -EPROTO);
