@@ -142,7 +142,13 @@ static void diag_render(const struct parse *p, const struct diag *d, FILE *f) {
         if (to - from > SHOWN_LINE_MAX)
                 to = from + column_offset(s + from, len - from, SHOWN_LINE_MAX);
 
-        fprintf(f, "%s%.*s%s\n", from > 0 ? "..." : "", (int) (to - from), s + from, to < len ? "..." : "");
+        /* the line as it is, but no control characters on the terminal */
+        fputs(from > 0 ? "..." : "", f);
+        for (size_t i = from; i < to; i++) {
+                unsigned char c = (unsigned char) s[i];
+                fputc((c < 0x20 && c != '\t') || c == 0x7f ? '?' : c, f);
+        }
+        fputs(to < len ? "...\n" : "\n", f);
         if (from > 0)
                 fputs("   ", f);
         for (size_t i = from; i < at; i++) {
@@ -1693,12 +1699,28 @@ static void check_limits(struct parse *p, struct config *c, const struct seen *t
 
 /* ---- load ------------------------------------------------------------- */
 
+/* Fill C from the tree; every problem becomes a diagnostic. */
+static void config_build(struct parse *p, struct config *c, const struct ynode *root) {
+        struct seen top[_TOP_MAX] = {};
+        char k[QUOTE_MAX + 16];
+
+        if (root->invalid)
+                return;
+        if (root->type != YNODE_MAPPING) {
+                diag(p, &root->mark, "expected a mapping of settings (cluster, cloud, groups, ...) at the top level, got %s",
+                     ynode_kind(root, k));
+                return;
+        }
+        parse_mapping(p, root, NULL, top_fields, _TOP_MAX, c, top);
+        check_limits(p, c, top);
+        if (p->group_seen)
+                check_groups(p, c, p->group_seen);
+}
+
 int config_load_string(const char *name, const char *text, size_t len, struct config **ret, char **ret_errors) {
         _cleanup_(config_freep) struct config *c = NULL;
         _cleanup_(ynode_freep) struct ynode *root = NULL;
         struct parse p = { .name = name, .text = text, .len = len };
-        struct seen top[_TOP_MAX] = {};
-        char k[QUOTE_MAX + 16];
         int r;
 
         if (ret_errors)
@@ -1711,36 +1733,21 @@ int config_load_string(const char *name, const char *text, size_t len, struct co
         if (len > CONFIG_MAX_FILE_BYTES) {
                 diag(&p, NULL, "the file is larger than %d bytes", CONFIG_MAX_FILE_BYTES);
                 r = -EFBIG;
-                goto fail;
+        } else {
+                r = tree_load(&p, &root);
+                if (r == 0)
+                        config_build(&p, c, root);
+                if (p.oom)
+                        r = -ENOMEM;
+                else if (r == 0 && p.n_diags > 0)
+                        r = -EINVAL;
         }
 
-        r = tree_load(&p, &root);
-        if (r == 0) {
-                if (root->invalid)
-                        ;
-                else if (root->type != YNODE_MAPPING)
-                        diag(&p, &root->mark, "expected a mapping of settings (cluster, cloud, groups, ...) at the top level, got %s",
-                             ynode_kind(root, k));
-                else {
-                        parse_mapping(&p, root, NULL, top_fields, _TOP_MAX, c, top);
-                        check_limits(&p, c, top);
-                        if (p.group_seen)
-                                check_groups(&p, c, p.group_seen);
-                }
-                r = p.oom ? -ENOMEM : p.n_diags > 0 ? -EINVAL : 0;
-        }
-        if (r == 0 && p.oom)
-                r = -ENOMEM;
-        if (r == 0) {
-                parse_done(&p);
+        if (r == 0)
                 *ret = TAKE_PTR(c);
-                return 0;
-        }
-
-fail:
-        if (r != -ENOMEM && p.n_diags == 0)
-                diag(&p, NULL, "cannot parse: %s", strerror(-r));
-        if (ret_errors && p.n_diags > 0) {
+        else if (ret_errors && r != -ENOMEM) {
+                if (p.n_diags == 0)
+                        diag(&p, NULL, "cannot parse: %s", strerror(-r));
                 int q = diag_format(&p, ret_errors);
                 if (q < 0)
                         r = q;
