@@ -1546,7 +1546,7 @@ class Handler(BaseHTTPRequestHandler):
                     fault = "429"
                 elif cloud.roll("error_rate", "error_next"):
                     fault = str(cloud.rng.choice(cloud.cfg["error_codes"]))
-            reset = cloud.cfg["drop_reset"]
+            mode = "reset" if cloud.cfg["drop_reset"] else cloud.cfg["drop_mode"]
             retry_after = cloud.cfg["retry_after"]
         entry["route"] = ctx.api.match(self.command, path)[4]
         if delay > 0:
@@ -1554,7 +1554,7 @@ class Handler(BaseHTTPRequestHandler):
         entry["fault"] = fault
         if fault == "drop":
             entry["status"] = "dropped"
-            self._drop(reset)
+            self._drop(mode, None)
             return
         req = Request(self.command, path, query, self.headers, body, rid)
         if fault in ("429",):
@@ -1572,11 +1572,6 @@ class Handler(BaseHTTPRequestHandler):
         else:
             r = ctx.api.handle(req)
         entry["route"] = getattr(req, "route", entry["route"])
-        if fault == "drop-after":
-            entry["status"] = "dropped"
-            self._drop(reset)
-            return
-        entry["status"] = r.status
         hdrs = list(r.headers)
         if r.status not in (502, 503, 504, 429) or fault is None:
             if path.startswith("/compute"):
@@ -1592,6 +1587,11 @@ class Handler(BaseHTTPRequestHandler):
             data = r.raw
         else:
             data = json.dumps(r.body).encode()
+        if fault == "drop-after":
+            entry["status"] = "dropped"
+            self._drop(mode, (r.status, hdrs, data, r.ctype or "application/json"))
+            return
+        entry["status"] = r.status
         self._send(r.status, hdrs, data, r.ctype or "application/json")
 
     @staticmethod
@@ -1609,10 +1609,23 @@ class Handler(BaseHTTPRequestHandler):
         return keystone_error(500, "An unexpected error prevented the server from "
                               "fulfilling your request.", "Internal Server Error")
 
-    def _drop(self, reset):
+    def _drop(self, mode, answer):
+        """Lose the answer: close (FIN), reset (RST) or partial (the status
+        line, headers and part of the body, then FIN). An unprocessed request
+        gets a partial 200 of its own."""
         self.close_connection = True
+        if mode == "partial" and answer is not None and len(answer[2]) < 2:
+            mode = "close"              # nothing to cut (e.g. a 204): plain close
         try:
-            if reset:
+            if mode == "partial":
+                if answer is None:
+                    answer = (200, [], b'{"server": {"id": "' + b"0" * 64 + b'"}}',
+                              "application/json")
+                status, hdrs, data, ctype = answer
+                self._send(status, hdrs, data, ctype, cut=len(data) // 2)
+                self.wfile.flush()
+                self.connection.shutdown(socket.SHUT_RDWR)
+            elif mode == "reset":
                 self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
                                            struct.pack("ii", 1, 0))
             else:
@@ -1620,7 +1633,7 @@ class Handler(BaseHTTPRequestHandler):
         except OSError:
             pass
 
-    def _send(self, status, headers, data, ctype):
+    def _send(self, status, headers, data, ctype, cut=None):
         self.send_response(status, REASONS.get(status))
         names = {h[0].lower() for h in headers}
         if status != 204 or data:
@@ -1632,7 +1645,7 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header(k, v)
         self.end_headers()
         if self.command != "HEAD":
-            self.wfile.write(data)
+            self.wfile.write(data if cut is None else data[:cut])
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = _dispatch
 
@@ -1748,6 +1761,7 @@ def main(argv=None):
     host = a.host if ":" not in a.host else "[%s]" % a.host
     base = a.public_url or "%s://%s:%d" % ("https" if tls else "http", host, port)
     ctx.api = Api(cloud, base)
+    cloud.base_url = base
     ctx.control = Control(cloud, ctx.api)
     if a.port_file:
         tmp = a.port_file + ".tmp"

@@ -114,7 +114,8 @@ DEFAULT_CONFIG = {
     "drop_rate": 0.0,           # fraction of connections closed unanswered
     "drop_next": 0,
     "drop_after": False,        # True: process the request, drop the answer
-    "drop_reset": False,        # True: RST instead of FIN
+    "drop_mode": "close",       # close (FIN), reset (RST) or partial
+    "drop_reset": False,        # old spelling of drop_mode "reset"
     "fault_method": None,       # restrict 5xx/429/drop to this method
     "fault_path": None,         # ... and to paths matching this regex
     "seed": None,               # seed the fault dice
@@ -267,6 +268,7 @@ class Cloud:
         self.host = "emu-compute-1"
         self.network = {"id": network_id, "name": network_name}
         self.closing = False
+        self.base_url = ""                # set once the port is known
         self._load_identities(identities or DEFAULT_IDENTITIES)
         self.flavors = [self._flavor(f) for f in (flavors or DEFAULT_FLAVORS)]
         self.images = [self._image(i) for i in (images or DEFAULT_IMAGES)]
@@ -446,6 +448,10 @@ class Cloud:
         if k == "quota_status":
             if v not in (403, 413):
                 raise ConfigError("quota_status must be 403 or 413")
+            return v
+        if k == "drop_mode":
+            if v not in ("close", "reset", "partial"):
+                raise ConfigError("drop_mode must be 'close', 'reset' or 'partial'")
             return v
         if k == "build_error_kind":
             if v not in ("novalidhost", "spawn"):
@@ -849,6 +855,7 @@ class Cloud:
                        EMU_KEY_NAME=srv.key_name or "",
                        EMU_USER_DATA=srv.user_data or "",
                        EMU_PROJECT_ID=srv.project_id,
+                       EMU_URL=self.base_url,
                        EMU_REBOOT_TYPE=reboot_type or "")
         start = now()
         try:
