@@ -404,6 +404,24 @@ int keystone_endpoint_url(const struct keystone_token *t, const struct cloud_con
         return 0;
 }
 
+int keystone_parse_version(const char *body, size_t len, char **ret_id, struct os_error *err) {
+        _cleanup_json_ json_t *root = NULL;
+        _cleanup_free_ char *id = NULL;
+        json_t *v;
+        int r;
+
+        r = osjson_load(body, len, "identity version", &root, err);
+        if (r < 0)
+                return r;
+        if ((r = osjson_get_object(root, "response", "version", 0, &v, err)) < 0 ||
+            (r = osjson_get_string(v, "version", "id", 0, &id, err)) < 0)
+                return r;
+        if (strcmp(id, "v3") != 0 && strncmp(id, "v3.", 3) != 0)
+                return os_error_set(err, -EPROTONOSUPPORT, "identity API %.16s: only v3 is supported", id);
+        *ret_id = TAKE_PTR(id);
+        return 0;
+}
+
 int keystone_parse_error(const char *body, size_t len, struct os_error *err) {
         return os_error_from_body(err, body, len);
 }

@@ -65,5 +65,9 @@ int keystone_endpoint_url(const struct keystone_token *t, const struct cloud_con
 /* Normalise URL for SERVICE_TYPE as above (exposed for tests and overrides). */
 int keystone_normalize_url(const char *service_type, const char *url, char **ret_url);
 
+/* GET <auth_url> ({"version":{"id":"v3.14",...}}): the version id, which
+ * must be a v3 one ("v3", "v3.x"); -EPROTONOSUPPORT for another. */
+int keystone_parse_version(const char *body, size_t len, char **ret_id, struct os_error *err);
+
 /* A Keystone error body ({"error":{"code","title","message"}}) into err->message. */
 int keystone_parse_error(const char *body, size_t len, struct os_error *err);
