@@ -12,11 +12,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <slurm/slurm.h>
 #include <yaml.h>
 
 #include "config-build.h"
 #include "config.h"
+#include "hostlist.h"
+#include "strv.h"
 
 #define CONFIG_MAX_FILE_BYTES (1024 * 1024)
 #define CONFIG_MAX_ERRORS 50
@@ -490,22 +491,6 @@ static int tree_load(struct parse *p, struct ynode **ret) {
 
 /* ---- free ------------------------------------------------------------- */
 
-static char **strv_free(char **v) {
-        if (!v)
-                return NULL;
-        for (char **s = v; *s; s++)
-                free(*s);
-        return mfree(v);
-}
-
-static size_t strv_length(char *const *v) {
-        size_t n = 0;
-
-        while (v && v[n])
-                n++;
-        return n;
-}
-
 static void group_done(struct config_group *g) {
         free(g->name);
         free(g->nodes);
@@ -551,7 +536,8 @@ struct config *config_free(struct config *c) {
 
 /* ---- defaults --------------------------------------------------------- */
 
-static char **strv_new(const char *const *items, size_t n) {
+/* A vector holding copies of N strings. */
+static char **strv_from(const char *const *items, size_t n) {
         char **v = calloc(n + 1, sizeof(char *));
 
         if (!v)
@@ -576,7 +562,7 @@ static struct config *config_new(const char *path) {
         c->socket_mode = 0660;
         c->slurm_conf = strdup("/etc/slurm/slurm.conf");
         c->slurm_user = strdup("slurm");
-        c->reimage_words = strv_new(reimage, ELEMENTSOF(reimage));
+        c->reimage_words = strv_from(reimage, ELEMENTSOF(reimage));
         if (!c->path || !c->state_dir || !c->socket_path || !c->slurm_conf || !c->slurm_user || !c->reimage_words)
                 return NULL;
 
@@ -602,8 +588,8 @@ static int group_init(struct config_group *g) {
         static const char *const autonet[] = { "auto" };
 
         *g = (struct config_group){};
-        g->networks = strv_new(autonet, 1);
-        g->security_groups = strv_new(NULL, 0);
+        g->networks = strv_from(autonet, 1);
+        g->security_groups = strv_from(NULL, 0);
         if (!g->networks || !g->security_groups)
                 return -ENOMEM;
         return 0;
@@ -1018,7 +1004,7 @@ static void parse_networks(struct parse *p, const struct field *f, const struct 
                         return;
                 }
                 const char *one[] = { v->value };
-                list = strv_new(one, 1);
+                list = strv_from(one, 1);
                 if (!list)
                         p->oom = true;
                 else
@@ -1360,87 +1346,25 @@ static void parse_mapping(struct parse *p, const struct ynode *map, const char *
 
 /* ---- hostlists -------------------------------------------------------- */
 
-/* The shape Slurm's hostlist parser handles well: comma or space separated
- * names of [A-Za-z0-9._-] with bracketed ranges "[1-4,7]". Checked here first
- * because libslurm accepts some garbage ("cl[1-") and prints its own errors. */
-static const char *hostlist_syntax(const char *s) {
-        bool in_bracket = false, have_item = false;
-
-        for (; *s; s++) {
-                char c = *s;
-
-                if (in_bracket) {
-                        const char *start = s;
-                        unsigned long long lo = 0, hi;
-                        size_t n = 0;
-
-                        while (s[n] >= '0' && s[n] <= '9')
-                                n++;
-                        if (n == 0 || n > 9)
-                                return n ? "a number in a range has more than 9 digits" : "expected a number in the brackets";
-                        (void) parse_digits(start, n, &lo);
-                        s += n;
-                        hi = lo;
-                        if (*s == '-') {
-                                s++;
-                                n = 0;
-                                while (s[n] >= '0' && s[n] <= '9')
-                                        n++;
-                                if (n == 0 || n > 9)
-                                        return n ? "a number in a range has more than 9 digits" : "expected a number after '-'";
-                                (void) parse_digits(s, n, &hi);
-                                s += n;
-                                if (hi < lo)
-                                        return "a range goes downwards";
-                                if (hi - lo >= 65536)
-                                        return "a range has more than 65536 nodes";
-                        }
-                        if (*s == ']')
-                                in_bracket = false;
-                        else if (*s != ',')
-                                return "expected ',' or ']' after a number in brackets";
-                        continue;
-                }
-                if (c == '[') {
-                        in_bracket = true;
-                        have_item = true;
-                } else if (c == ',' || c == ' ') {
-                        continue;
-                } else if ((isascii(c) && isalnum(c)) || c == '-' || c == '_' || c == '.') {
-                        have_item = true;
-                } else if (c == ']') {
-                        return "']' without '['";
-                } else
-                        return "node names may contain only letters, digits, '-', '_' and '.'";
-        }
-        if (in_bracket)
-                return "'[' without ']'";
-        if (!have_item)
-                return "no node names";
-        return NULL;
-}
-
-static void hostlist_destroyp(hostlist_t *hl) {
-        if (*hl)
-                slurm_hostlist_destroy(*hl);
-}
-
 static void parse_hostlist(struct parse *p, const struct field *f, const struct ynode *v, const char *path, void *dst) {
-        _cleanup_(hostlist_destroyp) hostlist_t hl = NULL;
-        char q[QUOTE_MAX];
-        const char *problem;
+        _cleanup_free_ char *problem = NULL;
+        size_t count = 0;
+        int r;
 
         if (!expect_scalar(p, v, path, "a Slurm hostlist") || !check_text(p, v, path, 65536))
                 return;
-        problem = hostlist_syntax(v->value);
-        if (!problem) {
-                hl = slurm_hostlist_create(v->value);
-                if (!hl)
-                        problem = "libslurm cannot parse it";
+        r = hostlist_count(v->value, SIZE_MAX, &count, &problem);
+        if (r == -ENOMEM) {
+                p->oom = true;
+                return;
         }
-        if (problem) {
-                diag(p, &v->mark, "expected a Slurm hostlist such as \"cl[1-16]\" for %s, got %s: %s", path,
-                     quote(q, v->value, v->len), problem);
+        if (r < 0) {
+                diag(p, &v->mark, "expected a Slurm hostlist such as \"cl[1-16]\" for %s: %s", path,
+                     problem ? problem : "invalid");
+                return;
+        }
+        if (count == 0) {
+                diag(p, &v->mark, "%s names no nodes", path);
                 return;
         }
         set_string(p, dst, v);
@@ -1478,42 +1402,33 @@ struct group_seen {
         struct seen seen[_GROUP_MAX];
 };
 
-/* Expand one group's hostlist into g->node_names, in hostlist order. */
-static int group_expand(struct parse *p, struct config_group *g, const yaml_mark_t *mark, size_t *budget) {
-        _cleanup_(hostlist_destroyp) hostlist_t hl = NULL;
-        char q[QUOTE_MAX];
-        size_t n = 0;
-        char *name;
-        int count;
+/* Expand one group's hostlist into g->node_names, in node order. */
+static int group_expand(struct parse *p, struct config_group *g, size_t i, const yaml_mark_t *mark, size_t *budget) {
+        _cleanup_free_ char *problem = NULL;
+        size_t count = 0;
+        int r;
 
-        hl = slurm_hostlist_create(g->nodes);
-        if (!hl)
-                return -ENOMEM; /* parse_hostlist parsed it already */
-        count = slurm_hostlist_count(hl);
-        if (count <= 0 || (size_t) count > *budget) {
+        r = hostlist_count(g->nodes, SIZE_MAX, &count, NULL);
+        if (r < 0)
+                return r; /* parse_hostlist checked it */
+        if (count > *budget) {
                 diag(p, mark, "the groups have more than %d nodes in all", CONFIG_MAX_NODES);
                 return -E2BIG;
         }
-        *budget -= (size_t) count;
+        *budget -= count;
 
-        g->node_names = calloc((size_t) count + 1, sizeof(char *));
-        if (!g->node_names)
-                return -ENOMEM;
-        while (n < (size_t) count && (name = slurm_hostlist_shift(hl))) {
-                /* libslurm allocated it: copy into our allocator */
-                size_t len = strlen(name);
-                if (len > NOVA_STRING_MAX) {
-                        diag(p, mark, "node name %s is longer than %d characters", quote(q, name, len), NOVA_STRING_MAX);
-                        free(name);
-                        return -EINVAL;
-                }
-                g->node_names[n] = strdup(name);
-                free(name);
-                if (!g->node_names[n])
-                        return -ENOMEM;
-                n++;
+        r = hostlist_expand(g->nodes, count, &g->node_names, &g->n_nodes, &problem);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0) {
+                diag(p, mark, "groups[%zu].nodes: %s", i, problem ? problem : "invalid hostlist");
+                return r;
         }
-        g->n_nodes = n;
+        if (g->n_nodes < count) {
+                size_t d = count - g->n_nodes;
+                diag(p, mark, "groups[%zu].nodes has %zu duplicate node name%s", i, d, d == 1 ? "" : "s");
+                return -EINVAL;
+        }
         return 0;
 }
 
@@ -1532,7 +1447,7 @@ static void check_nodes(struct parse *p, struct config *c, const struct group_se
                         ok = false;
                         continue;
                 }
-                r = group_expand(p, g, &gs[i].seen[GROUP_NODES].value->mark, &budget);
+                r = group_expand(p, g, i, &gs[i].seen[GROUP_NODES].value->mark, &budget);
                 if (r == -ENOMEM)
                         p->oom = true;
                 if (r == -ENOMEM || r == -E2BIG)
@@ -1577,27 +1492,28 @@ static void check_nodes(struct parse *p, struct config *c, const struct group_se
         if (n_dups > 0)
                 qsort(dups, n_dups, sizeof(*dups), overlap_cmp);
         for (size_t i = 0; i < n_dups;) {
-                _cleanup_(hostlist_destroyp) hostlist_t hl = slurm_hostlist_create(NULL);
-                size_t j;
+                _cleanup_free_ char *compressed = NULL;
+                _cleanup_free_ char **names = NULL;
+                size_t j, n = 0;
 
-                if (!hl) {
+                for (j = i; j < n_dups && dups[j].first == dups[i].first && dups[j].second == dups[i].second; j++)
+                        ;
+                names = calloc(j - i, sizeof(char *));
+                if (!names) {
                         p->oom = true;
                         goto out;
                 }
-                for (j = i; j < n_dups && dups[j].first == dups[i].first && dups[j].second == dups[i].second; j++)
-                        slurm_hostlist_push_host(hl, dups[j].name);
-                slurm_hostlist_uniq(hl);
+                for (size_t k = i; k < j; k++)
+                        names[n++] = (char *) dups[k].name;
+                if (hostlist_compress(names, n, &compressed, NULL) < 0) {
+                        p->oom = true;
+                        goto out;
+                }
 
-                char *ranged = slurm_hostlist_ranged_string_malloc(hl);
                 const struct config_group *a = &c->groups[dups[i].first], *b = &c->groups[dups[i].second];
-                const yaml_mark_t *m = &gs[dups[i].second].seen[GROUP_NODES].value->mark;
-                const char *shown = ranged ? ranged : dups[i].name;
-                if (a == b)
-                        diag(p, m, "%s is listed more than once in group %s", shown, a->name ? a->name : "?");
-                else
-                        diag(p, m, "%s is in groups %s and %s: a node belongs to one group only", shown,
-                             a->name ? a->name : "?", b->name ? b->name : "?");
-                free(ranged);
+                diag(p, &gs[dups[i].second].seen[GROUP_NODES].value->mark,
+                     "%s is in groups %s and %s: a node belongs to one group only", compressed,
+                     a->name ? a->name : "?", b->name ? b->name : "?");
                 i = j;
         }
         if (ok && n_dups == 0) {

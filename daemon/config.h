@@ -30,7 +30,8 @@ struct config_group {
         unsigned min_nodes;         /* nodes kept powered (resize --min), default 0 */
         char *availability_zone;    /* optional */
         size_t n_nodes;             /* number of nodes in `nodes` */
-        char **node_names;          /* `nodes` expanded, in hostlist order; n_nodes entries, NULL-terminated */
+        char **node_names;          /* `nodes` expanded in node order (hostlist_name_compare:
+                                     * "cn2" before "cn10"), as nodemap; n_nodes entries, NULL-terminated */
 };
 
 /* A node of the configuration: its group and its place in the group's order. */
@@ -112,7 +113,7 @@ int config_print(const struct config *c, FILE *f);
 int config_check_secret_file(const char *path, char **ret_error);
 
 /* The node named NAME: 0 with its group's index and its position in the
- * group's hostlist order (resize --min keeps the first min_nodes), or -ENOENT. */
+ * group's node order (resize --min keeps the first min_nodes), or -ENOENT. */
 int config_node_find(const struct config *c, const char *name, size_t *ret_group, size_t *ret_index);
 
 /* Index of the group named NAME, or -ENOENT. */

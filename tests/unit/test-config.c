@@ -233,7 +233,7 @@ static void test_group_find(void) {
         CHECK(c->groups[0].node_names[4] == NULL);
 }
 
-/* Hostlist order, not name order, decides a node's place in its group. */
+/* A node's place in its group is in node order: "n2" before "n10". */
 static void test_node_order(void) {
         static const char text[] =
                 "cluster: c1\n"
@@ -246,13 +246,13 @@ static void test_node_order(void) {
         CHECK_INT(config_load_string("t", text, strlen(text), &c, NULL), 0);
         if (!c)
                 return;
-        CHECK_INT(config_node_find(c, "n10", &g, &i), 0);
+        CHECK_INT(config_node_find(c, "m1", &g, &i), 0);
         CHECK_INT(i, 0);
         CHECK_INT(config_node_find(c, "n2", &g, &i), 0);
+        CHECK_INT(i, 2);
+        CHECK_INT(config_node_find(c, "n10", &g, &i), 0);
         CHECK_INT(i, 3);
-        CHECK_INT(config_node_find(c, "m1", &g, &i), 0);
-        CHECK_INT(i, 4);
-        CHECK_STR(c->nodes[0].name, "m1");
+        CHECK_STR(c->groups[0].node_names[4], "n11");
 }
 
 static void test_example(void) {
