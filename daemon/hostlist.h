@@ -5,7 +5,8 @@
 #include <stddef.h>
 
 /* Syntax accepted (a subset of libslurm's, so that libslurm never sees input
- * it would misparse, print about or crash on):
+ * it would misparse, print about or crash on; names come out as libslurm
+ * would expand them, see test-hostlist's test_matches_libslurm):
  *   hostlist := element { separator element }   separator: ',' and/or blanks
  *   element  := { literal | '[' range { ',' range } ']' }, not ending in a
  *               literal after a ']' (libslurm 22.05 rejects "cn[1-2]-ib")

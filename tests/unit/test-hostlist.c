@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <slurm/slurm.h>
 
 #include "hostlist.h"
 #include "strv.h"
@@ -363,6 +364,76 @@ static void test_name_order(void) {
                 }
 }
 
+static int compare_namep(const void *a, const void *b) {
+        return hostlist_name_compare(*(char *const *) a, *(char *const *) b);
+}
+
+/* The expander follows libslurm's rules: same names for valid input. */
+static void test_matches_libslurm(void) {
+        static const char *const inputs[] = {
+                "cn[1-3]", "cn-[001-010]", "cn[09-11]", "cn[9-011]", "cn[1-010]", "cn[001-5]",
+                "cn[0-10]", "cn[00-10]", "cn[01-02,5]", "cn[5,01-02]", "a[01-02]b[1-2]",
+                "x0[1-2]", "cn[000]", "[1-3],[01-02]", "a[1-2]b[1-3]c[7]", "r[1-2]n[08-10]",
+                "cn1,cn01,cn001", "a b\tc", "cn[1-3] gpu[1-2],x.y-z_1", "cn[1-2,2-3],cn2",
+                "c123[456789]", "n[0-99]x[0-9]",
+        };
+
+        for (size_t t = 0; t < ELEMENTSOF(inputs); t++) {
+                _cleanup_strv_free_ char **v = NULL;
+                hostlist_t hl = slurm_hostlist_create(inputs[t]);
+                size_t n = 0, m = 0, k = 0;
+                char **w, *h;
+
+                if (!hl) {
+                        TEST_FAIL("libslurm rejects \"%s\"", inputs[t]);
+                        continue;
+                }
+                n = (size_t) slurm_hostlist_count(hl);
+                w = calloc(n + 1, sizeof(char *));
+                while (w && (h = slurm_hostlist_shift(hl)))
+                        w[m++] = h;
+                slurm_hostlist_destroy(hl);
+                qsort(w, m, sizeof(char *), compare_namep);
+                for (size_t i = 0; i < m; i++)
+                        if (k == 0 || strcmp(w[i], w[k - 1]) != 0)
+                                w[k++] = w[i];
+                        else
+                                free(w[i]);
+                if (w)
+                        w[k] = NULL;
+
+                CHECK_INT(hostlist_expand(inputs[t], 100000, &v, &n, NULL), 0);
+                if (n != k)
+                        TEST_FAIL("\"%s\": %zu names, libslurm %zu", inputs[t], n, k);
+                for (size_t i = 0; v && i < n && i < k; i++)
+                        if (strcmp(v[i], w[i]) != 0) {
+                                TEST_FAIL("\"%s\": name %zu \"%s\", libslurm \"%s\"", inputs[t], i, v[i], w[i]);
+                                break;
+                        }
+                strv_free(w);
+        }
+}
+
+/* Long lists of scattered nodes stay linear (libslurm's own parser is
+ * quadratic there): no timing, only that it completes and is right. */
+static void test_scattered(void) {
+        _cleanup_strv_free_ char **v = NULL;
+        _cleanup_free_ char *list = NULL, *s = NULL;
+        size_t len = 0, n = 0;
+        FILE *f = open_memstream(&list, &len);
+
+        CHECK(f != NULL);
+        for (unsigned i = 30000; i > 0; i--)
+                fprintf(f, "%scn[%u]", i == 30000 ? "" : ",", 2 * i);
+        fclose(f);
+        CHECK_INT(hostlist_expand(list, 30000, &v, &n, NULL), 0);
+        CHECK_INT(n, 30000);
+        CHECK_STR(v[0], "cn2");
+        CHECK_STR(v[n - 1], "cn60000");
+        CHECK_INT(hostlist_compress(v, n, &s, NULL), 0);
+        CHECK(s && strncmp(s, "cn[2,4,6,", 9) == 0);
+}
+
 int main(void) {
         RUN(test_ranges);
         RUN(test_lists);
@@ -381,5 +452,7 @@ int main(void) {
         RUN(test_roundtrip);
         RUN(test_100k);
         RUN(test_name_order);
+        RUN(test_matches_libslurm);
+        RUN(test_scattered);
         return test_done();
 }
