@@ -114,16 +114,16 @@ int clouds_search_path(const char *basename, char ***ret_paths) {
         if (r < 0)
                 goto oom;
         n++;
-        if (xdg && *xdg == '/')
-                r = asprintf(&v[n], "%s/openstack/%s", xdg, basename);
-        else if (home && *home == '/')
-                r = asprintf(&v[n], "%s/.config/openstack/%s", home, basename);
-        else
-                r = 0, v[n] = NULL;
-        if (r < 0)
-                goto oom;
-        if (v[n])
+        /* relative XDG_CONFIG_HOME is invalid per the spec: fall back to HOME */
+        if (xdg && *xdg == '/') {
+                if (asprintf(&v[n], "%s/openstack/%s", xdg, basename) < 0)
+                        goto oom;
                 n++;
+        } else if (home && *home == '/') {
+                if (asprintf(&v[n], "%s/.config/openstack/%s", home, basename) < 0)
+                        goto oom;
+                n++;
+        }
         r = asprintf(&v[n], "/etc/openstack/%s", basename);
         if (r < 0)
                 goto oom;

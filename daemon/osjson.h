@@ -23,8 +23,9 @@
 int osjson_load(const char *body, size_t len, const char *what, json_t **ret, struct os_error *err);
 
 /* Each getter reads OBJ[KEY]; PATH names OBJ in messages ("server",
- * "servers[3]"). On success 0 (also when an OPTIONAL key is missing or a
- * NULLABLE value is null: 1 is returned instead so callers can tell). */
+ * "servers[3]"). Returns 0 when the value was read into *ret, 1 when an
+ * OPTIONAL key is missing or a NULLABLE value is null (*ret untouched), or
+ * -EBADMSG (wrong type, out of range, missing) with a message in ERR. */
 int osjson_get_string(json_t *obj, const char *path, const char *key, unsigned flags,
                       char **ret, struct os_error *err);
 int osjson_get_object(json_t *obj, const char *path, const char *key, unsigned flags,

@@ -31,6 +31,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         keystone_token_free(t);
         os_error_clear(&e);
 
+        char *id = NULL;
+        (void) keystone_parse_version(body, size, &id, &e);
+        free(id);
+        os_error_clear(&e);
+
         struct glance_image *img = NULL;
         (void) glance_parse_image(body, size, &img, &e);
         glance_image_free(img);
