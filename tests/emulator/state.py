@@ -16,6 +16,7 @@ import re
 import secrets
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 import uuid
@@ -858,23 +859,30 @@ class Cloud:
                        EMU_URL=self.base_url,
                        EMU_REBOOT_TYPE=reboot_type or "")
         start = now()
-        try:
-            p = subprocess.Popen(cmd, shell=True, env=env, stdin=subprocess.DEVNULL,
-                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                 start_new_session=True)
-        except OSError as e:
-            out, rc = "cannot run hook: %s" % e, 127
-        else:
+        # Output goes to an unlinked file, not a pipe: daemons the hook leaves
+        # behind (an instance's holder, slurmd) may keep it open for ever, and
+        # we wait for the hook itself only.
+        with tempfile.TemporaryFile() as log:
             try:
-                out, _ = p.communicate(timeout=self.hook_timeout)
-                rc = p.returncode
-            except subprocess.TimeoutExpired:
-                os.killpg(p.pid, signal.SIGKILL)
-                out, _ = p.communicate()
-                rc = 124
-            out = out.decode("utf-8", "replace")
-            if rc < 0:
-                rc = 128 - rc
+                p = subprocess.Popen(cmd, shell=True, env=env, stdin=subprocess.DEVNULL,
+                                     stdout=log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+            except OSError as e:
+                out, rc = "cannot run hook: %s" % e, 127
+            else:
+                try:
+                    rc = p.wait(timeout=self.hook_timeout)
+                except subprocess.TimeoutExpired:
+                    try:
+                        os.killpg(p.pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+                    p.wait()
+                    rc = 124
+                if rc < 0:
+                    rc = 128 - rc
+                log.seek(0)
+                out = log.read(1 << 20).decode("utf-8", "replace")
         with self.lock:
             for line in out.splitlines():
                 self.add_console(srv, line)

@@ -967,6 +967,7 @@ echo "$EMU_EVENT $EMU_SERVER_NAME $EMU_ADDRESS $EMU_IMAGE $EMU_METADATA" >> "$HO
 echo "$EMU_URL" > "$HOOKDIR/url"
 echo "hook says hello to $EMU_SERVER_NAME"
 case "$EMU_SERVER_NAME" in
+*daemon*) sleep 60 & echo $! > "$HOOKDIR/daemon.pid" ;;   # keeps our stdout open
 *gate*) while [ ! -e "$HOOKDIR/go" ]; do sleep 0.05; done ;;
 esac
 case "$EMU_EVENT:$EMU_SERVER_NAME" in
@@ -1002,6 +1003,16 @@ def boot_hook_gates_active():
         lines = open(os.path.join(d, "events")).read().splitlines()
         eq(lines, ['create node-gate 10.99.0.2 %s {"slurm_node": "cn1"}' % IMAGE], "hook env")
         eq(open(os.path.join(d, "url")).read().strip(), emu.base, "EMU_URL")
+        # a daemon left behind by the hook (holding its stdout) does not block it
+        dsid = emu.create(tok, "node-daemon")
+        try:
+            emu.wait_status(tok, dsid, "ACTIVE", timeout=8)
+        finally:
+            pidfile = os.path.join(d, "daemon.pid")
+            if os.path.exists(pidfile):
+                os.kill(int(open(pidfile).read()), 15)
+        emu.call("DELETE", "/compute/v2.1/servers/" + dsid, token=tok)
+        emu.wait_status(tok, dsid, 404)
         bad = emu.create(tok, "node-fail")
         out = emu.wait_status(tok, bad, "ERROR")
         eq(out["server"]["fault"]["message"],
@@ -1020,8 +1031,9 @@ def boot_hook_gates_active():
         emu.wait_status(tok, bad, 404)
         lines = open(os.path.join(d, "events")).read().splitlines()
         events = sorted(l.split()[0] + " " + l.split()[1] for l in lines)
-        eq(events, ["create node-fail", "create node-gate", "delete node-fail",
-                    "delete node-gate", "reboot node-gate", "rebuild node-gate"], "events")
+        eq(events, ["create node-daemon", "create node-fail", "create node-gate",
+                    "delete node-daemon", "delete node-fail", "delete node-gate",
+                    "reboot node-gate", "rebuild node-gate"], "events")
         assert any(l.startswith("rebuild node-gate 10.99.0.2 " + IMAGE2) for l in lines), lines
         srv = emu.control("GET", "servers")
         hooks = [h["event"] for s in srv["servers"] if s["id"] == sid for h in s["hooks"]]
