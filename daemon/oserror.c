@@ -17,6 +17,46 @@ void os_error_clear(struct os_error *e) {
         *e = (struct os_error) {};
 }
 
+/* Length of the valid UTF-8 sequence at S (1..4), or 0 if it is not one. */
+static size_t utf8_len(const unsigned char *s) {
+        size_t n;
+        unsigned c = s[0];
+
+        if (c < 0x80)
+                return 1;
+        if (c >= 0xC2 && c <= 0xDF)
+                n = 2;
+        else if (c >= 0xE0 && c <= 0xEF)
+                n = 3;
+        else if (c >= 0xF0 && c <= 0xF4)
+                n = 4;
+        else
+                return 0;
+        for (size_t i = 1; i < n; i++)
+                if ((s[i] & 0xC0) != 0x80)
+                        return 0;
+        /* overlong 3/4-byte forms, surrogates, > U+10FFFF */
+        if ((c == 0xE0 && s[1] < 0xA0) || (c == 0xED && s[1] > 0x9F) ||
+            (c == 0xF0 && s[1] < 0x90) || (c == 0xF4 && s[1] > 0x8F))
+                return 0;
+        return n;
+}
+
+/* Messages end up in logs and in JSON replies: make them one line of valid
+ * UTF-8 (invalid bytes become '?', control characters spaces). */
+static void sanitize(char *s) {
+        for (unsigned char *p = (unsigned char *) s; *p; ) {
+                size_t n = utf8_len(p);
+                if (n == 0) {
+                        *p++ = '?';
+                        continue;
+                }
+                if (n == 1 && (*p < 0x20 || *p == 0x7f))
+                        *p = ' ';
+                p += n;
+        }
+}
+
 int os_error_set(struct os_error *e, int err, const char *fmt, ...) {
         va_list ap;
         char *m;
@@ -27,6 +67,8 @@ int os_error_set(struct os_error *e, int err, const char *fmt, ...) {
         if (vasprintf(&m, fmt, ap) < 0)
                 m = NULL;
         va_end(ap);
+        if (m)
+                sanitize(m);
         free(e->message);
         e->message = m;         /* NULL on ENOMEM: the errno still tells */
         return err;
@@ -110,6 +152,7 @@ static const char *line_finish(struct line *l) {
         while (l->len > 0 && l->buf[l->len - 1] == ' ')
                 l->len--;
         l->buf[l->len] = 0;
+        sanitize(l->buf);
         return l->buf[0] == ' ' ? l->buf + 1 : l->buf;
 }
 

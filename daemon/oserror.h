@@ -25,7 +25,8 @@ struct os_error {
 /* Free the strings and zero the struct; accepts NULL. */
 void os_error_clear(struct os_error *e);
 
-/* Replace e->message (printf-style). E may be NULL: then this only returns.
+/* Replace e->message (printf-style; made one line of valid UTF-8). E may be
+ * NULL: then this only returns.
  * Returns ERR (a negative errno) so parsers can "return os_error_set(e, -EBADMSG, ...)". */
 int os_error_set(struct os_error *e, int err, const char *fmt, ...) _printf_(3, 4);
 

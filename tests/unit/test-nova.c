@@ -340,6 +340,8 @@ static void test_fault_bodies(void) {
                 { "{\"message\":\"No image found with ID x<br /><br />\\n\\n\\n\",\"code\":\"404 Not Found\",\"title\":\"Not Found\"}",
                   "Not Found: No image found with ID x" },
                 { "bad\x01\x7f" "bytes\ttab", "bad bytes tab" },
+                { "latin1 caf\xe9 na\xefve \xc3\xa9t\xc3\xa9 \xed\xa0\x80 \xf4\x90\x80\x80 \xc0\xaf end",
+                  "latin1 caf? na?ve \xc3\xa9t\xc3\xa9 ??? ???? ?? end" },
         };
         for (size_t i = 0; i < ELEMENTSOF(t); i++) {
                 struct os_error e = {};
@@ -372,6 +374,9 @@ static void test_fault_bodies(void) {
         CHECK_STR(s, "HTTP 404: gone 1 (request req-1)");
         os_error_clear(&e);
         CHECK(e.message == NULL && e.request_id == NULL && e.status == 0);
+        os_error_set(&e, -EBADMSG, "key %.3s\n", "\xc3\xa9\xc3\xa9");     /* cut inside a character */
+        CHECK_STR(e.message, "key \xc3\xa9? ");
+        os_error_clear(&e);
         CHECK_INT(os_error_set(NULL, -EIO, "x"), -EIO);
 }
 
