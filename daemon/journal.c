@@ -430,6 +430,61 @@ int journal_append(struct journal *j, json_t *record, char **ret_error) {
         return 0;
 }
 
+int journal_append_many(struct journal *j, json_t *records, char **ret_error) {
+        _cleanup_free_ char *buf = NULL;
+        size_t len = 0, size = 0, i;
+        json_t *record;
+        int r;
+
+        if (!json_is_array(records))
+                return fail(ret_error, -EINVAL, "journal records are not a JSON array");
+        if (json_array_size(records) == 0)
+                return 0;
+        if (j->broken)
+                return fail(ret_error, -EIO, "%s: an earlier write failed, appends are refused until restart", j->path);
+        if (j->compacting)
+                return fail(ret_error, -EBUSY, "%s: append during compaction", j->path);
+
+        json_array_foreach(records, i, record) {
+                _cleanup_free_ char *line = NULL;
+                size_t n;
+
+                r = format_record(record, j->seq + 1 + i, false, &line, &n, ret_error);
+                if (r < 0)
+                        return r;
+                if (len + n > size) {
+                        size_t want = MAX(size * 2, len + n);
+                        char *b = realloc(buf, want);
+
+                        if (!b)
+                                return -ENOMEM;
+                        buf = b;
+                        size = want;
+                }
+                memcpy(buf + len, line, n);
+                len += n;
+        }
+
+        /* One write and one fdatasync for all: a request and its operations. */
+        r = write_all(j->fd, buf, len);
+        if (r < 0) {
+                if (ftruncate_retry(j->fd, (off_t) j->bytes) < 0)
+                        j->broken = true;
+                return fail(ret_error, r, "%s: write: %s", j->path, strerror(-r));
+        }
+        r = fdatasync_retry(j->fd);
+        if (r < 0) {
+                j->broken = true;
+                (void) ftruncate_retry(j->fd, (off_t) j->bytes);
+                return fail(ret_error, r, "%s: fdatasync: %s", j->path, strerror(-r));
+        }
+
+        j->seq += json_array_size(records);
+        j->bytes += len;
+        j->records += json_array_size(records);
+        return 0;
+}
+
 int journal_replay(struct journal *j, journal_replay_fn cb, void *userdata, char **ret_error) {
         struct scan_result res;
 

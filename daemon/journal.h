@@ -51,6 +51,14 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct journal *, journal_free);
  * "journal"; -E2BIG: longer than JOURNAL_RECORD_MAX. */
 int journal_append(struct journal *j, json_t *record, char **ret_error);
 
+/* Append every record of RECORDS (a JSON array of objects) like
+ * journal_append, as consecutive lines with one write() and one fdatasync():
+ * a request and its per-node operations cost one disk sync. On error none of
+ * them remains in the file. A crash during the write itself can leave a
+ * prefix of them (replay cuts a torn last line); the caller has then not
+ * answered anyone. */
+int journal_append_many(struct journal *j, json_t *records, char **ret_error);
+
 /* The seq journal_append will give the next record. */
 uint64_t journal_next_seq(const struct journal *j);
 

@@ -188,6 +188,45 @@ static void test_append_replay(void) {
         CHECK_INT(st.torn_bytes, 0);
 }
 
+static void test_append_many(void) {
+        _cleanup_dir_ char *dir = make_dir();
+        _cleanup_free_ char *path = file_in(dir, JOURNAL_FILE), *e1 = NULL, *e2 = NULL;
+        _cleanup_(journal_freep) struct journal *j = NULL;
+        struct journal_stats st;
+        json_t *batch, *bad, *empty, *all;
+
+        CHECK(dir != NULL);
+        j = open_ok(dir);
+        if (!j)
+                return;
+        CHECK_INT(append_op(j, "cn0", 0), 0);
+        batch = json_pack("[{s:s, s:s}, {s:s, s:s}, {s:s, s:s}]", "kind", "request", "id", "r-1",
+                          "kind", "op", "node", "cn1", "kind", "op", "node", "cn2");
+        CHECK_INT(journal_append_many(j, batch, NULL), 0);
+        CHECK_INT(journal_next_seq(j), 5);
+        /* One bad record refuses the whole batch: nothing written, no seq used. */
+        bad = json_pack("[{s:s}, {s:i}]", "kind", "op", "seq", 3);
+        CHECK_INT(journal_append_many(j, bad, &e1), -EINVAL);
+        CHECK(e1 != NULL);
+        CHECK_INT(journal_append_many(j, NULL, &e2), -EINVAL);
+        empty = json_array();
+        CHECK_INT(journal_append_many(j, empty, NULL), 0);
+        CHECK_INT(journal_next_seq(j), 5);
+        journal_get_stats(j, &st);
+        CHECK_INT(st.records, 4);
+        CHECK_INT(st.bytes, file_size(path));
+
+        all = replay_all(j);
+        CHECK(all && json_array_size(all) == 4);
+        for (size_t i = 0; all && i < json_array_size(all); i++)
+                CHECK_INT(seq_of(json_array_get(all, i)), i + 1);
+        CHECK(all && strcmp(json_string_value(json_object_get(json_array_get(all, 3), "node")), "cn2") == 0);
+        json_decref(all);
+        json_decref(batch);
+        json_decref(bad);
+        json_decref(empty);
+}
+
 static void test_creates_dir(void) {
         _cleanup_dir_ char *base = make_dir();
         _cleanup_free_ char *dir = base ? file_in(base, "state") : NULL;
@@ -783,6 +822,7 @@ static void test_compact_crash_each_step(void) {
 
 int main(void) {
         RUN(test_append_replay);
+        RUN(test_append_many);
         RUN(test_creates_dir);
         RUN(test_visible_after_close);
         RUN(test_seq_continues_after_reopen);
