@@ -1,5 +1,6 @@
 /* elasticd.c - the daemon: configuration, journal replay, socket, event loop, signals, systemd notification. */
 #include <getopt.h>
+#include <inttypes.h>
 #include <grp.h>
 #include <signal.h>
 #include <stdio.h>
@@ -13,6 +14,7 @@
 #include "auth.h"
 #include "config-build.h"
 #include "config.h"
+#include "journal.h"
 #include "log.h"
 #include "macro.h"
 #include "request.h"
@@ -32,6 +34,7 @@ struct elasticd {
         struct config *config;
         struct auth *auth;
         struct state *state;
+        struct journal *journal;
         struct server *server;
         struct request_context ctx;
         sd_event_source *shutdown_timer;
@@ -43,6 +46,7 @@ struct elasticd {
         char *socket_path;         /* what we listen on: a change needs a restart */
         char *state_dir;           /* what we journal in: a change needs a restart */
         bool stopping;
+        uint64_t compact_next_check;  /* journal bytes before compaction is considered again */
 };
 
 static uint64_t now(clockid_t clock) {
@@ -119,9 +123,12 @@ static void notify_status(struct elasticd *d) {
         sd_notifyf(0, "STATUS=accepting requests; %zu operation%s pending", pending, pending == 1 ? "" : "s");
 }
 
+static void compact_journal(struct elasticd *d, bool startup);
+
 static void on_state_changed(void *userdata) {
         struct elasticd *d = userdata;
 
+        compact_journal(d, false);
         notify_status(d);
 }
 
@@ -207,6 +214,108 @@ static int on_signal(sd_event_source *src, const struct signalfd_siginfo *si, vo
         return 0;
 }
 
+/* Compact a journal past this size holding more than twice the live records.
+ * While running, only once it has also doubled since the last compaction (or
+ * start-up), so a large live state is not rewritten after every request. */
+#define COMPACT_MIN_BYTES ((uint64_t) 4 << 20)
+
+static int add_live_records(struct journal_compaction *c, void *userdata) {
+        json_t *live = userdata, *rec;
+        size_t i;
+        int r;
+
+        json_array_foreach(live, i, rec) {
+                /* Replayed records carry the journal's own keys: it sets fresh ones. */
+                _cleanup_(json_decrefp) json_t *copy = json_copy(rec);
+
+                if (!copy)
+                        return -ENOMEM;
+                json_object_del(copy, "seq");
+                json_object_del(copy, "ts");
+                r = journal_compact_add(c, copy);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* Rewrite the journal with only the live records once it has grown enough. */
+static void compact_journal(struct elasticd *d, bool startup) {
+        _cleanup_(json_decrefp) json_t *live = NULL;
+        _cleanup_free_ char *error = NULL;
+        struct journal_stats before, after;
+        uint64_t t0 = now(CLOCK_MONOTONIC);
+        int r;
+
+        journal_get_stats(d->journal, &before);
+        if (before.bytes < COMPACT_MIN_BYTES || (!startup && before.bytes < 2 * before.compacted_bytes))
+                return;
+        if (!startup && before.bytes < d->compact_next_check)
+                return;
+        r = state_live_records(d->state, &live);
+        if (r >= 0 && before.records <= 2 * json_array_size(live)) {
+                /* Mostly live: look again after another quarter of growth. */
+                d->compact_next_check = before.bytes + before.bytes / 4;
+                return;
+        }
+        if (r >= 0)
+                r = journal_compact(d->journal, add_live_records, live, &error);
+        if (r < 0) {
+                /* The old journal is intact: carry on with it. */
+                log_warning("Cannot compact the journal: %s", error ? error : strerror(-r));
+                return;
+        }
+        journal_get_stats(d->journal, &after);
+        log_info("Journal compacted from %" PRIu64 " to %" PRIu64 " bytes (%zu live records) in %.1f ms",
+                 before.bytes, after.bytes, json_array_size(live), (double) (now(CLOCK_MONOTONIC) - t0) / 1000.0);
+}
+
+static int replay_record(json_t *record, void *userdata) {
+        struct elasticd *d = userdata;
+        _cleanup_free_ char *error = NULL;
+        int r;
+
+        r = state_apply(d->state, record, &error);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0)
+                /* One bad record must not cost every accepted request after it. */
+                log_warning("Skipping a journal record: %s", error ? error : strerror(-r));
+        return 0;
+}
+
+static int open_journal(struct elasticd *d) {
+        _cleanup_free_ char *error = NULL;
+        uint64_t t0 = now(CLOCK_MONOTONIC);
+        struct journal_stats st;
+        int r;
+
+        r = journal_open(d->state_dir, &d->journal, &error);
+        if (r < 0) {
+                if (r == -EBUSY)
+                        log_error("Another elasticd is already using the state directory %s: stop it first",
+                                  d->state_dir);
+                else
+                        log_error("Cannot open the journal in %s: %s", d->state_dir, error ? error : strerror(-r));
+                return r;
+        }
+        journal_get_stats(d->journal, &st);
+        if (st.torn_bytes > 0)
+                log_warning("Journal %s/%s ended in a partial record (a crash during a write): %" PRIu64
+                            " bytes cut off; that request was never answered", d->state_dir, JOURNAL_FILE,
+                            st.torn_bytes);
+        r = journal_replay(d->journal, replay_record, d, &error);
+        if (r < 0) {
+                log_error("Cannot replay the journal in %s: %s", d->state_dir, error ? error : strerror(-r));
+                return r;
+        }
+        log_info("Journal replayed in %.1f ms: %" PRIu64 " records, %zu nodes known, %zu operations pending",
+                 (double) (now(CLOCK_MONOTONIC) - t0) / 1000.0, st.records, state_n_nodes(d->state),
+                 request_ops_active(&d->ctx));
+        compact_journal(d, true);
+        return 0;
+}
+
 static int open_socket(struct elasticd *d) {
         _cleanup_free_ char *error = NULL;
         gid_t gid = (gid_t) -1;
@@ -246,6 +355,7 @@ static int open_socket(struct elasticd *d) {
 
 static void elasticd_done(struct elasticd *d) {
         d->server = server_free(d->server);
+        d->journal = journal_free(d->journal);
         d->state = state_free(d->state);
         d->auth = auth_free(d->auth);
         d->config = config_free(d->config);
@@ -302,6 +412,12 @@ static int run(struct elasticd *d) {
                 .state_changed = on_state_changed,
                 .userdata = d,
         };
+
+        /* Accepted work first: no request is answered before the journal is replayed. */
+        r = open_journal(d);
+        if (r < 0)
+                return r;
+        d->ctx.journal = d->journal;
 
         limits = server_limits_from(d->config);
         r = server_new(d->event, &limits, request_handle, &d->ctx, &d->server);

@@ -6,6 +6,7 @@
 
 #include "auth.h"
 #include "config.h"
+#include "journal.h"
 #include "protocol.h"
 #include "server.h"
 #include "state.h"
@@ -18,6 +19,7 @@ struct request_context {
         const struct config *config;
         const struct auth *auth;
         struct state *state;
+        struct journal *journal;
         struct server *server;
         uint64_t start_usec;            /* CLOCK_MONOTONIC at start-up */
 
