@@ -105,6 +105,8 @@ struct cloud {
         char *image_url;
         char *image_url_error;
         struct http_request *auth_req;
+        struct http_request *version_req;
+        bool version_ok;           /* the compute API speaks NOVA_MICROVERSION */
         sd_event_source *auth_fail;
         int auth_error;
         struct os_error auth_err;
@@ -376,6 +378,11 @@ static bool token_usable(struct cloud *c) {
         return c->token && now_mono(c) < c->token_until;
 }
 
+/* A token, and a compute API known to be new enough. */
+static bool cloud_ready(struct cloud *c) {
+        return c->version_ok && token_usable(c);
+}
+
 static void call_http_done(struct http_request *req, const struct http_response *resp, void *userdata);
 
 /* Send one request for call K with the current token. */
@@ -414,14 +421,16 @@ static int call_send(struct cloud_call *k, const char *method, const char *url, 
 
 static int step_send(struct cloud_call *k);
 static int auth_start(struct cloud *c);
+static int version_start(struct cloud *c);
 
-/* Send the call's current step, first getting a token if needed. */
+/* Send the call's current step, first getting a token (and checking the
+ * compute API version, once) if needed. */
 static int call_run(struct cloud_call *k) {
         struct cloud *c = k->cloud;
 
-        if (!token_usable(c)) {
+        if (!cloud_ready(c)) {
                 k->waiting_token = true;
-                return auth_start(c);
+                return token_usable(c) ? version_start(c) : auth_start(c);
         }
         return step_send(k);
 }
@@ -542,7 +551,79 @@ static void auth_done(struct http_request *req, const struct http_response *resp
         c->stats.auths++;
         log_debug("cloud: new token, valid for %" PRIu64 " s, used for %" PRIu64 " s", life / USEC_PER_SEC,
                   (life - margin) / USEC_PER_SEC);
+        if (!c->version_ok) {
+                r = version_start(c);
+                if (r < 0)
+                        auth_fail_waiters(c, r);
+                return;
+        }
         auth_resume_waiters(c);
+}
+
+static void version_done(struct http_request *req, const struct http_response *resp, void *userdata) {
+        struct cloud *c = userdata;
+        unsigned minor = 0;
+        int r;
+
+        c->version_req = http_request_unref(c->version_req);
+        os_error_clear(&c->auth_err);
+        c->auth_err.status = resp->status;
+        (void) os_error_set_request_id(&c->auth_err, resp->request_id);
+        if (resp->error < 0) {
+                (void) os_error_set(&c->auth_err, resp->error, "GET %s: %s", http_request_get_url(req),
+                                    resp->error_text);
+                auth_fail_waiters(c, resp->error);
+                return;
+        }
+        if (resp->status != 200) {
+                (void) os_error_from_body(&c->auth_err, resp->body, resp->body_size);
+                auth_fail_waiters(c, status_to_errno(resp->status, c->auth_err.message));
+                return;
+        }
+        r = nova_parse_version(resp->body, resp->body_size, &minor, &c->auth_err);
+        if (r >= 0 && minor < NOVA_MICROVERSION_MINOR)
+                r = os_error_set(&c->auth_err, -EPROTONOSUPPORT,
+                                 "the compute API supports microversions up to 2.%u; elasticd needs %s "
+                                 "(tags at create: OpenStack Pike or newer)",
+                                 minor, NOVA_MICROVERSION);
+        if (r < 0) {
+                auth_fail_waiters(c, r);
+                return;
+        }
+        log_debug("cloud: compute API up to microversion 2.%u", minor);
+        c->version_ok = true;
+        os_error_clear(&c->auth_err);
+        auth_resume_waiters(c);
+}
+
+/* GET <compute endpoint>/ once per cloud: refuse a Nova without 2.52 with a
+ * clear message instead of odd 400s later. */
+static int version_start(struct cloud *c) {
+        _cleanup_(http_request_unrefp) struct http_request *r = NULL;
+        _cleanup_free_ char *url = NULL;
+        int e;
+
+        if (c->version_req || c->auth_req)
+                return 0;
+        e = asprintf(&url, "%s/", c->compute_url) < 0 ? -ENOMEM : 0;
+        if (e >= 0)
+                e = http_request_new(c->http, "GET", url, &r);
+        if (e >= 0 && (e = http_request_add_header(r, "Accept", "application/json")) >= 0)
+                e = http_request_add_header(r, "X-Auth-Token", c->token->token);
+        if (e >= 0) {
+                http_request_set_timeout(r, c->opts.api_timeout_usec);
+                (void) http_request_set_label(r, "version");
+                e = http_request_start(r, version_done, c);
+        }
+        if (e < 0) {
+                url = mfree(url);
+                os_error_clear(&c->auth_err);
+                (void) os_error_set(&c->auth_err, e, "cannot check the compute API version: %s", strerror(-e));
+                c->auth_error = e;
+                return sd_event_source_set_enabled(c->auth_fail, SD_EVENT_ONESHOT);
+        }
+        c->version_req = TAKE_PTR(r);
+        return 0;
 }
 
 static int auth_start(struct cloud *c) {
@@ -736,8 +817,9 @@ static void create_done(struct cloud_call *k, struct http_request *req, const st
                         }
                 /* Not created: POST again, if attempts remain. */
                 if (k->posts >= c->opts.create_attempts) {
-                        (void) os_error_set(&k->err, k->post_error, "create of %s: not created after %u attempts",
-                                            k->arg, k->posts);
+                        (void) os_error_set(&k->err, k->post_error, "create of %s: not created after %u attempts, "
+                                            "the last: %s", k->arg, k->posts,
+                                            k->err.message ? k->err.message : strerror(-k->post_error));
                         call_finish(k, k->post_error);
                         return;
                 }
@@ -1151,6 +1233,10 @@ struct cloud *cloud_free(struct cloud *c) {
         if (c->auth_req) {
                 http_request_cancel(c->auth_req);
                 c->auth_req = http_request_unref(c->auth_req);
+        }
+        if (c->version_req) {
+                http_request_cancel(c->version_req);
+                c->version_req = http_request_unref(c->version_req);
         }
         (void) sd_event_source_set_enabled(c->auth_fail, SD_EVENT_OFF);
         http_engine_cancel_all(c->http);

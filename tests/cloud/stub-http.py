@@ -13,6 +13,7 @@ Prints the port it listens on (127.0.0.1, chosen by the kernel) on stdout.
   /big?bytes=N[&chunked=1] a body of N bytes
   /echo                    the request as JSON (method, headers, body)
   /token                   201 with an X-Subject-Token header
+  /old-nova/v2.1/          a compute version document that stops at 2.42
   /stats                   {"requests", "max_in_flight", "hits": {key: n}}
 """
 import argparse
@@ -130,6 +131,11 @@ class Handler(BaseHTTPRequestHandler):
             data = json.dumps({"method": self.command,
                                "headers": {k.lower(): v for k, v in self.headers.items()},
                                "body": body.decode("utf-8", "replace")}).encode()
+            return self.reply(200, data, [("Content-Type", "application/json")])
+        if path == "/old-nova/v2.1/":
+            # A compute API without microversion 2.52 (Ocata had 2.42).
+            data = json.dumps({"version": {"id": "v2.1", "status": "CURRENT", "version": "2.42",
+                                           "min_version": "2.1", "links": []}}).encode()
             return self.reply(200, data, [("Content-Type", "application/json")])
         if path == "/token":
             return self.reply(201, b"{}", [("X-Subject-Token", "stub-subject-token")])

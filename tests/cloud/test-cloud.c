@@ -736,6 +736,7 @@ static void test_storm(void) {
                st.create_posts, st.create_lookups, st.create_adopted, st.transport.retries, st.transport.throttled,
                st.transport.max_in_flight_seen);
         CHECK(st.transport.max_in_flight_seen <= STORM_LIMIT);
+        printf("# emulator: max in flight %ld\n", emu_stat("max_in_flight"));
         CHECK(emu_stat("max_in_flight") <= STORM_LIMIT);
         CHECK(emu_stat("max_in_flight") >= 1);
         CHECK(st.create_lookups > 0);
@@ -797,6 +798,28 @@ static void test_tls(void) {
         (void) system(cmd);
 }
 
+static void test_old_nova(void) {
+        const char *argv[] = { "python3", SRCDIR "/tests/cloud/stub-http.py", NULL };
+        struct test_server stub = {};
+        struct cloud_options o = { .cluster = CLUSTER };
+        struct cloud_config *cc = emu_config("demo", NULL);
+        struct cloud *c = NULL;
+        struct result r = {};
+        char url[128];
+
+        /* Keystone from the emulator, a compute endpoint that is too old. */
+        CHECK(test_server_start(&stub, argv) == 0);
+        snprintf(url, sizeof(url), "http://127.0.0.1:%d/old-nova/v2.1", stub.port);
+        cc->compute_endpoint_override = strdup(url);
+        CHECK(cloud_new(ev, cc, &o, &c, NULL) == 0);
+        CHECK(wait_result(&r, cloud_servers_list(c, NULL, result_cb, &r, NULL)) == 0);
+        CHECK_INT(r.error, -EPROTONOSUPPORT);
+        CHECK(r.message && strstr(r.message, "up to 2.42") != NULL);
+        result_clear(&r);
+        cloud_free(c);
+        test_server_stop(&stub);
+}
+
 int main(void) {
         setvbuf(stdout, NULL, _IOLBF, 0);
         signal(SIGPIPE, SIG_IGN);
@@ -826,6 +849,7 @@ int main(void) {
         RUN(test_backpressure);
         RUN(test_storm);
         RUN(test_tls);
+        RUN(test_old_nova);
 
         test_emulator_stop(&emu);
         sd_event_unref(ev);
