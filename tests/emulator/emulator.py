@@ -1515,6 +1515,7 @@ class Handler(BaseHTTPRequestHandler):
         rid = "req-" + str(uuid.uuid4())
         t0 = time.time()
         cloud.enter(self.command)
+        self._entered = cloud
         entry = {"time": round(t0, 6), "method": self.command, "path": self.path,
                  "request_id": rid, "status": None, "fault": None, "route": "unmatched"}
         if self.command in ("POST", "PUT", "PATCH") and body:
@@ -1530,7 +1531,7 @@ class Handler(BaseHTTPRequestHandler):
             with ctx.gate:
                 self._serve(ctx, cloud, path, query, body, rid, entry)
         finally:
-            cloud.leave(self.command)
+            self._leave()
             entry["duration"] = round(time.time() - t0, 6)
             cloud.log_request(entry)
 
@@ -1609,10 +1610,21 @@ class Handler(BaseHTTPRequestHandler):
         return keystone_error(500, "An unexpected error prevented the server from "
                               "fulfilling your request.", "Internal Server Error")
 
+    def _leave(self):
+        """Stop counting this request as in flight. Called just before the
+        first byte of the answer (or the drop) goes out: the client may start
+        its next request as soon as it has the answer, and max_in_flight must
+        never count a request the client already considers done (tests check
+        a client's concurrency cap with it)."""
+        entered, self._entered = getattr(self, "_entered", None), None
+        if entered is not None:
+            entered.leave(self.command)
+
     def _drop(self, mode, answer):
         """Lose the answer: close (FIN), reset (RST) or partial (the status
         line, headers and part of the body, then FIN). An unprocessed request
         gets a partial 200 of its own."""
+        self._leave()
         self.close_connection = True
         if mode == "partial" and answer is not None and len(answer[2]) < 2:
             mode = "close"              # nothing to cut (e.g. a 204): plain close
@@ -1634,6 +1646,7 @@ class Handler(BaseHTTPRequestHandler):
             pass
 
     def _send(self, status, headers, data, ctype, cut=None):
+        self._leave()
         self.send_response(status, REASONS.get(status))
         names = {h[0].lower() for h in headers}
         if status != 204 or data:
