@@ -121,14 +121,41 @@ static bool is_own(json_t *record) {
         return kind && strcmp(kind, JOURNAL_KIND_OWN) == 0;
 }
 
+struct dump {
+        char *buf;
+        size_t len, size;
+        bool too_long;
+};
+
+/* json_dump_callback sink; gives up past the record limit. */
+static int dump_put(const char *buffer, size_t size, void *data) {
+        struct dump *d = data;
+
+        if (d->len + size > JOURNAL_RECORD_MAX) {
+                d->too_long = true;
+                return -1;
+        }
+        if (d->len + size + 2 > d->size) {
+                size_t n = MAX(d->size * 2, d->len + size + 256);
+                char *b = realloc(d->buf, n);
+
+                if (!b)
+                        return -1;
+                d->buf = b;
+                d->size = n;
+        }
+        memcpy(d->buf + d->len, buffer, size);
+        d->len += size;
+        return 0;
+}
+
 /* RECORD with seq and ts in front, as one line ending in '\n'. OWN: the
  * journal's own record, allowed to use kind "journal". */
 static int format_record(json_t *record, uint64_t seq, bool own,
                          char **ret, size_t *ret_len, char **ret_error) {
-        json_t *line = NULL;
-        char ts[32], *buf = NULL;
-        size_t len;
-        int r = 0;
+        struct dump d = {};
+        char head[96], ts[32];
+        int k;
 
         if (!json_is_object(record))
                 return fail(ret_error, -EINVAL, "journal record is not a JSON object");
@@ -137,37 +164,31 @@ static int format_record(json_t *record, uint64_t seq, bool own,
         if (!own && is_own(record))
                 return fail(ret_error, -EINVAL, "journal record kind \"%s\" is reserved", JOURNAL_KIND_OWN);
 
+        /* "{"seq":N,"ts":"..."" then the record's own members: the record
+         * is not copied or modified. */
         format_now(ts);
-        line = json_pack("{s:I, s:s}", "seq", (json_int_t) seq, "ts", ts);
-        if (!line || json_object_update(line, record) < 0) {
-                r = -ENOMEM;
-                goto out;
+        k = snprintf(head, sizeof(head), "{\"seq\":%" PRIu64 ",\"ts\":\"%s\"", seq, ts);
+        if (dump_put(head, (size_t) k, &d) < 0)
+                return -ENOMEM; /* too_long cannot happen here */
+        if (json_object_size(record) > 0) {
+                size_t at = d.len;
+
+                if (json_dump_callback(record, dump_put, &d, JSON_COMPACT | JSON_PRESERVE_ORDER) < 0) {
+                        free(d.buf);
+                        if (d.too_long)
+                                return fail(ret_error, -E2BIG, "journal record is longer than %u bytes (the limit)",
+                                            JOURNAL_RECORD_MAX);
+                        return -ENOMEM;
+                }
+                d.buf[at] = ','; /* the record's '{' */
+        } else if (dump_put("}", 1, &d) < 0) {
+                free(d.buf);
+                return -ENOMEM;
         }
-        len = json_dumpb(line, NULL, 0, JSON_COMPACT | JSON_PRESERVE_ORDER);
-        if (len == 0) {
-                r = fail(ret_error, -EINVAL, "journal record cannot be written as JSON");
-                goto out;
-        }
-        if (len > JOURNAL_RECORD_MAX) {
-                r = fail(ret_error, -E2BIG, "journal record is %zu bytes, limit is %u", len, JOURNAL_RECORD_MAX);
-                goto out;
-        }
-        buf = malloc(len + 1);
-        if (!buf) {
-                r = -ENOMEM;
-                goto out;
-        }
-        if (json_dumpb(line, buf, len, JSON_COMPACT | JSON_PRESERVE_ORDER) != len) {
-                r = -EIO;
-                goto out;
-        }
-        buf[len] = '\n';
-        *ret = TAKE_PTR(buf);
-        *ret_len = len + 1;
-out:
-        free(buf);
-        json_decref(line);
-        return r;
+        d.buf[d.len++] = '\n'; /* dump_put keeps room */
+        *ret = d.buf;
+        *ret_len = d.len;
+        return 0;
 }
 
 struct scan_result {

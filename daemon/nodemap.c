@@ -23,6 +23,7 @@ struct nodemap_group {
 struct nodemap_entry {
         const char *name;
         size_t group;    /* first group holding it */
+        size_t index;    /* position in that group's nodes */
         size_t n_groups; /* > 1: ambiguous */
 };
 
@@ -141,7 +142,7 @@ int nodemap_new(const struct nodemap_group_def *groups, size_t n_groups,
                                 continue;
                         }
                         m->entries[m->n_entries] = (struct nodemap_entry) {
-                                .name = name, .group = g, .n_groups = 1,
+                                .name = name, .group = g, .index = i, .n_groups = 1,
                         };
                         m->slots[s] = (uint32_t) ++m->n_entries;
                 }
@@ -208,6 +209,20 @@ int nodemap_lookup(const struct nodemap *m, const char *node, size_t *ret_group)
                 return -ENOTUNIQ;
         if (ret_group)
                 *ret_group = e->group;
+        return 0;
+}
+
+int nodemap_lookup_position(const struct nodemap *m, const char *node, size_t *ret_group, size_t *ret_index) {
+        const struct nodemap_entry *e = lookup(m, node);
+
+        if (!e)
+                return -ENOENT;
+        if (e->n_groups > 1)
+                return -ENOTUNIQ;
+        if (ret_group)
+                *ret_group = e->group;
+        if (ret_index)
+                *ret_index = e->index;
         return 0;
 }
 

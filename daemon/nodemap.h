@@ -46,6 +46,10 @@ char *const *nodemap_group_nodes(const struct nodemap *m, size_t group, size_t *
  * -ENOTUNIQ if in more than one (*ret_group then unset). */
 int nodemap_lookup(const struct nodemap *m, const char *node, size_t *ret_group);
 
+/* Like nodemap_lookup, also giving NODE's position in its group's order
+ * (0 = first): "is it among the group's first N nodes". */
+int nodemap_lookup_position(const struct nodemap *m, const char *node, size_t *ret_group, size_t *ret_index);
+
 /* Resolve a request's N nodes (an expanded hostlist) to their groups.
  * On success *ret_groups (malloc'd, N entries; may be NULL for N = 0) holds
  * each node's group index. Otherwise nothing is returned in *ret_groups and:

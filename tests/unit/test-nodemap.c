@@ -121,6 +121,7 @@ static void test_overlapping_reported(void) {
         CHECK_INT(g, 99);
         CHECK_INT(nodemap_lookup(m, "cn11", &g), 0);
         CHECK_INT(g, 1);
+        CHECK_INT(nodemap_lookup_position(m, "cn9", NULL, NULL), -ENOTUNIQ);
 
         /* Ambiguous only. */
         CHECK_INT(hostlist_expand("cn[6-9],gpu1", 100, &nodes, &n, NULL), 0);
@@ -156,6 +157,13 @@ static void test_group_order(void) {
         CHECK(nodes[n] == NULL);
         /* Highest-numbered first is the same array backwards. */
         CHECK_STR(nodes[n - 1], "cn12");
+        for (size_t i = 0; i < ELEMENTSOF(want); i++) {
+                size_t g = 99, idx = 99;
+                CHECK_INT(nodemap_lookup_position(m, want[i], &g, &idx), 0);
+                CHECK_INT(g, 0);
+                CHECK_INT(idx, i);
+        }
+        CHECK_INT(nodemap_lookup_position(m, "cn4", NULL, NULL), -ENOENT);
         nodes = nodemap_group_nodes(m, 1, &n);
         CHECK_INT(n, 0);
         CHECK(nodes && nodes[0] == NULL);
