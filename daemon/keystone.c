@@ -1,6 +1,7 @@
 /* keystone.c - Keystone v3 tokens: the auth request body, the token and its service catalog. */
 #include <errno.h>
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -120,17 +121,92 @@ int keystone_tokens_url(const struct cloud_config *c, char **ret_url, struct os_
         return 0;
 }
 
-/* {"id": X} or {"name": X, "domain": {"id"|"name": Y}} */
-static json_t *by_id_or_name(const char *id, const char *name, const char *domain_id,
-                             const char *domain_name) {
-        if (!str_empty(id))
-                return json_pack("{s:s}", "id", id);
-        if (!str_empty(domain_id))
-                return json_pack("{s:s, s:{s:s}}", "name", name, "domain", "id", domain_id);
-        return json_pack("{s:s, s:{s:s}}", "name", name, "domain", "name", domain_name);
+/* The auth body is written by hand into a buffer sized up front: it holds the
+ * secret, and jansson's string copies or a growing buffer would leave
+ * unwiped copies of it on the heap. Pass 1 (buf == NULL) only counts. */
+struct writer {
+        char *buf;
+        size_t len;
+};
+
+static void put(struct writer *w, const char *s) {
+        size_t n = strlen(s);
+        if (w->buf)
+                memcpy(w->buf + w->len, s, n);
+        w->len += n;
 }
 
-static int user_json(const struct cloud_config *c, const char *what, json_t **ret, struct os_error *err) {
+static void put_string(struct writer *w, const char *s) {
+        put(w, "\"");
+        for (const unsigned char *p = (const unsigned char *) s; *p; p++) {
+                char esc[8];
+                if (*p == '"' || *p == '\\') {
+                        esc[0] = '\\';
+                        esc[1] = (char) *p;
+                        esc[2] = 0;
+                } else if (*p < 0x20)
+                        snprintf(esc, sizeof(esc), "\\u%04x", *p);
+                else {
+                        esc[0] = (char) *p;
+                        esc[1] = 0;
+                }
+                put(w, esc);
+        }
+        put(w, "\"");
+}
+
+/* "KEY":"VALUE" with a leading comma unless FIRST */
+static void put_member(struct writer *w, bool first, const char *key, const char *value) {
+        if (!first)
+                put(w, ",");
+        put_string(w, key);
+        put(w, ":");
+        put_string(w, value);
+}
+
+/* {"id":X} or {"name":X,"domain":{"id"|"name":Y}}, left open for more members */
+static void put_ref(struct writer *w, const char *id, const char *name, const char *domain_id,
+                    const char *domain_name) {
+        put(w, "{");
+        if (!str_empty(id)) {
+                put_member(w, true, "id", id);
+                return;
+        }
+        put_member(w, true, "name", name);
+        put(w, ",\"domain\":{");
+        if (!str_empty(domain_id))
+                put_member(w, true, "id", domain_id);
+        else
+                put_member(w, true, "name", domain_name);
+        put(w, "}");
+}
+
+static void write_body(struct writer *w, const struct cloud_config *c) {
+        if (c->auth_type == CLOUD_AUTH_PASSWORD) {
+                put(w, "{\"auth\":{\"identity\":{\"methods\":[\"password\"],\"password\":{\"user\":");
+                put_ref(w, c->user_id, c->username, c->user_domain_id, c->user_domain_name);
+                put_member(w, false, "password", c->password);
+                put(w, "}}},\"scope\":{\"project\":");
+                put_ref(w, c->project_id, c->project_name, c->project_domain_id, c->project_domain_name);
+                put(w, "}}}}");
+        } else {
+                put(w, "{\"auth\":{\"identity\":{\"methods\":[\"application_credential\"],"
+                       "\"application_credential\":");
+                if (!str_empty(c->application_credential_id))
+                        put_ref(w, c->application_credential_id, NULL, NULL, NULL);
+                else {
+                        put(w, "{");
+                        put_member(w, true, "name", c->application_credential_name);
+                        put(w, ",\"user\":");
+                        put_ref(w, c->user_id, c->username, c->user_domain_id, c->user_domain_name);
+                        put(w, "}");
+                }
+                put_member(w, false, "secret", c->application_credential_secret);
+                put(w, "}}}}");
+        }
+}
+
+static int check_user(const struct cloud_config *c, const char *what, struct os_error *err) {
         if (str_empty(c->user_id) && str_empty(c->username))
                 return os_error_set(err, -EINVAL, "cloud '%s': auth: %s needs username or user_id",
                                     c->name ?: "", what);
@@ -138,15 +214,11 @@ static int user_json(const struct cloud_config *c, const char *what, json_t **re
                 return os_error_set(err, -EINVAL,
                                     "cloud '%s': auth: username needs user_domain_name or user_domain_id",
                                     c->name ?: "");
-        *ret = by_id_or_name(c->user_id, c->username, c->user_domain_id, c->user_domain_name);
-        return *ret ? 0 : os_error_set(err, -EINVAL, "cloud '%s': auth: user names must be UTF-8",
-                                       c->name ?: "");
+        return 0;
 }
 
 int keystone_auth_body(const struct cloud_config *c, char **ret_body, struct os_error *err) {
-        _cleanup_json_ json_t *root = NULL;
-        json_t *user = NULL, *scope = NULL, *identity;
-        char *s;
+        struct writer w = {};
         int r;
 
         if (c->auth_type == CLOUD_AUTH_PASSWORD) {
@@ -160,57 +232,47 @@ int keystone_auth_body(const struct cloud_config *c, char **ret_body, struct os_
                         return os_error_set(err, -EINVAL,
                                             "cloud '%s': auth: project_name needs project_domain_name or project_domain_id",
                                             c->name ?: "");
-                r = user_json(c, "password auth", &user, err);
-                if (r < 0)
+                if ((r = check_user(c, "password auth", err)) < 0)
                         return r;
-                if (json_object_set_new(user, "password", json_string(c->password)) < 0) {
-                        json_decref(user);
-                        return os_error_set(err, -EINVAL, "cloud '%s': auth.password: not valid UTF-8",
-                                            c->name ?: "");
-                }
-                identity = json_pack("{s:[s], s:{s:o}}", "methods", "password", "password", "user", user);
-                scope = by_id_or_name(c->project_id, c->project_name, c->project_domain_id,
-                                      c->project_domain_name);
-                if (!identity || !scope) {
-                        json_decref(identity);
-                        json_decref(scope);
-                        return os_error_set(err, -EINVAL, "cloud '%s': auth: project must be UTF-8", c->name ?: "");
-                }
-                root = json_pack("{s:{s:o, s:{s:o}}}", "auth", "identity", identity, "scope", "project", scope);
         } else {
-                json_t *ac;
-
                 if (str_empty(c->application_credential_secret))
                         return os_error_set(err, -EINVAL, "cloud '%s': auth.application_credential_secret: missing",
                                             c->name ?: "");
-                if (!str_empty(c->application_credential_id))
-                        ac = json_pack("{s:s}", "id", c->application_credential_id);
-                else if (!str_empty(c->application_credential_name)) {
-                        r = user_json(c, "application_credential_name", &user, err);
-                        if (r < 0)
+                if (str_empty(c->application_credential_id)) {
+                        if (str_empty(c->application_credential_name))
+                                return os_error_set(err, -EINVAL,
+                                                    "cloud '%s': auth: needs application_credential_id or application_credential_name",
+                                                    c->name ?: "");
+                        if ((r = check_user(c, "application_credential_name", err)) < 0)
                                 return r;
-                        ac = json_pack("{s:s, s:o}", "name", c->application_credential_name, "user", user);
-                } else
-                        return os_error_set(err, -EINVAL,
-                                            "cloud '%s': auth: needs application_credential_id or application_credential_name",
-                                            c->name ?: "");
-                if (!ac || json_object_set_new(ac, "secret", json_string(c->application_credential_secret)) < 0) {
-                        json_decref(ac);
-                        return os_error_set(err, -EINVAL, "cloud '%s': auth: application credential must be UTF-8",
-                                            c->name ?: "");
                 }
-                identity = json_pack("{s:[s], s:o}", "methods", "application_credential",
-                                     "application_credential", ac);
-                if (!identity)
-                        return -ENOMEM;
-                root = json_pack("{s:{s:o}}", "auth", "identity", identity);
         }
-        if (!root)
+
+        /* Keystone takes UTF-8 only; say which key, never the value */
+        const struct {
+                const char *key, *value;
+        } fields[] = {
+                { "password", c->password }, { "application_credential_secret", c->application_credential_secret },
+                { "username", c->username }, { "user_id", c->user_id },
+                { "user_domain_name", c->user_domain_name }, { "user_domain_id", c->user_domain_id },
+                { "project_name", c->project_name }, { "project_id", c->project_id },
+                { "project_domain_name", c->project_domain_name }, { "project_domain_id", c->project_domain_id },
+                { "application_credential_id", c->application_credential_id },
+                { "application_credential_name", c->application_credential_name },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(fields); i++)
+                if (fields[i].value && !osjson_utf8_valid(fields[i].value))
+                        return os_error_set(err, -EINVAL, "cloud '%s': auth.%s: not valid UTF-8",
+                                            c->name ?: "", fields[i].key);
+
+        write_body(&w, c);
+        w.buf = malloc(w.len + 1);
+        if (!w.buf)
                 return -ENOMEM;
-        s = json_dumps(root, JSON_COMPACT);
-        if (!s)
-                return -ENOMEM;
-        *ret_body = s;
+        w.len = 0;
+        write_body(&w, c);
+        w.buf[w.len] = 0;
+        *ret_body = w.buf;
         return 0;
 }
 

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "oserror.h"
+#include "osjson.h"
 
 void os_error_clear(struct os_error *e) {
         if (!e)
@@ -17,36 +18,11 @@ void os_error_clear(struct os_error *e) {
         *e = (struct os_error) {};
 }
 
-/* Length of the valid UTF-8 sequence at S (1..4), or 0 if it is not one. */
-static size_t utf8_len(const unsigned char *s) {
-        size_t n;
-        unsigned c = s[0];
-
-        if (c < 0x80)
-                return 1;
-        if (c >= 0xC2 && c <= 0xDF)
-                n = 2;
-        else if (c >= 0xE0 && c <= 0xEF)
-                n = 3;
-        else if (c >= 0xF0 && c <= 0xF4)
-                n = 4;
-        else
-                return 0;
-        for (size_t i = 1; i < n; i++)
-                if ((s[i] & 0xC0) != 0x80)
-                        return 0;
-        /* overlong 3/4-byte forms, surrogates, > U+10FFFF */
-        if ((c == 0xE0 && s[1] < 0xA0) || (c == 0xED && s[1] > 0x9F) ||
-            (c == 0xF0 && s[1] < 0x90) || (c == 0xF4 && s[1] > 0x8F))
-                return 0;
-        return n;
-}
-
 /* Messages end up in logs and in JSON replies: make them one line of valid
  * UTF-8 (invalid bytes become '?', control characters spaces). */
 static void sanitize(char *s) {
         for (unsigned char *p = (unsigned char *) s; *p; ) {
-                size_t n = utf8_len(p);
+                size_t n = osjson_utf8_char_len(p);
                 if (n == 0) {
                         *p++ = '?';
                         continue;

@@ -290,6 +290,40 @@ int osjson_url_query_param(const char *url, const char *name, char **ret) {
         return 1;
 }
 
+size_t osjson_utf8_char_len(const unsigned char *s) {
+        size_t n;
+        unsigned c = s[0];
+
+        if (c < 0x80)
+                return 1;
+        if (c >= 0xC2 && c <= 0xDF)
+                n = 2;
+        else if (c >= 0xE0 && c <= 0xEF)
+                n = 3;
+        else if (c >= 0xF0 && c <= 0xF4)
+                n = 4;
+        else
+                return 0;
+        for (size_t i = 1; i < n; i++)
+                if ((s[i] & 0xC0) != 0x80)
+                        return 0;
+        /* overlong 3/4-byte forms, surrogates, > U+10FFFF */
+        if ((c == 0xE0 && s[1] < 0xA0) || (c == 0xED && s[1] > 0x9F) ||
+            (c == 0xF0 && s[1] < 0x90) || (c == 0xF4 && s[1] > 0x8F))
+                return 0;
+        return n;
+}
+
+bool osjson_utf8_valid(const char *s) {
+        for (const unsigned char *p = (const unsigned char *) s; *p; ) {
+                size_t n = osjson_utf8_char_len(p);
+                if (n == 0)
+                        return false;
+                p += n;
+        }
+        return true;
+}
+
 char **osjson_strv_free(char **v) {
         if (!v)
                 return NULL;

@@ -50,5 +50,10 @@ const char *osjson_type_name(const json_t *j);
 /* The value of query parameter NAME in URL ("marker"), percent-decoded; 1 if absent. */
 int osjson_url_query_param(const char *url, const char *name, char **ret);
 
+/* Length of the valid UTF-8 sequence at S (1..4; 1 for ASCII including
+ * NUL), or 0 if the bytes there are not valid UTF-8. */
+size_t osjson_utf8_char_len(const unsigned char *s);
+bool osjson_utf8_valid(const char *s);
+
 /* Free a NULL-terminated string array. */
 char **osjson_strv_free(char **v);

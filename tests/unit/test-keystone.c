@@ -73,6 +73,23 @@ static void test_auth_bodies(void) {
         CHECK_STR(body, "{\"auth\":{\"identity\":{\"methods\":[\"password\"],\"password\":{\"user\":"
                         "{\"id\":\"u1\",\"password\":\"p\\\"w\"}}},\"scope\":{\"project\":{\"id\":\"p1\"}}}}");
         body = keystone_auth_body_free(body);
+
+        /* the hand-written JSON escapes what it must and round-trips */
+        static const char *odd = "q\"b\\s\n\t\x01\x1f\x7f \xc3\xa9 \xf0\x9f\x94\x91 /";
+        struct cloud_config esc = {
+                .name = (char *) "e", .auth_type = CLOUD_AUTH_APPLICATION_CREDENTIAL,
+                .application_credential_name = (char *) "n\"", .user_id = (char *) "u",
+                .application_credential_secret = (char *) odd,
+        };
+        CHECK_INT(keystone_auth_body(&esc, &body, NULL), 0);
+        json_t *j = body ? json_loads(body, 0, NULL) : NULL;
+        CHECK(j != NULL);
+        json_t *cred = json_object_get(json_object_get(json_object_get(j, "auth"), "identity"), "application_credential");
+        CHECK_STR(json_string_value(json_object_get(cred, "secret")), odd);
+        CHECK_STR(json_string_value(json_object_get(cred, "name")), "n\"");
+        CHECK_STR(json_string_value(json_object_get(json_object_get(cred, "user"), "id")), "u");
+        json_decref(j);
+        body = keystone_auth_body_free(body);
 }
 
 static void test_auth_body_errors(void) {
@@ -87,6 +104,7 @@ static void test_auth_body_errors(void) {
                 { { .name = (char *) "c", .password = (char *) secret, .user_id = (char *) "u" }, "needs project_name or project_id" },
                 { { .name = (char *) "c", .password = (char *) secret, .user_id = (char *) "u", .project_name = (char *) "p" }, "project_name needs project_domain" },
                 { { .name = (char *) "c", .password = (char *) "\xff", .user_id = (char *) "u", .project_id = (char *) "p" }, "auth.password: not valid UTF-8" },
+                { { .name = (char *) "c", .password = (char *) secret, .user_id = (char *) "u", .project_id = (char *) "\xc3" }, "auth.project_id: not valid UTF-8" },
                 { { .name = (char *) "c", .auth_type = CLOUD_AUTH_APPLICATION_CREDENTIAL, .application_credential_id = (char *) "i" }, "application_credential_secret: missing" },
                 { { .name = (char *) "c", .auth_type = CLOUD_AUTH_APPLICATION_CREDENTIAL, .application_credential_secret = (char *) secret }, "needs application_credential_id or application_credential_name" },
                 { { .name = (char *) "c", .auth_type = CLOUD_AUTH_APPLICATION_CREDENTIAL, .application_credential_secret = (char *) secret,
