@@ -539,7 +539,8 @@ void request_handle(struct server_client *c, json_t *body, const struct protocol
                         protocol_error_set(&err, PROTOCOL_ERROR_INTERNAL, "%s failed: %s", type, strerror(-r));
                 log_req(err.code == PROTOCOL_ERROR_INTERNAL || err.code == PROTOCOL_ERROR_JOURNAL_FAILED
                                 ? LOG_ERR : LOG_WARNING,
-                        id, "%s from uid %u pid %d failed: %s: %s", type, (unsigned) peer->uid, (int) peer->pid,
+                        id, "%s%s%s from uid %u pid %d failed: %s: %s", type, req->nodes ? " " : "",
+                        req->nodes ? req->nodes : "", (unsigned) peer->uid, (int) peer->pid,
                         protocol_error_code_to_string(err.code), err.message);
                 send_reply(c, id, NULL, &err);
                 return;

@@ -313,6 +313,31 @@ def test_compaction():
         cleanup(tmp)
 
 
+def test_journal_failed():
+    """A full disk: the request is refused with journal_failed and nothing
+    changes; a request that fits goes through afterwards."""
+    tmp = make_tmp("full")
+    d = Daemon(tmp, config_text(tmp, groups=(("g", "cl[1-2000]"),)))
+    os.makedirs(d.state_dir)
+    # The state dir on a 96 KiB tmpfs, in a mount namespace of the daemon's own.
+    d.wrapper = ["unshare", "-m", "sh", "-c", 'mount -t tmpfs -o size=96k,mode=0700 tmpfs "$0" && exec "$@"',
+                 d.state_dir]
+    try:
+        d.start()
+        msg = err(hook(d, "resume", "cl[1-2000]"), "journal_failed")
+        check("durable" in msg, msg)
+        nodes = d.nodes()
+        check(all(n["operation"] is None for n in nodes.values()), "a refused request changed the state")
+        check(ok(d.ask("status"))["operations_pending"] == 0)
+        r = ok(hook(d, "resume", "cl1"))
+        check(r["operations_created"] == 1, r)
+        check(d.nodes()["cl1"]["operation"] == "resume")
+        check(d.stop() == 0)
+    finally:
+        d.stop(signal.SIGKILL)
+        cleanup(tmp)
+
+
 def test_second_daemon_refused():
     tmp = make_tmp("dup")
     d = Daemon(tmp, config_text(tmp))
@@ -463,6 +488,10 @@ def main():
     request_tests(t)
     t.run(test_kill9_restart)
     t.run(test_compaction)
+    if subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode == 0:
+        t.run(test_journal_failed)
+    else:
+        t.skip("test_journal_failed", "cannot create a mount namespace (needs root)")
     t.run(test_second_daemon_refused)
     t.run(test_sighup)
     t.run(test_check_option)
