@@ -648,6 +648,9 @@ class Api:
             d["OS-EXT-SRV-ATTR:hostname"] = s.hostname or s.name
         if mv_ge(mv, (2, 71)):
             d["server_groups"] = []
+        if s.show_addresses and s.fixed_ips:
+            # Nova reads these from the instance's Neutron ports: none, no key.
+            d["security_groups"] = [{"name": g} for g in s.security_groups]
         return d
 
     def _get_server(self, req, sid):

@@ -94,8 +94,10 @@ DEFAULT_CONFIG = {
     "delete_delay": 0.2,        # seconds in task_state deleting
     "reboot_delay": 0.3,
     "rebuild_delay": 0.3,
-    "build_hang_regex": None,   # matching names stay BUILD/spawning
+    "build_hang_regex": None,   # matching names stay BUILD/scheduling
     "delete_hang_regex": None,  # matching names stay in deleting
+    "reboot_hang_regex": None,  # ... stay REBOOT/HARD_REBOOT
+    "rebuild_hang_regex": None,  # ... stay REBUILD
     "build_error_rate": 0.0,    # fraction of builds that end in ERROR
     "build_error_next": 0,      # the next N builds end in ERROR
     "build_error_regex": None,  # names matching end in ERROR
@@ -676,8 +678,8 @@ class Cloud:
                     srv.show_addresses = True
             if not self._wait(ev, step):
                 return
-        if not self._hang(srv, ev, "build_hang_regex"):
-            return
+            if task == "scheduling" and not self._hang(srv, ev, "build_hang_regex"):
+                return
         with self.lock:
             if ev.is_set():
                 return
@@ -729,6 +731,7 @@ class Cloud:
         if srv.task_state == "deleting":
             return
         srv.wake.set()                    # cancel build/reboot/rebuild
+        self.cfg_changed.notify_all()     # ... even a hung one
         srv.wake = threading.Event()
         srv.task_state = "deleting"
         srv.touch()
@@ -784,6 +787,8 @@ class Cloud:
                 srv.touch()
             if not self._wait(ev, step):
                 return
+        if not self._hang(srv, ev, "reboot_hang_regex"):
+            return
         self._finish_op(srv, ev, "reboot", kind)
 
     def start_rebuild(self, srv, image, changes):
@@ -807,6 +812,8 @@ class Cloud:
                 srv.touch()
             if not self._wait(ev, step):
                 return
+        if not self._hang(srv, ev, "rebuild_hang_regex"):
+            return
         self._finish_op(srv, ev, "rebuild", None)
 
     def _finish_op(self, srv, ev, event, kind):

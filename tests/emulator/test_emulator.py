@@ -237,7 +237,7 @@ def token_validation_and_expiry():
     E.control("POST", "tokens/expire")
     eq(E.call("GET", "/compute/v2.1/servers", token=tok)[0], 401, "after expiry")
     eq(E.call("GET", "/image/v2/images", token=tok)[0], 401, "glance after expiry")
-    E.control("POST", "config", {"token_ttl": 0.3})
+    E.control("POST", "config", {"token_ttl": 2.0})
     tok = E.token()
     eq(E.call("GET", "/compute/v2.1/flavors", token=tok)[0], 200, "short token fresh")
     wait_for(lambda: E.call("GET", "/compute/v2.1/flavors", token=tok)[0] == 401,
@@ -303,6 +303,7 @@ def headers_match_fixtures():
 @test
 def create_show_active_like_real_nova():
     want = fixture("nova-server-create-202")
+    E.control("POST", "config", {"build_hang_regex": "^cn1$"})
     st, h, out = E.call("POST", "/compute/v2.1/servers", want["request"]["body"], token=TOKEN)
     eq(st, 202, "create")
     same_keys(out, want["response"]["body"], "create body")
@@ -310,10 +311,12 @@ def create_show_active_like_real_nova():
     eq(h["location"], E.base + "/compute/v2.1/servers/" + sid, "Location")
     eq(out["server"]["security_groups"], [{"name": "default"}], "security groups")
     st, first = E.show(TOKEN, sid)
-    eq(first["server"]["status"], "BUILD", "first status")
-    assert first["server"]["OS-EXT-STS:task_state"] in (
-        "scheduling", "block_device_mapping", "networking", "spawning"), first
-    same_keys(first, fixture("nova-server-show-active-first")["response"]["body"], "BUILD")
+    real = fixture("nova-server-show-active-first")["response"]["body"]["server"]
+    for k in ("status", "OS-EXT-STS:task_state", "OS-EXT-STS:vm_state", "hostId",
+              "OS-EXT-AZ:availability_zone", "OS-EXT-STS:power_state"):
+        eq(first["server"][k], real[k], "BUILD " + k)
+    same_keys(first, {"server": real}, "BUILD")
+    E.control("POST", "config", {"build_hang_regex": None})
     out = E.wait_status(TOKEN, sid, "ACTIVE")
     real = fixture("nova-server-show-active")["response"]["body"]
     same_keys(out, real, "ACTIVE")
@@ -337,6 +340,7 @@ def create_assigns_addresses_from_pool():
     addrs = []
     for sid in sids:
         s = E.wait_status(TOKEN, sid, "ACTIVE")["server"]
+        eq(s["security_groups"], [{"name": "default"}], "ports bring security groups")
         a = s["addresses"]["private"][0]
         eq((a["version"], a["OS-EXT-IPS:type"]), (4, "fixed"), "address kind")
         addrs.append(a["addr"])
@@ -362,7 +366,7 @@ def create_assigns_addresses_from_pool():
        (400, "Network 00000000-0000-0000-0000-000000000000 could not be found."), "bad net")
     # exhausted pool: ERROR like Nova's network allocation failure
     E.control("POST", "config", {"address_pool": "192.168.7.10,192.168.7.11"})
-    E.create(TOKEN, "pool-2")
+    E.wait_status(TOKEN, E.create(TOKEN, "pool-2"), "ACTIVE")
     sid = E.create(TOKEN, "pool-3")
     s = E.wait_status(TOKEN, sid, "ERROR")["server"]
     assert "Failed to allocate the network" in s["fault"]["message"], s
@@ -519,9 +523,9 @@ def list_filters():
 
 @test
 def delete_flow():
-    sid = E.create(TOKEN, "cn1")
+    sid = E.create(TOKEN, "cn1", networks="none")
     E.wait_status(TOKEN, sid, "ACTIVE")
-    E.control("POST", "config", {"delete_delay": 0.5})
+    E.control("POST", "config", {"delete_hang_regex": "^cn1$"})
     want = fixture("nova-server-delete-204")["response"]
     st, h, out = E.call("DELETE", "/compute/v2.1/servers/" + sid, token=TOKEN)
     eq((st, out, h["content-length"]), (204, None, "0"), "delete")
@@ -532,6 +536,7 @@ def delete_flow():
        ("ACTIVE", "deleting"), "deleting state")
     st, _, _ = E.call("DELETE", "/compute/v2.1/servers/" + sid, token=TOKEN)
     eq(st, 204, "delete while deleting")
+    E.control("POST", "config", {"delete_hang_regex": None})
     E.wait_status(TOKEN, sid, 404)
     st, out = E.show(TOKEN, sid)
     want = fixture("nova-server-show-404-after-delete")["response"]["body"]
@@ -549,9 +554,9 @@ def delete_flow():
 
 @test
 def reboot_and_rebuild_flows():
-    E.control("POST", "config", {"reboot_delay": 0.4, "rebuild_delay": 0.4})
-    sid = E.create(TOKEN, "cn1", metadata={"slurm_node": "cn1"})
+    sid = E.create(TOKEN, "cn1", metadata={"slurm_node": "cn1"}, networks="none")
     E.wait_status(TOKEN, sid, "ACTIVE")
+    E.control("POST", "config", {"reboot_hang_regex": "^cn1$", "rebuild_hang_regex": "^cn1$"})
     fx = fixture("nova-server-reboot-202")
     st, _, out = E.call("POST", "/compute/v2.1/servers/%s/action" % sid, fx["request"]["body"],
                         token=TOKEN)
@@ -568,6 +573,7 @@ def reboot_and_rebuild_flows():
     eq(st, 202, "hard reboot during soft")
     st, out = E.show(TOKEN, sid)
     eq(out["server"]["status"], "HARD_REBOOT", "HARD_REBOOT")
+    E.control("POST", "config", {"reboot_hang_regex": None})
     out = E.wait_status(TOKEN, sid, "ACTIVE")
     same_keys(out, fixture("nova-server-show-after-reboot")["response"]["body"], "after reboot")
     # rebuild
@@ -584,6 +590,7 @@ def reboot_and_rebuild_flows():
     st, _, out = E.call("POST", "/compute/v2.1/servers/%s/action" % sid,
                         {"rebuild": {"imageRef": IMAGE}}, token=TOKEN)
     eq(st, 409, "rebuild while rebuilding")
+    E.control("POST", "config", {"rebuild_hang_regex": None})
     out = E.wait_status(TOKEN, sid, "ACTIVE")
     same_keys(out, fixture("nova-server-show-after-rebuild")["response"]["body"], "after rebuild")
     st, _, out = E.call("POST", "/compute/v2.1/servers/%s/action" % sid,
@@ -619,10 +626,13 @@ def reboot_and_rebuild_flows():
 
 @test
 def error_builds_like_real_nova():
+    E.control("POST", "config", {"build_hang_regex": "^too-big$"})
     sid = E.create(TOKEN, "too-big", flavorRef="99")
     st, first = E.show(TOKEN, sid)
     same_keys(first, fixture("nova-server-show-error-novalidhost-first")["response"]["body"],
               "first")
+    eq(first["server"]["status"], "BUILD", "first")
+    E.control("POST", "config", {"build_hang_regex": None})
     out = E.wait_status(TOKEN, sid, "ERROR")
     real = fixture("nova-server-show-error-novalidhost")["response"]["body"]
     same_keys(out, real, "NoValidHost")
@@ -737,10 +747,13 @@ def flavors_images_limits():
 
 @test
 def console_output():
+    E.control("POST", "config", {"build_hang_regex": "^cn1$"})
     sid = E.create(TOKEN, "cn1")
     st, _, out = E.call("POST", "/compute/v2.1/servers/%s/action" % sid,
                         {"os-getConsoleOutput": {"length": 5}}, token=TOKEN)
-    eq(st, 409, "console before host")
+    eq((st, out), (409, {"conflictingRequest": {
+        "code": 409, "message": "Instance %s is not ready" % sid}}), "console before host")
+    E.control("POST", "config", {"build_hang_regex": None})
     E.wait_status(TOKEN, sid, "ACTIVE")
     st, _, out = E.call("POST", "/compute/v2.1/servers/%s/action" % sid,
                         {"os-getConsoleOutput": {"length": 1}}, token=TOKEN)
@@ -906,8 +919,11 @@ def hang_and_delete_errors():
     sid = E.create(TOKEN, "stuck-1")
     time.sleep(0.5)
     st, out = E.show(TOKEN, sid)
-    eq((out["server"]["status"], out["server"]["OS-EXT-STS:task_state"]),
-       ("BUILD", "spawning"), "hung build")
+    eq((out["server"]["status"], out["server"]["OS-EXT-STS:task_state"],
+        out["server"]["addresses"]), ("BUILD", "scheduling", {}), "hung build")
+    stuck = E.create(TOKEN, "stuck-2")
+    E.call("DELETE", "/compute/v2.1/servers/" + stuck, token=TOKEN)
+    E.wait_status(TOKEN, stuck, 404)
     E.control("POST", "config", {"build_hang_regex": None})
     E.wait_status(TOKEN, sid, "ACTIVE")
     E.control("POST", "config", {"delete_error_next": 1})
