@@ -91,7 +91,7 @@ class SlurmCluster:
                  power_save_interval=10, cloud_reg_addrs=True,
                  reboot_from_controller=True, idle_on_node_suspend=True,
                  enable_configless=True, include=None, suspend_exc_nodes=None,
-                 cloud_in_hosts=False, extra_conf="", keep=False,
+                 cloud_in_hosts=False, extra_conf="", keep=None,
                  ctld_debug="debug", slurmd_debug="info", boot_delay=2.0,
                  ctl_port=6817, start_timeout=30.0, scripts=None, node_addr_start=10):
         n = next(_seq)
@@ -119,6 +119,8 @@ class SlurmCluster:
         # include may name a file under BASE as "@BASE@/..."
         self.include = include.replace("@BASE@", self.base) if include else None
         self.suspend_exc_nodes = suspend_exc_nodes
+        if keep is None:   # HARNESS_KEEP=1: keep every test's BASE for a post-mortem
+            keep = os.environ.get("HARNESS_KEEP") == "1"
         self.cloud_in_hosts, self.extra_conf, self.keep = cloud_in_hosts, extra_conf, keep
         self.ctld_debug, self.slurmd_debug = ctld_debug, slurmd_debug
         self.boot_delay, self.ctl_port, self.start_timeout = boot_delay, ctl_port, start_timeout

@@ -132,10 +132,6 @@ def daemon_log_tail(c):
     return "\n".join(lines[-30:])
 
 
-def mentions(obj, word):
-    return word in json.dumps(obj)
-
-
 def main():
     if os.geteuid() != 0:
         skip_all("needs root (network namespaces)")
@@ -201,7 +197,8 @@ def main():
         def resumed():
             rc, res, _ = ctl_json(c, "nodes")
             n = find_node(res, node)
-            return n if n and mentions(n.get("operation"), "resume") else None
+            return n if n and n.get("operation") == "resume" else None
+        n = None
         try:
             n = c.wait_for(resumed, 20, "elasticd to record a resume for %s" % node)
             t.ok(True, "elasticctl nodes --json shows %s with a resume operation" % node)
@@ -216,14 +213,24 @@ def main():
                "can not execute" in l.lower()]
         t.ok(not bad, "the hook exits 0 (slurmctld logs no failure)", "\n".join(bad))
 
+        # journal.jsonl: {"kind": "request", "type": "resume", "nodes", "resume_file",
+        # ...} then {"kind": "op", "node", "op": "resume", "request": <its id>}
         recs = journal_records(os.path.join(edir, "state"))
-        mine = [r for r in recs if mentions(r, '"%s"' % node) and mentions(r, "resume")]
-        t.ok(mine, "the journal holds the resume request for %s" % node,
-             "\n".join(json.dumps(r) for r in recs[-10:]))
-        fwd = [r for r in mine if mentions(r, '"job_id": %d' % jid) or
-               mentions(r, '"job_id": "%d"' % jid)]
-        t.ok(fwd, "the hook forwarded SLURM_RESUME_FILE's job mapping (job %d -> %s)"
-             % (jid, node), "\n".join(json.dumps(r) for r in mine))
+        reqs = [r for r in recs if r.get("kind") == "request" and r.get("type") == "resume"
+                and r.get("nodes") == node]
+        ops = [r for r in recs if r.get("kind") == "op" and r.get("node") == node
+               and r.get("op") == "resume" and r.get("request") in [q.get("id") for q in reqs]]
+        t.ok(len(reqs) == 1 and len(ops) == 1 and reqs[0].get("client") == "elastic-resume",
+             "the journal holds one resume request from elastic-resume and its operation "
+             "for %s" % node, "\n".join(json.dumps(r) for r in recs[-10:]))
+        if n and ops:
+            t.ok(n.get("operation_id") == ops[0].get("id"),
+                 "elasticctl nodes shows the journalled operation (%s)" % ops[0].get("id"),
+                 json.dumps(n))
+        jobs = reqs[0].get("resume_file", {}).get("jobs", []) if reqs else []
+        t.ok({"job_id": jid, "nodes": node} in jobs,
+             "the hook forwarded SLURM_RESUME_FILE's job mapping (job %d -> %s)" % (jid, node),
+             json.dumps(reqs))
         st = c.node_state(node)
         t.ok("POWERING_UP" in st or "NOT_RESPONDING" in st,
              "Slurm waits for %s to come up (%s)" % (node, st))
@@ -236,7 +243,9 @@ def main():
         c.stop()
     left = [str(p) for p in ([daemon.pid] if daemon else []) if nsutil.alive(p)]
     left += [n for n in c.our_netns()]
-    t.ok(not left and not os.path.exists(c.base), "nothing left behind", " ".join(left))
+    if os.path.exists(c.base) and not c.keep:
+        left.append(c.base)
+    t.ok(not left, "nothing left behind", " ".join(left))
     return t.done()
 
 
