@@ -65,3 +65,5 @@ static inline void *mfree(void *p) {
         free(p);
         return NULL;
 }
+
+#define _fallthrough_ __attribute__((fallthrough))
