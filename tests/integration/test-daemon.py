@@ -444,7 +444,8 @@ def test_socket_activation():
         s = ok(d.ask("status"))
         check(s["socket_activated"] is True, s)
         check("socket activation" in d.log(), d.log())
-        d.stop()
+        check(d.stop() == 0)
+        check(os.path.exists(d.socket), "elasticd removed the socket systemd passed it")
     finally:
         d.stop(signal.SIGKILL)
         cleanup(tmp)
