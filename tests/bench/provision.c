@@ -17,54 +17,89 @@ static unsigned n_servers = 1000, concurrency = 64;
 static double latency = 0.1, build_delay = 0;
 static unsigned poll_ms = 200;
 
+struct bench_server {
+        char *id;
+        bool active;
+        bool show_in_flight;
+};
+
+static struct bench_server *servers;
 static unsigned created, failed, active;
 static unsigned lists_in_flight;
+static bool all_answered;
 static int done;
 static uint64_t t_last_create;
 
-static void on_list(struct cloud *c, const struct cloud_result *res, void *userdata);
-
-static void on_create(struct cloud *c, const struct cloud_result *res, void *userdata) {
-        if (res->error < 0) {
-                failed++;
-                fprintf(stderr, "create %s failed: %s\n", (const char *) userdata,
-                        res->os->message ? res->os->message : strerror(-res->error));
-        } else
-                created++;
-        free(userdata);
-        if (created + failed == n_servers) {
-                t_last_create = test_now_usec();
-                /* Do not wait for the poll tick (or a list already under way
-                 * that started before the last create): look now. */
-                if (created > 0 && cloud_servers_list(c, NULL, on_list, NULL, NULL) >= 0)
-                        lists_in_flight++;
+static void mark_active(unsigned i) {
+        if (!servers[i].active) {
+                servers[i].active = true;
+                active++;
         }
+        if (active + failed >= n_servers)
+                done = 1;
+}
+
+static void on_show(struct cloud *c, const struct cloud_result *res, void *userdata) {
+        unsigned i = (unsigned) (uintptr_t) userdata;
+
+        servers[i].show_in_flight = false;
+        if (res->error == 0 && res->server->status && strcmp(res->server->status, "ACTIVE") == 0)
+                mark_active(i);
 }
 
 static void on_list(struct cloud *c, const struct cloud_result *res, void *userdata) {
-        unsigned a = 0;
-
         lists_in_flight--;
         if (res->error < 0) {
                 fprintf(stderr, "list failed: %s\n", res->os->message ? res->os->message : strerror(-res->error));
                 return;
         }
-        for (size_t i = 0; i < res->n_servers; i++)
-                if (res->servers[i]->status && strcmp(res->servers[i]->status, "ACTIVE") == 0)
-                        a++;
-        active = a;
-        if (active + failed >= n_servers)
-                done = 1;
+        for (size_t i = 0; i < res->n_servers; i++) {
+                unsigned k;
+                if (res->servers[i]->status && strcmp(res->servers[i]->status, "ACTIVE") == 0 &&
+                    sscanf(res->servers[i]->name, "bn-%u", &k) == 1 && k < n_servers)
+                        mark_active(k);
+        }
 }
 
-/* One list at a time, every poll_ms while servers are outstanding. */
-static int on_poll(sd_event_source *s, uint64_t usec, void *userdata) {
-        struct cloud *c = userdata;
+/* While creates are under way: one list at a time. Once all are answered:
+ * a list while many are unseen, then a show for each of the few left. */
+static void look(struct cloud *c) {
+        unsigned left = created - active;
 
-        if (!done && lists_in_flight == 0 && created > active) {
-                if (cloud_servers_list(c, NULL, on_list, NULL, NULL) >= 0)
+        if (done || left == 0)
+                return;
+        if (!all_answered || left > concurrency) {
+                if (lists_in_flight == 0 && cloud_servers_list(c, NULL, on_list, NULL, NULL) >= 0)
                         lists_in_flight++;
+                return;
         }
+        for (unsigned i = 0; i < n_servers; i++)
+                if (servers[i].id && !servers[i].active && !servers[i].show_in_flight &&
+                    cloud_server_show(c, servers[i].id, on_show, (void *) (uintptr_t) i, NULL) >= 0)
+                        servers[i].show_in_flight = true;
+}
+
+static void on_create(struct cloud *c, const struct cloud_result *res, void *userdata) {
+        unsigned i = (unsigned) (uintptr_t) userdata;
+
+        if (res->error < 0) {
+                failed++;
+                fprintf(stderr, "create bn-%04u failed: %s\n", i,
+                        res->os->message ? res->os->message : strerror(-res->error));
+        } else {
+                created++;
+                servers[i].id = strdup(res->id);
+        }
+        if (created + failed == n_servers) {
+                t_last_create = test_now_usec();
+                all_answered = true;
+                /* Do not wait for the poll tick: look now. */
+                look(c);
+        }
+}
+
+static int on_poll(sd_event_source *s, uint64_t usec, void *userdata) {
+        look(userdata);
         if (failed == n_servers)
                 done = 1;
         sd_event_source_set_time(s, usec + poll_ms * 1000);
@@ -163,6 +198,9 @@ int main(int argc, char **argv) {
                 return 1;
         }
 
+        servers = calloc(n_servers, sizeof(*servers));
+        if (!servers)
+                return 1;
         /* Authenticate (and warm up) outside the measurement. */
         if (cloud_servers_list(c, NULL, on_list, NULL, NULL) < 0)
                 return 1;
@@ -170,13 +208,13 @@ int main(int argc, char **argv) {
         while (lists_in_flight > 0)
                 sd_event_run(ev, UINT64_MAX);
         done = 0;
+        active = 0;
         calls0 = stat_total();
 
         t0 = test_now_usec();
         for (unsigned i = 0; i < n_servers; i++) {
-                char *name;
-                if (asprintf(&name, "bn-%04u", i) < 0)
-                        return 1;
+                char name[32];
+                snprintf(name, sizeof(name), "bn-%04u", i);
                 struct nova_kv meta[] = {
                         { (char *) CLOUD_META_CLUSTER, (char *) CLUSTER },
                         { (char *) CLOUD_META_NODE, name },
@@ -185,7 +223,7 @@ int main(int argc, char **argv) {
                 const char *nets[] = { "none", NULL };
                 struct nova_create s = { .name = name, .flavor_ref = "1", .image_ref = TINY, .networks = nets,
                                          .metadata = meta, .n_metadata = 3 };
-                if (cloud_server_create(c, &s, on_create, name, NULL) < 0) {
+                if (cloud_server_create(c, &s, on_create, (void *) (uintptr_t) i, NULL) < 0) {
                         fprintf(stderr, "cannot queue create %u\n", i);
                         return 1;
                 }
@@ -213,6 +251,9 @@ int main(int argc, char **argv) {
                ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6, ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6);
 
         sd_event_source_disable_unref(poll);
+        for (unsigned i = 0; i < n_servers; i++)
+                free(servers[i].id);
+        free(servers);
         cloud_free(c);
         test_emulator_stop(&emu);
         getrusage(RUSAGE_CHILDREN, &ru);
