@@ -94,21 +94,39 @@ static bool utf8_is_continuation(unsigned char c) {
         return (c & 0xC0) == 0x80;
 }
 
+/* Length of the line break at S, 0 if none. Like libyaml: CR LF, CR, LF,
+ * and the Unicode breaks NEL, LS and PS. */
+static size_t line_break_at(const char *s, const char *end) {
+        const unsigned char *u = (const unsigned char *) s;
+        size_t left = (size_t) (end - s);
+
+        if (left == 0)
+                return 0;
+        if (u[0] == '\r')
+                return left > 1 && u[1] == '\n' ? 2 : 1;
+        if (u[0] == '\n')
+                return 1;
+        if (u[0] == 0xc2 && left > 1 && u[1] == 0x85)
+                return 2;
+        if (u[0] == 0xe2 && left > 2 && u[1] == 0x80 && (u[2] == 0xa8 || u[2] == 0xa9))
+                return 3;
+        return 0;
+}
+
 /* Locate 0-based LINE in the text: its start and length (without the break). */
 static bool source_line(const struct parse *p, size_t line, const char **ret_start, size_t *ret_len) {
         const char *s = p->text, *end = p->text + p->len;
 
         for (size_t l = 0; l < line; l++) {
-                while (s < end && *s != '\n' && *s != '\r')
+                size_t b;
+                while (s < end && (b = line_break_at(s, end)) == 0)
                         s++;
                 if (s >= end)
                         return false;
-                if (*s == '\r' && s + 1 < end && s[1] == '\n')
-                        s++;
-                s++;
+                s += b;
         }
         const char *e = s;
-        while (e < end && *e != '\n' && *e != '\r')
+        while (e < end && line_break_at(e, end) == 0)
                 e++;
         *ret_start = s;
         *ret_len = (size_t) (e - s);
@@ -199,7 +217,7 @@ static void parse_done(struct parse *p) {
 }
 
 /* A value quoted for a message: escaped, cut after 60 bytes. */
-#define QUOTE_MAX (60 * 4 + 8)
+#define QUOTE_MAX (60 * 4 + 16)
 static const char *quote(char buf[static QUOTE_MAX], const char *s, size_t len) {
         size_t o = 0, i;
 
@@ -212,6 +230,9 @@ static const char *quote(char buf[static QUOTE_MAX], const char *s, size_t len) 
                         buf[o++] = (char) c;
                 } else if (c < 0x20 || c == 0x7f) {
                         o += (size_t) snprintf(buf + o, 5, "\\x%02x", c);
+                } else if (c == 0xc2 && i + 1 < len && (unsigned char) s[i + 1] <= 0x9f &&
+                           (unsigned char) s[i + 1] >= 0x80) {
+                        o += (size_t) snprintf(buf + o, 7, "\\u%04x", (unsigned char) s[++i]);
                 } else
                         buf[o++] = (char) c;
         }
@@ -290,14 +311,17 @@ static int syntax_error(struct parse *p, const yaml_parser_t *yp) {
         if (yp->error == YAML_READER_ERROR) {
                 /* the reader reports a byte offset, not a mark */
                 yaml_mark_t m = {};
-                size_t off = yp->problem_offset < p->len ? yp->problem_offset : p->len;
-                for (size_t i = 0; i < off; i++) {
-                        char c = p->text[i];
-                        if (c == '\n' || (c == '\r' && !(i + 1 < p->len && p->text[i + 1] == '\n'))) {
+                const char *s = p->text, *end = p->text + (yp->problem_offset < p->len ? yp->problem_offset : p->len);
+                while (s < end) {
+                        size_t b = line_break_at(s, end);
+                        if (b > 0) {
                                 m.line++;
                                 m.column = 0;
-                        } else if (c != '\r' && !utf8_is_continuation((unsigned char) c))
-                                m.column++;
+                                s += b;
+                                continue;
+                        }
+                        m.column += !utf8_is_continuation((unsigned char) *s);
+                        s++;
                 }
                 if (yp->problem_value >= 0)
                         diag(p, &m, "invalid input: %s (byte 0x%02X)%s", yp->problem, (unsigned) yp->problem_value,
