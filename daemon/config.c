@@ -1405,7 +1405,7 @@ static int config_node_cmp(const void *a, const void *b) {
         return x->index < y->index ? -1 : x->index > y->index;
 }
 
-/* A node in two groups, or twice in one. */
+/* A node in two groups. */
 struct overlap {
         size_t first, second;
         size_t index;           /* in the second group */
@@ -1494,19 +1494,17 @@ static void check_nodes(struct parse *p, struct config *c, const struct group_se
                 goto out;
         qsort(nodes, n_nodes, sizeof(*nodes), config_node_cmp);
 
-        for (size_t i = 1; i < n_nodes; i++) {
-                size_t owner = i - 1;
-
-                if (strcmp(nodes[i].name, nodes[owner].name) != 0)
+        dups = calloc(n_nodes, sizeof(*dups));
+        if (!dups) {
+                p->oom = true;
+                goto out;
+        }
+        for (size_t i = 1, owner = 0; i < n_nodes; i++) {
+                /* the first of a run of equal names owns the node */
+                if (strcmp(nodes[i].name, nodes[owner].name) != 0) {
+                        owner = i;
                         continue;
-                while (owner > 0 && strcmp(nodes[owner - 1].name, nodes[i].name) == 0)
-                        owner--;
-                struct overlap *o = realloc(dups, (n_dups + 1) * sizeof(*dups));
-                if (!o) {
-                        p->oom = true;
-                        goto out;
                 }
-                dups = o;
                 dups[n_dups++] = (struct overlap){
                         .first = nodes[owner].group, .second = nodes[i].group, .index = nodes[i].index, .name = nodes[i].name,
                 };
@@ -1597,6 +1595,8 @@ static void parse_groups(struct parse *p, const struct field *f, const struct yn
 }
 
 static void check_groups(struct parse *p, struct config *c, const struct group_seen *gs) {
+        char q[QUOTE_MAX];
+
         for (size_t i = 0; i < c->n_groups; i++) {
                 const struct config_group *g = &c->groups[i];
 
@@ -1619,7 +1619,7 @@ static void check_groups(struct parse *p, struct config *c, const struct group_s
 
                 if (g->nodes && g->n_nodes > 0 && g->min_nodes > g->n_nodes && min)
                         diag(p, &min->mark, "groups[%zu].min_nodes is %u but group %s has only %zu nodes (%s)",
-                             i, g->min_nodes, g->name ? g->name : "?", g->n_nodes, g->nodes);
+                             i, g->min_nodes, g->name ? g->name : "?", g->n_nodes, quote(q, g->nodes, strlen(g->nodes)));
         }
 }
 
