@@ -1,11 +1,15 @@
 /* fuzz-keystone.c - libFuzzer target: token/catalog parsing, endpoint selection, Glance and Neutron parsers. */
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
 
 #include "fuzz.h"
 #include "glance.h"
 #include "keystone.h"
 #include "neutron.h"
+#include "osjson.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         static const char *const services[] = { "compute", "image", "identity", "network" };
@@ -35,6 +39,29 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         (void) keystone_parse_version(body, size, &id, &e);
         free(id);
         os_error_clear(&e);
+
+        /* the hand-written auth body round-trips any UTF-8 secret */
+        char *secret = strndup(body, size);
+        if (secret && strlen(secret) == size && osjson_utf8_valid(secret)) {
+                struct cloud_config c = { .name = (char *) "fuzz", .auth_type = CLOUD_AUTH_APPLICATION_CREDENTIAL,
+                                          .application_credential_id = secret,
+                                          .application_credential_secret = secret };
+                char *auth = NULL;
+                if (size > 0) {
+                        if (keystone_auth_body(&c, &auth, &e) < 0)
+                                abort();
+                        json_t *j = json_loads(auth, 0, NULL);
+                        json_t *ac = json_object_get(json_object_get(json_object_get(j, "auth"), "identity"),
+                                                     "application_credential");
+                        if (!json_is_string(json_object_get(ac, "secret")) ||
+                            strcmp(json_string_value(json_object_get(ac, "secret")), secret) != 0)
+                                abort();
+                        json_decref(j);
+                }
+                keystone_auth_body_free(auth);
+                os_error_clear(&e);
+        }
+        free(secret);
 
         struct glance_image *img = NULL;
         (void) glance_parse_image(body, size, &img, &e);
