@@ -1521,6 +1521,7 @@ class Handler(BaseHTTPRequestHandler):
         self._entered = cloud
         entry = {"time": round(t0, 6), "method": self.command, "path": self.path,
                  "request_id": rid, "status": None, "fault": None, "route": "unmatched"}
+        self._entry = entry
         if self.command in ("POST", "PUT", "PATCH") and body:
             try:
                 entry["body"] = redact(json.loads(body))
@@ -1535,8 +1536,6 @@ class Handler(BaseHTTPRequestHandler):
                 self._serve(ctx, cloud, path, query, body, rid, entry)
         finally:
             self._leave()
-            entry["duration"] = round(time.time() - t0, 6)
-            cloud.log_request(entry)
 
     def _serve(self, ctx, cloud, path, query, body, rid, entry):
         with cloud.lock:
@@ -1614,14 +1613,18 @@ class Handler(BaseHTTPRequestHandler):
                               "fulfilling your request.", "Internal Server Error")
 
     def _leave(self):
-        """Stop counting this request as in flight. Called just before the
-        first byte of the answer (or the drop) goes out: the client may start
-        its next request as soon as it has the answer, and max_in_flight must
-        never count a request the client already considers done (tests check
-        a client's concurrency cap with it)."""
+        """Stop counting this request as in flight and log it. Called just
+        before the first byte of the answer (or the drop) goes out: the
+        client may start its next request as soon as it has the answer, and
+        max_in_flight must never count a request the client already considers
+        done (tests check a client's concurrency cap with it); the request log
+        and stats must already show what the client has seen."""
         entered, self._entered = getattr(self, "_entered", None), None
         if entered is not None:
             entered.leave(self.command)
+            entry = self._entry
+            entry["duration"] = round(time.time() - entry["time"], 6)
+            entered.log_request(entry)
 
     def _drop(self, mode, answer):
         """Lose the answer: close (FIN), reset (RST) or partial (the status
