@@ -12,6 +12,7 @@ Each hook call alternates resume and suspend so that every call journals new
 operations (fdatasync included), as slurmctld's calls do."""
 import argparse
 import os
+import re
 import shutil
 import signal
 import statistics
@@ -67,6 +68,10 @@ def main():
             results[size] = times
         status = d.ask("status")["result"]
         d.stop(signal.SIGTERM)
+        # The daemon's own time per request, from its log: "(X ms, journal Y ms)".
+        inside = {}
+        for m in re.finditer(r"\((\d+) nodes?\) from .*\(([\d.]+) ms, journal ([\d.]+) ms\)", d.log()):
+            inside.setdefault(int(m.group(1)), []).append((float(m.group(2)), float(m.group(3))))
     finally:
         if d.proc and d.proc.poll() is None:
             d.proc.kill()
@@ -89,6 +94,9 @@ def main():
               % (size, med * 1000, min(times) * 1000, max(times) * 1000, py_med / med))
     print("python3 -c 'import openstack' (%d runs): median %.1f ms (min %.1f, max %.1f)"
           % (a.python_runs, py_med * 1000, min(py) * 1000, max(py) * 1000))
+    for size, v in sorted(inside.items()):
+        print("  in elasticd, %5d nodes: median %.2f ms handling, of which %.2f ms journal append + fdatasync"
+              % (size, statistics.median(x[0] for x in v), statistics.median(x[1] for x in v)))
     print("/bin/true (process spawn baseline, %d runs): median %.2f ms" % (a.runs, statistics.median(base) * 1000))
     print("load average: %s" % open("/proc/loadavg").read().split()[:3])
     j = status.get("journal", {})
