@@ -154,6 +154,11 @@ static void diag_render(const struct parse *p, const struct diag *d, FILE *f) {
         fprintf(f, "%s:%zu:%zu: %s\n", p->name, d->line + 1, d->column + 1, d->msg);
         if (p->len == 0 || !source_line(p, d->line, &s, &len))
                 return;
+        if (d->line == 0 && len >= 3 && memcmp(s, "\xef\xbb\xbf", 3) == 0) {
+                /* libyaml does not count a byte order mark as a column */
+                s += 3;
+                len -= 3;
+        }
 
         size_t at = column_offset(s, len, d->column), from = 0, to = len;
         if (at > SHOWN_LINE_MAX / 2)
