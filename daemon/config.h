@@ -96,8 +96,11 @@ struct config *config_free(struct config *c);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct config *, config_free);
 
 /* Parse and validate PATH into a fresh struct. On failure returns a negative
- * errno and, in *ret_errors (malloc'd, caller frees), every problem found, one
- * per line, as "FILE:LINE:COL: message" plus the offending line and a caret. */
+ * errno and, in *ret_errors (malloc'd, caller frees; NULL on success), every
+ * problem found (at most 50), each as "FILE:LINE:COL: message" plus the
+ * offending line and a caret under the column. Errors: -EINVAL (the content:
+ * YAML syntax, schema, cross checks), -EFBIG (over 1 MiB), -EPERM (writable
+ * by others), -ENOMEM, or open/read's errno. */
 int config_load(const char *path, struct config **ret, char **ret_errors);
 
 /* Same, from a memory buffer; NAME is used in messages. */
@@ -108,8 +111,10 @@ int config_load_string(const char *name, const char *text, size_t len,
  * config_load accepts again. */
 int config_print(const struct config *c, FILE *f);
 
-/* A file holding secrets must not be readable or writable by group/others:
- * 0 if fine, -EPERM with a message in *ret_error otherwise. */
+/* A file holding secrets (clouds.yaml, secure.yaml, ssh keys) must be owned by
+ * the effective uid or root and give group and others no access: 0 if so,
+ * -EPERM with a message naming the file and its mode or owner in *ret_error
+ * (malloc'd) if not, stat's -errno if it cannot be checked. */
 int config_check_secret_file(const char *path, char **ret_error);
 
 /* The node named NAME: 0 with its group's index and its position in the
