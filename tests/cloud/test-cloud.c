@@ -637,6 +637,71 @@ static void test_get_faults(void) {
         result_clear(&r);
 }
 
+static void test_more_faults(void) {
+        _cleanup_(cloud_freep) struct cloud *c = new_cloud(CLUSTER, NULL, NULL);
+        _cleanup_free_ char *id = NULL;
+        struct cloud_stats st;
+        struct result r = {}, rs[4] = {};
+
+        emu_reset();
+        /* Half an answer (status line, headers, half the body), then FIN:
+         * a create that happened, found by the lookup. */
+        CHECK(test_emulator_config(&emu, "{\"drop_next\": 1, \"drop_after\": true, \"drop_mode\": \"partial\", "
+                                         "\"fault_method\": \"POST\", \"fault_path\": \"/servers$\"}") == 0);
+        CHECK(wait_result(&r, create(c, CLUSTER, "cn-h", "op-h", NULL, &r)) == 0);
+        CHECK_INT(r.error, 0);
+        CHECK(r.adopted);
+        id = TAKE_PTR(r.id);
+        result_clear(&r);
+        CHECK_INT(emu_live("cn-h", NULL, NULL), 1);
+
+        /* The same on a GET: repeated, the truncated body never parsed. */
+        CHECK(test_emulator_config(&emu, "{\"drop_next\": 1, \"drop_after\": false, \"drop_mode\": \"partial\", "
+                                         "\"fault_method\": \"GET\", \"fault_path\": null}") == 0);
+        CHECK(wait_result(&r, cloud_server_show(c, id, result_cb, &r, NULL)) == 0);
+        CHECK_INT(r.error, 0);
+        CHECK(r.server_status != NULL);
+        result_clear(&r);
+        cloud_get_stats(c, &st);
+        CHECK(st.transport.retries >= 1);
+
+        /* One API worker (nova-api with one eventlet worker): calls queue, all answered. */
+        CHECK(test_emulator_config(&emu, "{\"workers\": 1, \"latency\": 0.1, \"drop_next\": 0}") == 0);
+        for (int i = 0; i < 4; i++)
+                CHECK(cloud_server_show(c, id, result_cb, &rs[i], NULL) == 0);
+        for (int i = 0; i < 4; i++) {
+                CHECK(test_run_until(ev, &rs[i].done, 30) == 0);
+                CHECK_INT(rs[i].error, 0);
+                result_clear(&rs[i]);
+        }
+        CHECK(test_emulator_config(&emu, "{\"workers\": 0, \"latency\": 0}") == 0);
+
+        /* A delete Nova accepts but that fails later: the call succeeded, the
+         * server shows ERROR; a second delete removes it. */
+        wait_built(c, id, &r);
+        result_clear(&r);
+        CHECK(test_emulator_config(&emu, "{\"delete_error_next\": 1}") == 0);
+        CHECK(wait_result(&r, cloud_server_delete(c, id, result_cb, &r, NULL)) == 0);
+        CHECK_INT(r.error, 0);
+        result_clear(&r);
+        for (int i = 0; i < 100; i++) {
+                CHECK(wait_result(&r, cloud_server_show(c, id, result_cb, &r, NULL)) == 0);
+                if (r.error < 0 || (r.server_status && strcmp(r.server_status, "ERROR") == 0))
+                        break;
+                result_clear(&r);
+                run_for(50000);
+        }
+        CHECK_STR(r.server_status, "ERROR");
+        CHECK(r.fault && strstr(r.fault, "delete failure") != NULL);
+        result_clear(&r);
+        CHECK(wait_result(&r, cloud_server_delete(c, id, result_cb, &r, NULL)) == 0);
+        CHECK_INT(r.error, 0);
+        result_clear(&r);
+        for (int i = 0; i < 100 && emu_live("cn-h", NULL, NULL) != 0; i++)
+                run_for(50000);
+        CHECK_INT(emu_live("cn-h", NULL, NULL), 0);
+}
+
 static void test_paging(void) {
         struct cloud_options o = { .page_size = 2 };
         _cleanup_(cloud_freep) struct cloud *c = new_cloud(CLUSTER, &o, NULL);
@@ -847,6 +912,7 @@ int main(void) {
         RUN(test_create_timeout);
         RUN(test_create_429);
         RUN(test_get_faults);
+        RUN(test_more_faults);
         RUN(test_paging);
         RUN(test_cancel_and_free);
         RUN(test_backpressure);
