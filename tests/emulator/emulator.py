@@ -1669,7 +1669,7 @@ class Handler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = _dispatch
 
 
-class Server_(ThreadingHTTPServer):
+class EmulatorHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 128
@@ -1775,7 +1775,7 @@ def main(argv=None):
     ctx.cloud = cloud
     ctx.verbose = a.verbose
     ctx.gate = Gate(cloud)
-    httpd = Server_((a.host, a.port), Handler, ctx, tls)
+    httpd = EmulatorHTTPServer((a.host, a.port), Handler, ctx, tls)
     port = httpd.server_address[1]
     host = a.host if ":" not in a.host else "[%s]" % a.host
     base = a.public_url or "%s://%s:%d" % ("https" if tls else "http", host, port)
