@@ -418,6 +418,7 @@ static int run(struct elasticd *d) {
         if (r < 0)
                 return r;
         d->ctx.journal = d->journal;
+        d->ctx.state_dir = d->state_dir;
 
         limits = server_limits_from(d->config);
         r = server_new(d->event, &limits, request_handle, &d->ctx, &d->server);

@@ -346,7 +346,7 @@ static int handle_status(struct request_context *ctx, const char *id, const stru
                         return -ENOMEM;
         journal_get_stats(ctx->journal, &js);
         journal = json_pack("{s:s, s:I, s:I, s:I, s:I, s:f, s:f}",
-                            "dir", ctx->config->state_dir,
+                            "dir", ctx->state_dir,
                             "bytes", (json_int_t) js.bytes,
                             "records", (json_int_t) js.records,
                             "compactions", (json_int_t) js.compactions,

@@ -20,6 +20,7 @@ struct request_context {
         const struct auth *auth;
         struct state *state;
         struct journal *journal;
+        const char *state_dir;          /* the journal's directory (a reload does not move it) */
         struct server *server;
         uint64_t start_usec;            /* CLOCK_MONOTONIC at start-up */
 
