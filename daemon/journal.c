@@ -151,7 +151,7 @@ static int dump_put(const char *buffer, size_t size, void *data) {
 
 /* RECORD with seq and ts in front, as one line ending in '\n'. OWN: the
  * journal's own record, allowed to use kind "journal". */
-static int format_record(json_t *record, uint64_t seq, bool own,
+static int format_record(json_t *record, uint64_t seq, bool own, bool more,
                          char **ret, size_t *ret_len, char **ret_error) {
         struct dump d = {};
         char head[96], ts[32];
@@ -159,15 +159,16 @@ static int format_record(json_t *record, uint64_t seq, bool own,
 
         if (!json_is_object(record))
                 return fail(ret_error, -EINVAL, "journal record is not a JSON object");
-        if (json_object_get(record, "seq") || json_object_get(record, "ts"))
-                return fail(ret_error, -EINVAL, "journal record has its own \"seq\" or \"ts\"");
+        if (json_object_get(record, "seq") || json_object_get(record, "ts") || json_object_get(record, "more"))
+                return fail(ret_error, -EINVAL, "journal record has its own \"seq\", \"ts\" or \"more\"");
         if (!own && is_own(record))
                 return fail(ret_error, -EINVAL, "journal record kind \"%s\" is reserved", JOURNAL_KIND_OWN);
 
         /* "{"seq":N,"ts":"..."" then the record's own members: the record
          * is not copied or modified. */
         format_now(ts);
-        k = snprintf(head, sizeof(head), "{\"seq\":%" PRIu64 ",\"ts\":\"%s\"", seq, ts);
+        k = snprintf(head, sizeof(head), "{\"seq\":%" PRIu64 ",\"ts\":\"%s\"%s", seq, ts,
+                     more ? ",\"more\":true" : "");
         if (dump_put(head, (size_t) k, &d) < 0)
                 return -ENOMEM; /* too_long cannot happen here */
         if (json_object_size(record) > 0) {
@@ -199,7 +200,7 @@ struct scan_result {
 };
 
 static int check_line(const char *path, uint64_t line_no, const char *line, size_t len,
-                      uint64_t *last_seq, json_t **ret, char **ret_error) {
+                      uint64_t *last_seq, json_t **ret, bool *ret_more, char **ret_error) {
         json_error_t e;
         json_t *v, *seq;
 
@@ -220,6 +221,9 @@ static int check_line(const char *path, uint64_t line_no, const char *line, size
                             path, line_no, s, *last_seq);
         }
         *last_seq = (uint64_t) json_integer_value(seq);
+        /* The batch marker is the journal's business, not the reader's. */
+        *ret_more = json_is_true(json_object_get(v, "more"));
+        json_object_del(v, "more");
         *ret = v;
         return 0;
 }
@@ -231,7 +235,8 @@ static int scan_fd(int fd, uint64_t limit, const char *path, journal_replay_fn c
         _cleanup_free_ char *buf = NULL;
         size_t size = 1 << 16, start = 0, end = 0;
         uint64_t off = 0, line_no = 0;
-        struct scan_result res = {};
+        struct scan_result res = {}, before_batch = {};
+        bool in_batch = false;
         int r;
 
         buf = malloc(size);
@@ -242,13 +247,18 @@ static int scan_fd(int fd, uint64_t limit, const char *path, journal_replay_fn c
 
                 if (nl) {
                         size_t len = (size_t) (nl - (buf + start));
+                        struct scan_result prev = res;
                         json_t *v = NULL;
+                        bool more = false;
 
                         r = 0;
                         line_no++;
-                        r = check_line(path, line_no, buf + start, len, &res.last_seq, &v, ret_error);
+                        r = check_line(path, line_no, buf + start, len, &res.last_seq, &v, &more, ret_error);
                         if (r < 0)
                                 return r;
+                        if (more && !in_batch)
+                                before_batch = prev;
+                        in_batch = more;
                         if (!is_own(v)) {
                                 res.records++;
                                 r = cb ? cb(v, userdata) : 0;
@@ -292,6 +302,12 @@ static int scan_fd(int fd, uint64_t limit, const char *path, journal_replay_fn c
                 end += (size_t) n;
         }
         res.torn_bytes = end - start;
+        if (in_batch) {
+                /* The file ends inside a batch (journal_append_many): it was
+                 * never acknowledged, none of it counts. */
+                before_batch.torn_bytes = res.good_len - before_batch.good_len + res.torn_bytes;
+                res = before_batch;
+        }
         *ret = res;
         return 0;
 }
@@ -425,7 +441,7 @@ int journal_append(struct journal *j, json_t *record, char **ret_error) {
                 return fail(ret_error, -EIO, "%s: an earlier write failed, appends are refused until restart", j->path);
         if (j->compacting)
                 return fail(ret_error, -EBUSY, "%s: append during compaction", j->path);
-        r = format_record(record, j->seq + 1, false, &line, &len, ret_error);
+        r = format_record(record, j->seq + 1, false, false, &line, &len, ret_error);
         if (r < 0)
                 return r;
 
@@ -470,7 +486,9 @@ int journal_append_many(struct journal *j, json_t *records, char **ret_error) {
                 _cleanup_free_ char *line = NULL;
                 size_t n;
 
-                r = format_record(record, j->seq + 1 + i, false, &line, &n, ret_error);
+                /* All but the last say "more": a batch is whole or not at all. */
+                r = format_record(record, j->seq + 1 + i, false, i + 1 < json_array_size(records),
+                                  &line, &n, ret_error);
                 if (r < 0)
                         return r;
                 if (len + n > size) {
@@ -528,7 +546,7 @@ static int compaction_put(struct journal_compaction *c, json_t *record, bool own
 
         if (c->error < 0)
                 return c->error;
-        r = format_record(record, c->seq + 1, own, &line, &len, ret_error);
+        r = format_record(record, c->seq + 1, own, false, &line, &len, ret_error);
         if (r < 0)
                 return r;
         if (c->len + len > c->size) {

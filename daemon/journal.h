@@ -27,7 +27,7 @@ struct journal_stats {
         uint64_t last_seq;        /* seq of the last record written, 0 if none ever */
         uint64_t compacted_bytes; /* size right after the last compaction (or open) */
         uint64_t compactions;     /* since open */
-        uint64_t torn_bytes;      /* partial last line cut off at open (a crash mid-append) */
+        uint64_t torn_bytes;      /* unfinished last write cut off at open (a crash mid-append) */
 };
 
 /* Open (creating DIR 0700 and the journal as needed) and lock DIR's journal.
@@ -47,16 +47,16 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct journal *, journal_free);
  * fdatasync() it: when this returns 0 the record survives a crash. On error
  * nothing of the record remains in the file and seq is not used up; after a
  * failed fdatasync() the journal refuses further appends (-EIO): durability
- * can no longer be promised. -EINVAL: not an object or uses "seq"/"ts"/kind
- * "journal"; -E2BIG: longer than JOURNAL_RECORD_MAX. */
+ * can no longer be promised. -EINVAL: not an object or uses "seq"/"ts"/"more"
+ * (the journal's keys) or kind "journal"; -E2BIG: longer than JOURNAL_RECORD_MAX. */
 int journal_append(struct journal *j, json_t *record, char **ret_error);
 
 /* Append every record of RECORDS (a JSON array of objects) like
  * journal_append, as consecutive lines with one write() and one fdatasync():
- * a request and its per-node operations cost one disk sync. On error none of
- * them remains in the file. A crash during the write itself can leave a
- * prefix of them (replay cuts a torn last line); the caller has then not
- * answered anyone. */
+ * a request and its per-node operations cost one disk sync. All or nothing:
+ * on error none of them remains in the file, and after a crash during the
+ * write journal_open cuts off every line of the unfinished batch (all but
+ * the last line carry "more":true; replay strips it). */
 int journal_append_many(struct journal *j, json_t *records, char **ret_error);
 
 /* The seq journal_append will give the next record. */

@@ -1,6 +1,7 @@
 /* test-journal.c - durable appends, replay, torn tails, corruption, locking, crash-safe compaction. */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <ftw.h>
 #include <signal.h>
 #include <stdio.h>
@@ -352,6 +353,63 @@ static void test_torn_tail_every_length(void) {
         CHECK_INT(bad, 0);
 }
 
+/* A crash during journal_append_many, at every byte of its write: the
+ * whole batch goes, what came before stays. */
+static void test_batch_torn_every_length(void) {
+        _cleanup_dir_ char *dir = make_dir();
+        _cleanup_free_ char *path = file_in(dir, JOURNAL_FILE), *full = NULL;
+        struct journal *j = open_ok(dir);
+        size_t len = 0, before, bad = 0;
+        json_t *batch, *all;
+
+        if (!j)
+                return;
+        append_op(j, "cn0", 0);
+        before = (size_t) file_size(path);
+        batch = json_pack("[{s:s, s:s}, {s:s, s:s}, {s:s, s:s}]", "kind", "request", "id", "r-1",
+                          "kind", "op", "node", "cn1", "kind", "op", "node", "cn2");
+        CHECK_INT(journal_append_many(j, batch, NULL), 0);
+        json_decref(batch);
+        /* Replay does not show the batch marker. */
+        all = replay_all(j);
+        CHECK(all && json_array_size(all) == 4);
+        for (size_t i = 0; all && i < json_array_size(all); i++)
+                CHECK(json_object_get(json_array_get(all, i), "more") == NULL);
+        json_decref(all);
+        journal_free(j);
+        full = read_file(path, &len);
+        if (!full)
+                return;
+        CHECK(strstr(full, "\"more\":true") != NULL);
+
+        for (size_t k = before + 1; k <= len; k++) {
+                struct journal_stats st;
+                bool whole = k == len;
+
+                if (write_file(path, full, k) < 0) {
+                        bad++;
+                        continue;
+                }
+                j = open_ok(dir);
+                if (!j) {
+                        bad++;
+                        continue;
+                }
+                journal_get_stats(j, &st);
+                if (st.records != (whole ? 4 : 1) || st.torn_bytes != (whole ? 0 : k - before) ||
+                    (size_t) file_size(path) != (whole ? len : before) ||
+                    journal_next_seq(j) != (whole ? 5 : 2)) {
+                        TEST_FAIL("cut at %zu of %zu: %" PRIu64 " records, %" PRIu64 " torn bytes",
+                                  k, len, st.records, st.torn_bytes);
+                        bad++;
+                }
+                journal_free(j);
+                if (bad > 3)
+                        break;
+        }
+        CHECK_INT(bad, 0);
+}
+
 /* A crash can leave zeros after the last line when the size reached the
  * disk before the data. */
 static void test_torn_tail_zeros(void) {
@@ -432,7 +490,7 @@ static void test_invalid_records(void) {
         _cleanup_(journal_freep) struct journal *j = open_ok(dir);
         json_t *arr = json_array(), *withseq = json_pack("{s:i}", "seq", 7),
                *withts = json_pack("{s:s}", "ts", "x"), *own = json_pack("{s:s}", "kind", JOURNAL_KIND_OWN),
-               *empty = json_object();
+               *empty = json_object(), *withmore = json_pack("{s:b}", "more", 1);
 
         if (!j)
                 goto out;
@@ -440,6 +498,7 @@ static void test_invalid_records(void) {
         CHECK_STR(e1, "journal record is not a JSON object");
         CHECK_INT(journal_append(j, withseq, &e2), -EINVAL);
         CHECK_INT(journal_append(j, withts, &e3), -EINVAL);
+        CHECK_INT(journal_append(j, withmore, NULL), -EINVAL);
         CHECK_INT(journal_append(j, own, &e4), -EINVAL);
         CHECK(e4 && strstr(e4, "reserved"));
         CHECK_INT(journal_append(j, NULL, NULL), -EINVAL);
@@ -457,6 +516,7 @@ out:
         json_decref(withts);
         json_decref(own);
         json_decref(empty);
+        json_decref(withmore);
 }
 
 static void test_large_records(void) {
@@ -834,6 +894,7 @@ int main(void) {
         RUN(test_seq_continues_after_reopen);
         RUN(test_torn_tail_every_length);
         RUN(test_torn_tail_zeros);
+        RUN(test_batch_torn_every_length);
         RUN(test_corrupt_middle_refused);
         RUN(test_invalid_records);
         RUN(test_large_records);
