@@ -1431,6 +1431,64 @@ struct group_seen {
         struct seen seen[_GROUP_MAX];
 };
 
+static bool isempty(const char *s) {
+        return !s || !*s;
+}
+
+static int strcmp_ptr(const void *a, const void *b) {
+        return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+/* The nodes a valid hostlist of COUNT names lists more than once, compressed
+ * ("" if only within one bracket, as "n[1,1]"). hostlist_expand drops
+ * duplicates, so this expands element by element. */
+static int hostlist_duplicates(const char *hostlist, size_t count, char **ret) {
+        _cleanup_free_ char *copy = strdup(hostlist);
+        _cleanup_strv_free_ char **all = NULL;
+        _cleanup_free_ char **twice = NULL;
+        size_t n_all = 0, n_twice = 0;
+        int depth = 0, r;
+        char *start;
+
+        if (!copy)
+                return -ENOMEM;
+        all = calloc(count + 1, sizeof(char *));
+        twice = calloc(count + 1, sizeof(char *));
+        if (!all || !twice)
+                return -ENOMEM;
+
+        /* split at ',' and blanks outside brackets */
+        start = copy;
+        for (char *c = copy;; c++) {
+                if (*c == '[')
+                        depth++;
+                else if (*c == ']')
+                        depth--;
+                if (*c && (depth > 0 || (*c != ',' && *c != ' ')))
+                        continue;
+                bool end = *c == 0;
+                *c = 0;
+                if (*start) {
+                        _cleanup_free_ char **names = NULL; /* the strings move to all */
+                        size_t n = 0;
+                        r = hostlist_expand(start, count - n_all, &names, &n, NULL);
+                        if (r < 0)
+                                return r;
+                        memcpy(all + n_all, names, n * sizeof(char *));
+                        n_all += n;
+                }
+                if (end)
+                        break;
+                start = c + 1;
+        }
+
+        qsort(all, n_all, sizeof(char *), strcmp_ptr);
+        for (size_t k = 1; k < n_all; k++)
+                if (strcmp(all[k], all[k - 1]) == 0 && (n_twice == 0 || strcmp(twice[n_twice - 1], all[k]) != 0))
+                        twice[n_twice++] = all[k];
+        return hostlist_compress(twice, n_twice, ret, NULL);
+}
+
 /* Expand one group's hostlist into g->node_names, in node order. */
 static int group_expand(struct parse *p, struct config_group *g, size_t i, const yaml_mark_t *mark, size_t *budget) {
         _cleanup_free_ char *problem = NULL;
@@ -1454,8 +1512,14 @@ static int group_expand(struct parse *p, struct config_group *g, size_t i, const
                 return r;
         }
         if (g->n_nodes < count) {
-                size_t d = count - g->n_nodes;
-                diag(p, mark, "groups[%zu].nodes has %zu duplicate node name%s", i, d, d == 1 ? "" : "s");
+                _cleanup_free_ char *twice = NULL;
+                r = hostlist_duplicates(g->nodes, count, &twice);
+                if (r < 0)
+                        return r;
+                if (isempty(twice))
+                        diag(p, mark, "groups[%zu].nodes lists nodes more than once in one bracket", i);
+                else
+                        diag(p, mark, "groups[%zu].nodes lists %s more than once", i, twice);
                 return -EINVAL;
         }
         return 0;
