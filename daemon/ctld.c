@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <slurm/slurm.h>
 #include <slurm/slurm_errno.h>
@@ -239,6 +240,10 @@ int ctld_new(sd_event *event, const char *slurm_conf, struct ctld **ret) {
         int r;
 
         if (!initialised) {
+                /* libslurm retries a missing slurm.conf for a minute, then exits. */
+                const char *path = slurm_conf ? slurm_conf : getenv("SLURM_CONF");
+                if (path && access(path, R_OK) < 0)
+                        return negative_errno();
                 slurm_init(slurm_conf);
                 initialised = true;
         }

@@ -12,12 +12,18 @@
 #include <time.h>
 
 #include "auth.h"
+#include "cloud.h"
+#include "clouds.h"
 #include "config-build.h"
 #include "config.h"
+#include "ctld.h"
 #include "journal.h"
+#include "lifecycle.h"
 #include "log.h"
 #include "macro.h"
+#include "nodemap.h"
 #include "request.h"
+#include "resize.h"
 #include "server.h"
 #include "state.h"
 
@@ -38,6 +44,11 @@ struct elasticd {
         struct server *server;
         struct request_context ctx;
         sd_event_source *shutdown_timer;
+        struct nodemap *nodemap;
+        struct cloud *cloud;
+        struct ctld *ctld;
+        struct lifecycle *lifecycle;
+        struct resize *resize;
 
         /* Command line overrides, re-applied on reload. */
         const char *config_path;
@@ -130,6 +141,34 @@ static void on_state_changed(void *userdata) {
 
         compact_journal(d, false);
         notify_status(d);
+        /* Accepted operations are carried out from the loop, after the reply. */
+        lifecycle_kick(d->lifecycle);
+}
+
+/* The lifecycle's records: durable first, then applied to the state. */
+static int record_and_apply(void *userdata, json_t *records, char **ret_error) {
+        struct elasticd *d = userdata;
+        json_t *rec;
+        size_t i;
+        int r;
+
+        r = journal_append_many(d->journal, records, ret_error);
+        if (r < 0)
+                return r;
+        json_array_foreach(records, i, rec) {
+                _cleanup_free_ char *error = NULL;
+
+                r = state_apply(d->state, rec, &error);
+                if (r < 0)
+                        /* Our own record: a bug. It is on disk, so a restart tells the same story. */
+                        log_error("Cannot apply the lifecycle's own record: %s", error ? error : strerror(-r));
+        }
+        compact_journal(d, false);
+        return 0;
+}
+
+static void on_lifecycle_changed(void *userdata) {
+        notify_status(userdata);
 }
 
 /* Swap in a freshly loaded configuration, or keep the old one. */
@@ -137,6 +176,7 @@ static int reload(void *userdata, char **ret_error) {
         struct elasticd *d = userdata;
         _cleanup_(config_freep) struct config *c = NULL;
         _cleanup_(auth_freep) struct auth *a = NULL;
+        _cleanup_(nodemap_freep) struct nodemap *m = NULL;
         _cleanup_free_ char *errors = NULL, *warning = NULL;
         struct server_limits limits;
         int r;
@@ -148,6 +188,11 @@ static int reload(void *userdata, char **ret_error) {
         r = load_config(d, &c, &errors);
         if (r >= 0)
                 r = auth_new(c->slurm_user, c->admin_group, &a, &warning);
+        if (r >= 0) {
+                r = nodemap_new_from_config(c, &m, &errors);
+                if (r < 0 && !errors)
+                        errors = strdup("cannot map the nodes to their groups");
+        }
         if (r < 0) {
                 log_error("Reload of %s failed; the running configuration stays:", d->config_path);
                 log_multiline(LOG_ERR, errors ? errors : strerror(-r));
@@ -168,12 +213,23 @@ static int reload(void *userdata, char **ret_error) {
 
         limits = server_limits_from(c);
         server_set_limits(d->server, &limits);
+        if (strcmp(c->cloud, d->config->cloud) != 0 ||
+            (c->clouds_file ? !d->config->clouds_file || strcmp(c->clouds_file, d->config->clouds_file) != 0
+                            : d->config->clouds_file != NULL))
+                log_warning("cloud or clouds_file changed: elasticd keeps its cloud connection until it is restarted");
+        /* Swap: the old config and map go only after everyone points at the new ones. */
+        lifecycle_set_config(d->lifecycle, c, m);
+        resize_set_config(d->resize, c, m);
         config_free(d->config);
         d->config = TAKE_PTR(c);
+        nodemap_free(d->nodemap);
+        d->nodemap = TAKE_PTR(m);
         auth_free(d->auth);
         d->auth = TAKE_PTR(a);
         d->ctx.config = d->config;
         d->ctx.auth = d->auth;
+        resize_kick(d->resize);
+        lifecycle_kick(d->lifecycle);
 
         log_info("Configuration %s reloaded: %zu node group%s", d->config->path, d->config->n_groups,
                  d->config->n_groups == 1 ? "" : "s");
@@ -353,7 +409,88 @@ static int open_socket(struct elasticd *d) {
         return 0;
 }
 
+/* The cloud client, the Slurm adapter, and what drives them. */
+static int open_cloud_and_slurm(struct elasticd *d) {
+        _cleanup_free_ char *error = NULL;
+        struct cloud_config *cc = NULL;
+        int r;
+
+        r = nodemap_new_from_config(d->config, &d->nodemap, &error);
+        if (r < 0) {
+                log_error("Cannot map the nodes to their groups: %s", error ? error : strerror(-r));
+                return r;
+        }
+        r = clouds_load(d->config->clouds_file, d->config->cloud, &cc, &error);
+        if (r < 0) {
+                log_error("Cannot load cloud \"%s\": %s", d->config->cloud, error ? error : strerror(-r));
+                return r;
+        }
+        /* elasticd.yaml's endpoints win over clouds.yaml's and the catalog. */
+        if ((d->config->endpoints.compute &&
+             replace_string(&cc->compute_endpoint_override, d->config->endpoints.compute) < 0) ||
+            (d->config->endpoints.image &&
+             replace_string(&cc->image_endpoint_override, d->config->endpoints.image) < 0) ||
+            (d->config->endpoints.identity &&
+             replace_string(&cc->identity_endpoint_override, d->config->endpoints.identity) < 0)) {
+                clouds_free(cc);
+                return -ENOMEM;
+        }
+        struct cloud_options opts = {
+                .cluster = d->config->cluster,
+                .http = {
+                        .max_in_flight = d->config->limits.api_concurrency,
+                        .rate = d->config->limits.api_rate,
+                        .burst = d->config->limits.api_burst,
+                        .timeout_usec = (uint64_t) d->config->limits.api_timeout_s * 1000000ULL,
+                },
+                .api_timeout_usec = (uint64_t) d->config->limits.api_timeout_s * 1000000ULL,
+                .create_timeout_usec = (uint64_t) d->config->limits.create_timeout_s * 1000000ULL,
+        };
+        error = mfree(error);
+        r = cloud_new(d->event, cc, &opts, &d->cloud, &error);
+        if (r < 0) {
+                clouds_free(cc);
+                log_error("Cannot set up the cloud client: %s", error ? error : strerror(-r));
+                return r;
+        }
+        log_info("Cloud \"%s\" from %s; instances tagged %s", d->config->cloud,
+                 d->config->clouds_file ? d->config->clouds_file : "the clouds.yaml search path",
+                 cloud_cluster_tag(d->cloud));
+
+        r = ctld_new(d->event, d->config->slurm_conf, &d->ctld);
+        if (r < 0) {
+                log_error("Cannot use slurm.conf %s: %s", d->config->slurm_conf ? d->config->slurm_conf : "(default)",
+                          strerror(-r));
+                return r;
+        }
+
+        struct lifecycle_env env = {
+                .event = d->event,
+                .state = d->state,
+                .cloud = d->cloud,
+                .ctld = d->ctld,
+                .record = record_and_apply,
+                .changed = on_lifecycle_changed,
+                .userdata = d,
+        };
+        r = lifecycle_new(&env, NULL, d->config, d->nodemap, &d->lifecycle);
+        if (r < 0)
+                return r;
+        r = resize_new(d->event, d->ctld, d->state, d->config, d->nodemap, &d->resize);
+        if (r < 0)
+                return r;
+        d->ctx.lifecycle = d->lifecycle;
+        d->ctx.resize = d->resize;
+        return 0;
+}
+
 static void elasticd_done(struct elasticd *d) {
+        /* ctld first: its finished calls report to the lifecycle and resize. */
+        d->ctld = ctld_free(d->ctld);
+        d->lifecycle = lifecycle_free(d->lifecycle);
+        d->resize = resize_free(d->resize);
+        d->cloud = cloud_free(d->cloud);
+        d->nodemap = nodemap_free(d->nodemap);
         d->server = server_free(d->server);
         d->journal = journal_free(d->journal);
         d->state = state_free(d->state);
@@ -429,10 +566,17 @@ static int run(struct elasticd *d) {
         if (r < 0)
                 return r;
 
+        r = open_cloud_and_slurm(d);
+        if (r < 0)
+                return r;
+
         log_info("elasticd %s ready: %zu node group%s, %zu operations pending", ELASTICD_VERSION,
                  d->config->n_groups, d->config->n_groups == 1 ? "" : "s", request_ops_active(&d->ctx));
         sd_notify(0, "READY=1");
         notify_status(d);
+        /* Operations the journal holds carry on; the first reconcile starts. */
+        lifecycle_kick(d->lifecycle);
+        resize_kick(d->resize);
 
         r = sd_event_loop(d->event);
         if (r < 0)

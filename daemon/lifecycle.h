@@ -43,8 +43,9 @@ struct lifecycle_env {
         struct state *state;
         struct cloud *cloud;
         struct ctld *ctld;
-        /* Journal RECORD (fdatasync) and apply it to the state. 0 once durable. */
-        int (*record)(void *userdata, json_t *record, char **ret_error);
+        /* Journal RECORDS (a JSON array; one fdatasync) and apply them to the
+         * state. 0 once durable. */
+        int (*record)(void *userdata, json_t *records, char **ret_error);
         /* Something visible changed (for STATUS=); optional. */
         void (*changed)(void *userdata);
         void *userdata;

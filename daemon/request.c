@@ -302,7 +302,8 @@ static int handle_resize(struct request_context *ctx, const char *id, const stru
 
         log_req(LOG_INFO, id, "resize group %s to min %u from uid %u pid %d: accepted", g->name, req->min,
                 (unsigned) peer->uid, (int) peer->pid);
-        /* The lifecycle work acts on the journalled target; "wait" is not honoured yet. */
+        resize_kick(ctx->resize);
+        /* "wait" is done by the client: elasticctl resize --wait polls status's "resize". */
         *ret_result = json_pack("{s:s, s:I, s:b}", "group", g->name, "min", (json_int_t) req->min,
                                 "accepted", 1);
         return *ret_result ? 0 : -ENOMEM;
@@ -369,19 +370,53 @@ static int handle_status(struct request_context *ctx, const char *id, const stru
                            "journal", journal);
         if (!result)
                 return -ENOMEM;
+        if (ctx->lifecycle) {
+                struct lifecycle_stats ls;
+                json_t *ops = json_object(), *o;
+
+                lifecycle_get_stats(ctx->lifecycle, &ls);
+                for (int k = 0; ops && k < _STATE_OP_KIND_MAX; k++) {
+                        o = json_pack("{s:I, s:I, s:I}", "started", (json_int_t) ls.started[k], "succeeded",
+                                      (json_int_t) ls.succeeded[k], "failed", (json_int_t) ls.failed[k]);
+                        if (!o || json_object_set_new(ops, state_op_kind_to_string(k), o) < 0)
+                                return json_decref(ops), -ENOMEM;
+                }
+                if (!ops || json_object_set_new(result, "operations", ops) < 0 ||
+                    json_object_set_new(result, "operations_in_flight", json_integer(ls.active)) < 0 ||
+                    json_object_set_new(result, "instances_created", json_integer((json_int_t) ls.instances_created)) < 0 ||
+                    json_object_set_new(result, "instances_deleted", json_integer((json_int_t) ls.instances_deleted)) < 0 ||
+                    json_object_set_new(result, "orphans_deleted", json_integer((json_int_t) ls.orphans_deleted)) < 0 ||
+                    json_object_set_new(result, "cloud_errors_last_hour", json_integer(ls.cloud_errors_last_hour)) < 0)
+                        return -ENOMEM;
+        }
+        if (ctx->resize) {
+                json_t *groups = json_object();
+
+                if (!groups || resize_status(ctx->resize, groups) < 0) {
+                        json_decref(groups);
+                        return -ENOMEM;
+                }
+                if (json_object_set_new(result, "resize", groups) < 0)
+                        return -ENOMEM;
+        }
         *ret_result = TAKE_PTR(result);
         return 0;
 }
 
-static json_t *node_json(const char *name, const char *group, const struct state_node *sn, time_t now) {
+static json_t *node_json(const struct request_context *ctx, const char *name, const char *group,
+                         const struct state_node *sn, time_t now) {
+        const char *slurm_state = NULL, *instance_status = NULL;
         json_t *o;
 
-        /* Slurm and Nova facts are filled in by the lifecycle work; null = none yet. */
-        o = json_pack("{s:s, s:n, s:s, s:n, s:n, s:n}",
+        /* What the lifecycle last saw of Slurm and Nova; null = not seen yet. */
+        lifecycle_node_view(ctx->lifecycle, name, &slurm_state, &instance_status);
+        o = json_pack("{s:s, s:o, s:s, s:n, s:o, s:n}",
                       "name", name,
-                      "slurm_state",
+                      "slurm_state", slurm_state ? json_string(slurm_state) : json_null(),
                       "group", group ? group : (sn ? sn->group : "-"),
-                      "instance_id", "instance_status", "address");
+                      "instance_id",
+                      "instance_status", instance_status ? json_string(instance_status) : json_null(),
+                      "address");
         if (!o)
                 return NULL;
         if (sn) {
@@ -417,7 +452,7 @@ static int add_unconfigured_node(const struct state_node *sn, void *userdata) {
 
         if (config_node_find(w->ctx->config, sn->name, NULL, NULL) >= 0)
                 return 0;
-        if (json_array_append_new(w->array, node_json(sn->name, NULL, sn, w->now)) < 0) {
+        if (json_array_append_new(w->array, node_json(w->ctx, sn->name, NULL, sn, w->now)) < 0) {
                 w->r = -ENOMEM;
                 return 1;
         }
@@ -437,7 +472,7 @@ static int handle_nodes(struct request_context *ctx, const char *id, const struc
                 const struct config_group *group = &ctx->config->groups[g];
 
                 for (size_t i = 0; i < group->n_nodes; i++)
-                        if (json_array_append_new(array, node_json(group->node_names[i], group->name,
+                        if (json_array_append_new(array, node_json(ctx, group->node_names[i], group->name,
                                                                    state_node_find(ctx->state, group->node_names[i]),
                                                                    w.now)) < 0)
                                 return -ENOMEM;

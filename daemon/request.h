@@ -7,7 +7,9 @@
 #include "auth.h"
 #include "config.h"
 #include "journal.h"
+#include "lifecycle.h"
 #include "protocol.h"
+#include "resize.h"
 #include "server.h"
 #include "state.h"
 
@@ -22,6 +24,8 @@ struct request_context {
         struct journal *journal;
         const char *state_dir;          /* the journal's directory (a reload does not move it) */
         struct server *server;
+        struct lifecycle *lifecycle;    /* carries operations out; NULL in tests without a cloud */
+        struct resize *resize;
         uint64_t start_usec;            /* CLOCK_MONOTONIC at start-up */
 
         /* Counters for status. */

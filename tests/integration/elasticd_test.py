@@ -21,12 +21,14 @@ ELASTICCTL = os.environ.get("ELASTICCTL", "")
 BASE_CONFIG = """\
 cluster: itest
 cloud: itest
+clouds_file: {clouds_file}
 state_dir: {state_dir}
 socket:
   path: {socket}
   mode: "{mode}"
   group: {socket_group}
 slurm:
+  conf: {slurm_conf}
   user: {slurm_user}
 admin_group: {admin_group}
 limits:
@@ -46,9 +48,53 @@ GROUP = """\
 """
 
 
+# No cloud answers these tests: port 9 (discard) refuses at once, so the
+# lifecycle's calls fail fast and are retried; the requests stay journalled.
+CLOUDS = """\
+clouds:
+  itest:
+    auth:
+      auth_url: http://127.0.0.1:9/v3
+      username: itest
+      password: not-a-secret
+      project_name: itest
+      user_domain_name: Default
+      project_domain_name: Default
+"""
+
+
+def clouds_file(tmp):
+    path = os.path.join(tmp, "clouds.yaml")
+    if not os.path.exists(path):
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(CLOUDS)
+    return path
+
+
+# No slurmctld either: libslurm parses this, and RPCs to it fail at once.
+SLURM_CONF = """\
+ClusterName=itest
+SlurmctldHost=localhost(127.0.0.1)
+SlurmctldPort=9
+AuthType=auth/none
+NodeName=cl[1-16] CPUs=1 State=CLOUD
+PartitionName=cloud Nodes=cl[1-16]
+"""
+
+
+def slurm_conf(tmp):
+    path = os.path.join(tmp, "slurm.conf")
+    if not os.path.exists(path):
+        with open(path, "w") as f:
+            f.write(SLURM_CONF)
+    return path
+
+
 def config_text(tmp, groups=(("g", "cl[1-16]"),), mode="0660", socket_group="null", slurm_user="slurm",
                 admin_group="root", max_frame=65536, max_clients=8, max_nodes=2048):
     return BASE_CONFIG.format(
+        clouds_file=clouds_file(tmp), slurm_conf=slurm_conf(tmp),
         state_dir=os.path.join(tmp, "state"), socket=os.path.join(tmp, "run", "elasticd.sock"),
         mode=mode, socket_group=socket_group, slurm_user=slurm_user, admin_group=admin_group, max_frame=max_frame,
         max_clients=max_clients, max_nodes=max_nodes,

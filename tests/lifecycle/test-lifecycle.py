@@ -1,0 +1,153 @@
+#!/usr/bin/env python3
+"""The node lifecycle end to end, driven by a real slurmctld: sbatch on
+powered-down CLOUD nodes -> elastic-resume -> elasticd creates the
+instances in the emulator (each boots as a namespace running slurmd) ->
+slurmd registers -> the job runs -> SuspendTime -> elastic-suspend -> the
+instances are deleted.  Then an ERROR build, and kill -9 of elasticd in the
+middle of a resume."""
+import os
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from stack import ELASTICCTL, ELASTICD, HarnessError, Stack, elapsed, nsutil  # noqa: E402
+from tap import Tap, skip_all  # noqa: E402
+
+
+def ours(stack, servers):
+    return [s for s in servers if (s.get("metadata") or {}).get("elasticd_node")]
+
+
+def main():
+    if os.geteuid() != 0:
+        skip_all("needs root (network namespaces)")
+    for prog in (ELASTICD, ELASTICCTL):
+        if not os.access(prog, os.X_OK):
+            skip_all("%s not built" % prog)
+    t = Tap()
+    s = Stack(nodes=4, suspend_time=20, resume_timeout=120, build_delay=1.0)
+    try:
+        s.start()
+        t.diag("stack up: base %s, emulator port %d" % (s.base, s.port))
+
+        # --- 1. a job on two powered-down nodes -------------------------------
+        t0 = time.monotonic()
+        jid = s.c.sbatch("-p", "cloud", "-N2", "-o", os.path.join(s.base, "job-%j.out"),
+                         "--wrap", "srun hostname")
+        try:
+            s.wait_for(lambda: s.c.job_state(jid) in ("COMPLETED", "FAILED", "CANCELLED"), 150,
+                       "job %d to end" % jid)
+        except HarnessError:
+            pass
+        st = s.c.job_state(jid)
+        out = ""
+        try:
+            with open(os.path.join(s.base, "job-%d.out" % jid)) as f:
+                out = f.read()
+        except OSError:
+            pass
+        t.ok(st == "COMPLETED", "sbatch -N2 on powered-down nodes completes (%s, %s)" % (st, elapsed(t0)),
+             s.log("elasticd.log")[-4000:] + "\n" + s.log()[-2000:])
+        hosts = sorted(out.split())
+        t.ok(len(hosts) == 2 and all(h.startswith("cl") for h in hosts),
+             "the job ran on two elastic nodes: %s" % " ".join(hosts))
+
+        live = ours(s, s.servers())
+        t.ok(len(live) == 2 and all(x["status"] == "ACTIVE" for x in live),
+             "two ACTIVE instances carry elasticd's metadata",
+             str([(x["name"], x["status"], x.get("metadata")) for x in live]))
+        names = sorted(x["metadata"]["elasticd_node"] for x in live)
+        t.ok(names == hosts, "each instance is named for its node (%s)" % " ".join(names))
+        nodes = s.nodes()
+        up = [n for n in names if nodes.get(n, {}).get("instance_id") and nodes[n].get("address")]
+        t.ok(len(up) == 2, "elasticctl nodes shows their instances and addresses",
+             str({n: nodes.get(n) for n in names}))
+
+        # --- 2. idle -> SuspendTime -> instances deleted -----------------------
+        t1 = time.monotonic()
+        try:
+            s.wait_for(lambda: not ours(s, s.servers()), 120, "the instances to be deleted")
+        except HarnessError:
+            pass
+        left = ours(s, s.servers())
+        t.ok(not left, "after SuspendTime both instances are deleted (%s)" % elapsed(t1),
+             str([(x["name"], x["status"]) for x in left]) + s.log("elasticd.log")[-3000:])
+        try:
+            s.wait_for(lambda: all("POWERED_DOWN" in s.state(n) for n in names), 60,
+                       "the nodes to be powered down")
+        except HarnessError:
+            pass
+        t.ok(all("POWERED_DOWN" in s.state(n) for n in names),
+             "the nodes are powered down again: %s" % ", ".join(s.state(n) for n in names))
+
+        # --- 3. an ERROR build: instance deleted, node DOWN with the fault ------
+        s.emu_config(build_error_regex="^cl3$", build_error_kind="novalidhost")
+        s.c.run("scontrol", "update", "nodename=cl3", "state=power_up", check=True)
+
+        def reason(node):
+            return s.c.run("sinfo", "-h", "-N", "-n", node, "-o", "%E").stdout.strip()
+
+        def down_with_reason():
+            return "DOWN" in s.state("cl3") and "elasticd" in reason("cl3")
+        try:
+            s.wait_for(down_with_reason, 60, "cl3 to be marked DOWN by elasticd")
+        except HarnessError:
+            pass
+        t.ok(down_with_reason() and "No valid host" in reason("cl3"),
+             "an ERROR build leaves cl3 DOWN with the cloud's fault: %s" % reason("cl3"),
+             s.log("elasticd.log")[-3000:])
+        try:
+            s.wait_for(lambda: not [x for x in ours(s, s.servers()) if x["name"] == "cl3"], 30,
+                       "cl3's instance to be deleted")
+        except HarnessError:
+            pass
+        t.ok(not [x for x in ours(s, s.servers()) if x["name"] == "cl3"],
+             "the ERROR instance is deleted")
+        s.emu_config(build_error_regex=None)
+        s.c.run("scontrol", "update", "nodename=cl3", "state=resume")
+
+        # --- 4. kill -9 elasticd in the middle of a resume ----------------------
+        s.emu_config(build_delay=4.0)
+        s.c.run("scontrol", "update", "nodename=cl[1-4]", "state=power_up", check=True)
+        try:
+            s.wait_for(lambda: len(ours(s, s.servers())) >= 2, 30, "creates to start")
+        except HarnessError:
+            pass
+        s.kill_daemon(9)
+        t.diag("killed elasticd with %d instances in the emulator" % len(ours(s, s.servers())))
+        s.start_daemon()
+        s.emu_config(build_delay=1.0)
+
+        def all_up():
+            return all(("IDLE" in s.state(n) or "MIXED" in s.state(n) or "ALLOC" in s.state(n))
+                       and "NOT_RESPONDING" not in s.state(n) and "POWER" not in s.state(n)
+                       for n in s.group.names())
+        try:
+            s.wait_for(all_up, 120, "every node up after the restart")
+        except HarnessError:
+            pass
+        t.ok(all_up(), "after kill -9 and restart every node comes up: %s" %
+             ", ".join("%s=%s" % (n, s.state(n)) for n in s.group.names()),
+             s.log("elasticd.log")[-4000:])
+        live = ours(s, s.servers())
+        per_node = {}
+        for x in live:
+            per_node.setdefault(x["metadata"]["elasticd_node"], []).append(x["id"])
+        dups = {k: v for k, v in per_node.items() if len(v) > 1}
+        t.ok(len(live) == 4 and not dups, "exactly one instance per node, no duplicate (%d live)" %
+             len(live), str(per_node))
+
+        rc = s.stop_daemon()
+        t.ok(rc == 0, "elasticd stops cleanly", s.log("elasticd.log")[-2000:])
+    except Exception:
+        t.crashed("lifecycle")
+    finally:
+        s.stop()
+    t.ok(not s.c.our_netns() and not os.path.exists(s.base), "nothing left behind",
+         " ".join(s.c.our_netns()))
+    return t.done()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
