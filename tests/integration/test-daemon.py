@@ -131,6 +131,39 @@ def test_oversize_frame(d):
     ok(d.ask("ping"))
 
 
+def test_garbage(d):
+    """Random frames and random requests: every one gets a reply or a close,
+    and the daemon keeps serving."""
+    import random
+    rnd = random.Random(1234)
+    values = [None, True, 0, -1, 2**40, 1.5, "", "x" * 300, "cl[1-", "cl[1-2]", "zz9", "\u0001", [], {}, [1], {"a": 1}]
+    types = ["resume", "suspend", "resume_fail", "reboot", "resize", "status", "nodes", "reload", "ping", "nope", 7]
+    fields = ["nodes", "job_id", "reason", "features", "resume_file", "resume_file_error", "min", "group",
+              "wait", "client", "version", "extra"]
+    for i in range(300):
+        kind = rnd.randrange(4)
+        if kind == 0:
+            body = bytes(rnd.randrange(256) for _ in range(rnd.randrange(1, 64)))
+        elif kind == 1:
+            obj = {"version": 1, "type": rnd.choice(types)}
+            for f in rnd.sample(fields, rnd.randrange(4)):
+                obj[f] = rnd.choice(values)
+            body = json.dumps(obj).encode()
+        elif kind == 2:
+            body = json.dumps(rnd.choice(values)).encode()
+        else:
+            body = json.dumps({"version": 1, "type": "resume"}).encode()[:rnd.randrange(1, 30)]
+        with connect(d.socket) as s:
+            try:
+                s.sendall(struct.pack(">I", len(body)) + body)
+                r = read_reply(s)
+                check(r["ok"] in (True, False) and "version" in r, r)
+            except (ConnectionError, OSError):
+                pass
+    ok(d.ask("ping"))
+    check(d.proc.poll() is None, "elasticd died")
+
+
 def test_resize(d):
     r = ok(d.ask("resize", min=2, group="g"))
     check(r["group"] == "g" and r["min"] == 2, r)
@@ -222,7 +255,7 @@ def request_tests(t):
         for fn in (test_ping_status, test_hook_round_trip, test_request_id_in_log,
                    test_idempotent_and_supersede, test_unknown_node, test_bad_hostlist_and_too_many,
                    test_bad_request, test_bad_frame_keeps_connection, test_pipelined_requests,
-                   test_oversize_frame, test_resize,
+                   test_oversize_frame, test_garbage, test_resize,
                    test_permissions, test_max_clients, test_reload_request, test_many_nodes):
             t.run(fn, d)
         if ELASTICCTL:
