@@ -680,21 +680,21 @@ class Cloud:
                 return
             if task == "scheduling" and not self._hang(srv, ev, "build_hang_regex"):
                 return
-        with self.lock:
-            if ev.is_set():
-                return
-            if fault == "spawn":
-                srv.set_error("Build of instance %s aborted: %s"
-                              % (srv.id, self.cfg["build_error_message"]),
-                              clear_host=True)
-                return
-            if self.closing:
-                return
-            want_hook = bool(self.hooks.get("boot"))
-            srv.hook_started = want_hook
         rc = 0
-        if want_hook:
-            with srv.op_lock:
+        # The hook lock first: a delete that comes now must find either no
+        # hook started (nothing to undo) or wait for the boot hook to end.
+        with srv.op_lock:
+            with self.lock:
+                if ev.is_set() or self.closing:
+                    return
+                if fault == "spawn":
+                    srv.set_error("Build of instance %s aborted: %s"
+                                  % (srv.id, self.cfg["build_error_message"]),
+                                  clear_host=True)
+                    return
+                want_hook = bool(self.hooks.get("boot"))
+                srv.hook_started = want_hook
+            if want_hook:
                 rc = self.run_hook("create", srv)
         with self.lock:
             if ev.is_set():
