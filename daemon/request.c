@@ -276,11 +276,7 @@ static int handle_resize(struct request_context *ctx, const char *id, const stru
                 return -EINVAL;
         }
         g = &cfg->groups[idx];
-        r = hostlist_count(g->nodes, SIZE_MAX, &n_nodes, NULL);
-        if (r < 0) {
-                protocol_error_set(err, PROTOCOL_ERROR_INTERNAL, "cannot count the nodes of group \"%s\"", g->name);
-                return r;
-        }
+        n_nodes = g->n_nodes;
         if (req->min > n_nodes) {
                 protocol_error_set(err, PROTOCOL_ERROR_BAD_REQUEST, "group \"%s\" has %zu nodes, cannot keep %u up",
                                    g->name, n_nodes, req->min);
