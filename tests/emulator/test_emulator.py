@@ -984,7 +984,7 @@ echo "$EMU_URL" > "$HOOKDIR/url"
 echo "hook says hello to $EMU_SERVER_NAME"
 case "$EMU_SERVER_NAME" in
 *daemon*) sleep 60 & echo $! > "$HOOKDIR/daemon.pid" ;;   # keeps our stdout open
-*gate*) while [ ! -e "$HOOKDIR/go" ]; do sleep 0.05; done ;;
+*gate*) [ "$EMU_EVENT" = create ] && while [ ! -e "$HOOKDIR/go-$EMU_SERVER_NAME" ]; do sleep 0.05; done ;;
 esac
 case "$EMU_EVENT:$EMU_SERVER_NAME" in
 create:*fail*) exit 3 ;;
@@ -1014,11 +1014,23 @@ def boot_hook_gates_active():
            ("BUILD", "spawning"), "BUILD while the hook runs")
         # the API keeps answering while the hook runs
         eq(emu.call("GET", "/compute/v2.1/flavors", token=tok)[0], 200, "not blocked")
-        open(os.path.join(d, "go"), "w").close()
+        open(os.path.join(d, "go-node-gate"), "w").close()
         emu.wait_status(tok, sid, "ACTIVE")
         lines = open(os.path.join(d, "events")).read().splitlines()
         eq(lines, ['create node-gate 10.99.0.2 %s {"slurm_node": "cn1"}' % IMAGE], "hook env")
         eq(open(os.path.join(d, "url")).read().strip(), emu.base, "EMU_URL")
+        # a DELETE while the boot hook runs waits for it, then undoes it
+        g2 = emu.create(tok, "gate2")
+        wait_for(lambda: "create gate2" in open(os.path.join(d, "events")).read(),
+                 what="gate2 hook")
+        eq(emu.call("DELETE", "/compute/v2.1/servers/" + g2, token=tok)[0], 204, "delete")
+        time.sleep(0.3)
+        eq(emu.show(tok, g2)[1]["server"]["OS-EXT-STS:task_state"], "deleting", "waits")
+        open(os.path.join(d, "go-gate2"), "w").close()
+        emu.wait_status(tok, g2, 404)
+        ev = [l.split()[0] for l in open(os.path.join(d, "events")).read().splitlines()
+              if l.split()[1] == "gate2"]
+        eq(ev, ["create", "delete"], "gate2 events")
         # a daemon left behind by the hook (holding its stdout) does not block it
         dsid = emu.create(tok, "node-daemon")
         try:
@@ -1047,8 +1059,8 @@ def boot_hook_gates_active():
         emu.wait_status(tok, bad, 404)
         lines = open(os.path.join(d, "events")).read().splitlines()
         events = sorted(l.split()[0] + " " + l.split()[1] for l in lines)
-        eq(events, ["create node-daemon", "create node-fail", "create node-gate",
-                    "delete node-daemon", "delete node-fail", "delete node-gate",
+        eq(events, ["create gate2", "create node-daemon", "create node-fail", "create node-gate",
+                    "delete gate2", "delete node-daemon", "delete node-fail", "delete node-gate",
                     "reboot node-gate", "rebuild node-gate"], "events")
         assert any(l.startswith("rebuild node-gate 10.99.0.2 " + IMAGE2) for l in lines), lines
         srv = emu.control("GET", "servers")
