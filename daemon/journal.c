@@ -192,6 +192,10 @@ static int format_record(json_t *record, uint64_t seq, bool own, bool more,
         return 0;
 }
 
+/* Seqs stay exact integers for any JSON reader (2^53), and appends can never
+ * run past what a reopen accepts. */
+#define SEQ_MAX ((uint64_t) 1 << 53)
+
 struct scan_result {
         uint64_t good_len;   /* bytes up to the end of the last complete line */
         uint64_t records;
@@ -213,6 +217,10 @@ static int check_line(const char *path, uint64_t line_no, const char *line, size
                 json_decref(v);
                 return fail(ret_error, -EBADMSG, "%s line %" PRIu64 ": not a journal record (an object with a \"seq\")",
                             path, line_no);
+        }
+        if ((uint64_t) json_integer_value(seq) >= SEQ_MAX) {
+                json_decref(v);
+                return fail(ret_error, -EBADMSG, "%s line %" PRIu64 ": seq out of range", path, line_no);
         }
         if ((uint64_t) json_integer_value(seq) <= *last_seq) {
                 uint64_t s = (uint64_t) json_integer_value(seq);
@@ -441,6 +449,8 @@ int journal_append(struct journal *j, json_t *record, char **ret_error) {
                 return fail(ret_error, -EIO, "%s: an earlier write failed, appends are refused until restart", j->path);
         if (j->compacting)
                 return fail(ret_error, -EBUSY, "%s: append during compaction", j->path);
+        if (j->seq + 1 >= SEQ_MAX)
+                return fail(ret_error, -EOVERFLOW, "%s: seq exhausted", j->path);
         r = format_record(record, j->seq + 1, false, false, &line, &len, ret_error);
         if (r < 0)
                 return r;
@@ -482,6 +492,8 @@ int journal_append_many(struct journal *j, json_t *records, char **ret_error) {
         if (j->compacting)
                 return fail(ret_error, -EBUSY, "%s: append during compaction", j->path);
 
+        if (j->seq + json_array_size(records) >= SEQ_MAX)
+                return fail(ret_error, -EOVERFLOW, "%s: seq exhausted", j->path);
         json_array_foreach(records, i, record) {
                 _cleanup_free_ char *line = NULL;
                 size_t n;
@@ -546,6 +558,8 @@ static int compaction_put(struct journal_compaction *c, json_t *record, bool own
 
         if (c->error < 0)
                 return c->error;
+        if (c->seq + 1 >= SEQ_MAX)
+                return c->error = -EOVERFLOW;
         r = format_record(record, c->seq + 1, own, false, &line, &len, ret_error);
         if (r < 0)
                 return r;

@@ -477,6 +477,8 @@ static void test_corrupt_middle_refused(void) {
         check_refused("{\"seq\":1}\n\n{\"seq\":3}\n", "line 2: corrupt record");
         check_refused("{\"seq\":5}\n{\"seq\":4}\n", "line 2: seq 4 after seq 5");
         check_refused("{\"seq\":1}\n{\"seq\":1}\n", "line 2: seq 1 after seq 1");
+        check_refused("{\"seq\":9007199254740992}\n", "line 1: seq out of range");
+        check_refused("{\"seq\":99999999999999999999}\n", "line 1: corrupt record");
         check_refused("{\"seq\":1,\"a\":1,\"a\":2}\n", "line 1: corrupt record");
         check_refused_n("{\"seq\":1}\n{\"seq\":2}\0\n{\"seq\":3}\n", 31, "line 2: corrupt record");
         /* A complete but bad last line is not a torn write: refused too. */
