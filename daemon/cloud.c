@@ -1457,9 +1457,12 @@ int cloud_server_create(struct cloud *c, const struct nova_create *spec, cloud_c
                 r = -ENOMEM;
                 goto fail;
         }
-        for (size_t i = 0; i < n_tags; i++)
+        bool tagged = false;
+        for (size_t i = 0; i < n_tags; i++) {
                 tags[i] = spec->tags[i];
-        tags[n_tags] = c->tag;
+                tagged = tagged || strcmp(spec->tags[i], c->tag) == 0;
+        }
+        tags[n_tags] = tagged ? NULL : c->tag;
         s.tags = tags;
         r = nova_server_create_body(&s, &k->body, &k->err);
         free(tags);

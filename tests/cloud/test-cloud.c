@@ -605,6 +605,32 @@ static void test_more_faults(void) {
         CHECK_INT(emu_live("cn-h", NULL, NULL), 0);
 }
 
+static void test_tags(void) {
+        _cleanup_(cloud_freep) struct cloud *c = new_cloud(CLUSTER, NULL, NULL);
+        _cleanup_free_ char *body = NULL;
+        struct nova_kv meta[] = { { (char *) CLOUD_META_CLUSTER, (char *) CLUSTER },
+                                  { (char *) CLOUD_META_NODE, (char *) "cn-tag" } };
+        const char *nets[] = { "none", NULL };
+        const char *tags[] = { "rack-1", "elasticd.tc", NULL };
+        struct nova_create s = { .name = "cn-tag", .flavor_ref = "1", .image_ref = TINY, .networks = nets,
+                                 .metadata = meta, .n_metadata = 2, .tags = tags };
+        struct result r = {};
+        json_t *root, *t;
+
+        emu_reset();
+        /* The caller's tags are kept; the cluster tag is added once. */
+        CHECK(wait_result(&r, cloud_server_create(c, &s, result_cb, &r, NULL)) == 0);
+        CHECK_INT(r.error, 0);
+        result_clear(&r);
+        CHECK(test_emulator_call(&emu, "GET", "/_emulator/servers", NULL, &body) == 200);
+        root = json_loads(body, 0, NULL);
+        t = json_object_get(json_array_get(json_object_get(root, "servers"), 0), "tags");
+        CHECK_INT(json_array_size(t), 2);
+        CHECK_STR(json_string_value(json_array_get(t, 0)), "rack-1");
+        CHECK_STR(json_string_value(json_array_get(t, 1)), "elasticd.tc");
+        json_decref(root);
+}
+
 static void test_paging(void) {
         struct cloud_options o = { .page_size = 2 };
         _cleanup_(cloud_freep) struct cloud *c = new_cloud(CLUSTER, &o, NULL);
@@ -816,6 +842,7 @@ int main(void) {
         RUN(test_create_429);
         RUN(test_get_faults);
         RUN(test_more_faults);
+        RUN(test_tags);
         RUN(test_paging);
         RUN(test_cancel_and_free);
         RUN(test_backpressure);
