@@ -6,8 +6,15 @@ An instance NAME of the cluster in BASE is
   holder process         `sleep infinity` owning the instance's UTS
                          (hostname NAME), mount (hosts/nsswitch of the
                          harness) and time namespaces; it starts at "boot"
-  services               slurmd (or nothing) joined to the holder's
-                         namespaces; `exec` runs anything else there (sshd)
+  services               slurmd, sshd or nothing, joined to the holder's
+                         namespaces; `exec` runs anything else there
+
+With --service sshd the instance runs Debian's sshd with a private config
+(BASE/ssh/NAME/: host keys made by ssh-keygen at `up`, new ones on a
+rebuild; no PAM, root by key only, AuthorizedKeysFile BASE/ssh/authorized_keys
+that the test writes) and `emu-hook` prints the host keys to the emulator's
+console in cloud-init's format, as a cloud image would; elasticd then
+starts slurmd over SSH.
 
 The time namespace is why: slurmctld ignores a registration from a node it
 resumed or rebooted while the node's boot time (now - uptime, 1 s
@@ -22,6 +29,8 @@ CLI (the OpenStack emulator's hook and test ResumePrograms call it):
   instance.py down --base B --name N
   instance.py reboot --base B --name N [--service ...] [--boot-delay S]
   instance.py exec --base B --name N -- CMD ARGS...
+  instance.py hostkeys --base B --name N   (its sshd's host keys as
+                   cloud-init prints them on the console)
   instance.py emu-hook --base B [--service ...]   (EMU_EVENT=create|delete|
                    reboot|rebuild, EMU_SERVER_NAME, EMU_ADDRESS, EMU_SERVER_ID
                    from the env; a delete by another server id than the one
@@ -111,6 +120,8 @@ def up(base, name, addr=None, service="slurmd", boot_delay=None, wait=False, own
             name, ns, ", server " + _owner(state, name) if _owner(state, name) else ""))
     if boot_delay is None:
         boot_delay = state.get("boot_delay", 2.0)
+    if service == "sshd":
+        make_hostkeys(base, name, fresh=True)
     veth, ctl = _veth_name(name), state["ctl_netns"]
     nsutil.netns_add(ns)
     try:
@@ -131,6 +142,56 @@ def up(base, name, addr=None, service="slurmd", boot_delay=None, wait=False, own
     return _boot(state, name, ns, service, boot_delay, wait)
 
 
+HOSTKEY_TYPES = ("ed25519", "ecdsa")
+
+
+def ssh_dir(base, name=None):
+    return os.path.join(base, "ssh", name) if name else os.path.join(base, "ssh")
+
+
+def make_hostkeys(base, name, fresh=False):
+    """Host keys of instance NAME (new ones when FRESH, as a new image's
+    cloud-init makes) and its sshd_config."""
+    state = load_state(base)
+    d = ssh_dir(base, name)
+    os.makedirs(d, mode=0o700, exist_ok=True)
+    for t in HOSTKEY_TYPES:
+        key = os.path.join(d, "ssh_host_%s_key" % t)
+        if fresh or not os.path.exists(key):
+            for f in (key, key + ".pub"):
+                _unlink(f)
+            subprocess.run(["ssh-keygen", "-q", "-t", t, "-N", "", "-C", "root@" + name,
+                            "-f", key], check=True, stdin=subprocess.DEVNULL)
+    conf = "".join("HostKey %s/ssh_host_%s_key\n" % (d, t) for t in HOSTKEY_TYPES) + (
+        "Port 22\n"
+        "ListenAddress 0.0.0.0\n"
+        "PidFile %s/%s.sshd.pid\n"
+        "AuthorizedKeysFile %s/authorized_keys\n"
+        "UsePAM no\n"
+        "PermitRootLogin prohibit-password\n"
+        "PubkeyAuthentication yes\n"
+        "PasswordAuthentication no\n"
+        "KbdInteractiveAuthentication no\n"
+        "StrictModes no\n"
+        "UseDNS no\n"
+        "PrintMotd no\n"
+        "PrintLastLog no\n"
+        "LogLevel VERBOSE\n"
+        "Subsystem sftp internal-sftp\n") % (_run_dir(state), name, ssh_dir(base))
+    nsutil.write_file(os.path.join(d, "sshd_config"), conf)
+
+
+def hostkeys_console(base, name):
+    """The host keys of NAME's sshd as cloud-init prints them on the console."""
+    d = ssh_dir(base, name)
+    lines = ["-----BEGIN SSH HOST KEY KEYS-----"]
+    for t in HOSTKEY_TYPES:
+        with open(os.path.join(d, "ssh_host_%s_key.pub" % t)) as f:
+            lines.append(f.read().strip())
+    lines.append("-----END SSH HOST KEY KEYS-----")
+    return "\n".join(lines) + "\n"
+
+
 def _owner(state, name):
     try:
         with open(os.path.join(_run_dir(state), name + ".owner")) as f:
@@ -144,7 +205,7 @@ def _boot(state, name, ns, service, boot_delay, wait):
     for d in ("tmp/" + name, "spool/slurmd." + name, "log"):
         os.makedirs(os.path.join(base, d), exist_ok=True)
     run = _run_dir(state)
-    for f in ("holder", "slurmd"):
+    for f in ("holder", "slurmd", "sshd"):
         _unlink(os.path.join(run, "%s.%s" % (name, f)))
     log = open(os.path.join(base, "log", "instance.%s.log" % name), "ab")
     # the booter lives in the instance's netns from the start, so `down`
@@ -184,6 +245,19 @@ def _boot_inside(base, name, service, boot_delay):
             stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True,
             env=nsutil.clean_env(SLURM_CONF=state["slurm_conf"]), cwd=base)
         nsutil.write_file(os.path.join(run, name + ".slurmd"), "%d\n" % p.pid)
+    elif service == "sshd":
+        # sshd's compiled-in privilege separation directory (systemd makes it)
+        os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
+        log = os.path.join(base, "log", "sshd.%s.log" % name)
+        p = subprocess.Popen(
+            # a fresh /root as on a new image: the host's ~/.bashrc (which bash
+            # sources for ssh commands) stays out of the instance
+            _enter(holder.pid, ["sh", "-c", 'mount -t tmpfs -o mode=0700 instance-root /root && '
+                                'exec /usr/sbin/sshd -D -E "$0" -f "$1"', log,
+                                os.path.join(ssh_dir(base, name), "sshd_config")]),
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True, env=nsutil.clean_env(), cwd="/")
+        nsutil.write_file(os.path.join(run, name + ".sshd"), "%d\n" % p.pid)
     print("%s booted: holder %d" % (name, holder.pid), flush=True)
 
 
@@ -218,7 +292,7 @@ def stop(base, name):
     pids = nsutil.netns_pids(ns)
     nsutil.stop_netns_processes(ns)
     run = _run_dir(state)
-    for f in ("holder", "slurmd"):
+    for f in ("holder", "slurmd", "sshd"):
         _unlink(os.path.join(run, "%s.%s" % (name, f)))
     return ns, pids
 
@@ -239,9 +313,12 @@ def down(base, name, owner=None):
     return pids
 
 
-def reboot(base, name, service="slurmd", boot_delay=None, wait=False):
-    """Kill everything in the instance and boot it again (fresh boot time)."""
+def reboot(base, name, service="slurmd", boot_delay=None, wait=False, rebuild=False):
+    """Kill everything in the instance and boot it again (fresh boot time);
+    a REBUILD with sshd gets new host keys."""
     ns, _ = stop(base, name)
+    if service == "sshd":
+        make_hostkeys(base, name, fresh=rebuild)
     if not nsutil.netns_exists(ns):
         raise InstanceError("instance %s does not exist" % name)
     state = load_state(base)
@@ -281,13 +358,14 @@ def main(argv=None):
     os.environ["PATH"] = nsutil.SAFE_PATH   # hooks run with no PATH at all
     ap = argparse.ArgumentParser(prog="instance.py", description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
-    for c in ("up", "down", "reboot", "exec", "emu-hook", "_boot"):
+    for c in ("up", "down", "reboot", "exec", "emu-hook", "hostkeys", "_boot"):
         s = sub.add_parser(c)
         s.add_argument("--base", required=True)
         if c != "emu-hook":
             s.add_argument("--name", required=True)
         if c in ("up", "reboot", "emu-hook", "_boot"):
-            s.add_argument("--service", choices=("slurmd", "none"), default="slurmd")
+            s.add_argument("--service", choices=("slurmd", "sshd", "none"),
+                           default="slurmd")
             s.add_argument("--boot-delay", type=float, default=None)
         if c in ("up", "reboot"):
             s.add_argument("--wait", action="store_true",
@@ -311,13 +389,18 @@ def main(argv=None):
             elif ev == "delete":
                 down(a.base, name, owner=sid)
             elif ev in ("reboot", "rebuild"):
-                reboot(a.base, name, a.service, a.boot_delay)
+                reboot(a.base, name, a.service, a.boot_delay, rebuild=ev == "rebuild")
             else:
                 raise InstanceError("EMU_EVENT=%r: expected create, delete, reboot or rebuild" % ev)
             print("%s %s" % (ev, name))
+            if a.service == "sshd" and ev != "delete":
+                # stdout is the console log: the keys, as cloud-init prints them
+                sys.stdout.write(hostkeys_console(a.base, name))
         elif a.cmd == "up":
             r = up(a.base, a.name, a.addr, a.service, a.boot_delay, a.wait)
             print("%s up: netns %s" % (a.name, r["netns"]))
+        elif a.cmd == "hostkeys":
+            sys.stdout.write(hostkeys_console(a.base, a.name))
         elif a.cmd == "down":
             pids = down(a.base, a.name)
             print("%s down (ended: %s)" % (a.name, " ".join(map(str, pids)) or "none"))
