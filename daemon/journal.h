@@ -33,8 +33,9 @@ struct journal_stats {
 /* Open (creating DIR 0700 and the journal as needed) and lock DIR's journal.
  * Takes an exclusive flock on DIR/lock: -EBUSY if another process holds it.
  * Removes what an interrupted compaction left behind, cuts off a torn last
- * line (counted in torn_bytes), and checks every record: a bad complete line
- * fails with -EBADMSG naming file and line. Errors come with a message in
+ * line or an unfinished journal_append_many batch (counted in torn_bytes),
+ * and checks every record: a bad complete line, anywhere, fails with
+ * -EBADMSG naming file and line, and the file is left as it was. Errors come with a message in
  * *ret_error (malloc'd, caller frees) when ret_error is not NULL. */
 int journal_open(const char *dir, struct journal **ret, char **ret_error);
 
@@ -71,7 +72,10 @@ int journal_replay(struct journal *j, journal_replay_fn cb, void *userdata, char
  * journal_compact_add(); the records get fresh seqs, continuing the sequence.
  * The new file is written beside the old one, fsync'd, renamed over it and
  * the directory fsync'd: a crash at any point leaves either the old journal
- * or the new one, complete. If CB fails (negative), the old journal stays. */
+ * or the new one, complete. If CB fails (negative), or a record it adds is
+ * refused (even if CB ignores that), the old journal stays. Synchronous:
+ * about 0.5-1.5 s for 100k records on the test VM; appends meanwhile (from
+ * CB) get -EBUSY. */
 struct journal_compaction;
 typedef int (*journal_compact_fn)(struct journal_compaction *c, void *userdata);
 int journal_compact(struct journal *j, journal_compact_fn cb, void *userdata, char **ret_error);
@@ -80,7 +84,7 @@ int journal_compact_add(struct journal_compaction *c, json_t *record);
 void journal_get_stats(const struct journal *j, struct journal_stats *ret);
 
 /* For tests: called at each step of a compaction so a test can simulate a
- * crash there (e.g. _exit() in a forked child). */
+ * crash there (SIGKILL in a forked child). */
 enum journal_step {
         JOURNAL_STEP_TMP_CREATED,
         JOURNAL_STEP_TMP_PARTIAL,  /* the marker and part of the records written */
