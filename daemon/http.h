@@ -21,7 +21,9 @@ struct http_options {
         unsigned max_retries;          /* retries of an idempotent request [4] */
         uint64_t backoff_base_usec;    /* the first retry waits up to this (full jitter) [500 ms] */
         uint64_t backoff_max_usec;     /* ... doubling up to this [30 s] */
-        uint64_t retry_after_max_usec; /* a longer Retry-After is clamped to this [120 s] */
+        uint64_t retry_after_max_usec; /* a longer Retry-After is clamped to this [120 s]; a 429 or
+                                        * 503 with Retry-After also holds every queued request of
+                                        * the engine until then */
         uint64_t timeout_usec;         /* per attempt, whole transfer [60 s] */
         uint64_t connect_timeout_usec; /* TCP + TLS handshake [10 s] */
         size_t max_body_bytes;         /* response body cap: the transfer is aborted beyond it [8 MiB] */
