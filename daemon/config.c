@@ -535,6 +535,19 @@ static void group_done(struct config_group *g) {
         free(g->metadata);
         free(g->user_data);
         free(g->availability_zone);
+        if (g->ssh) {
+                free(g->ssh->user);
+                free(g->ssh->private_key);
+                for (size_t i = 0; i < g->ssh->n_files; i++) {
+                        free(g->ssh->files[i].src);
+                        free(g->ssh->files[i].dest);
+                        free(g->ssh->files[i].owner);
+                        free(g->ssh->files[i].group);
+                }
+                free(g->ssh->files);
+                strv_free(g->ssh->commands);
+                free(g->ssh);
+        }
         strv_free(g->node_names);
 }
 
@@ -1181,6 +1194,170 @@ static void parse_user_data(struct parse *p, const struct field *f, const struct
 static void parse_mapping(struct parse *p, const struct ynode *map, const char *where, const struct field *fields,
                           size_t n_fields, void *base, struct seen *seen);
 
+/* ---- ssh ---------------------------------------------------------------- */
+
+/* The key elasticd logs in to new nodes with: a secret file. */
+static void parse_private_key(struct parse *p, const struct field *f, const struct ynode *v, const char *path, void *dst) {
+        _cleanup_free_ char *problem = NULL;
+
+        parse_path(p, f, v, path, dst);
+        if (!*(char **) dst)
+                return;
+        if (config_check_secret_file(v->value, &problem) < 0) {
+                if (!problem)
+                        p->oom = true;
+                else
+                        diag(p, &v->mark, "%s: %s", path, problem);
+        }
+}
+
+/* A file to copy: a readable regular file (checked now, read at each push). */
+static void parse_source_file(struct parse *p, const struct field *f, const struct ynode *v, const char *path, void *dst) {
+        struct stat st;
+
+        parse_path(p, f, v, path, dst);
+        if (!*(char **) dst)
+                return;
+        if (stat(v->value, &st) < 0 || access(v->value, R_OK) < 0) {
+                diag(p, &v->mark, "cannot read %s %s: %m", path, v->value);
+                return;
+        }
+        if (!S_ISREG(st.st_mode))
+                diag(p, &v->mark, "%s %s is not a regular file", path, v->value);
+}
+
+/* Permission bits of a file put on a node, "0400" (or 400, 0o400). */
+static void parse_file_mode(struct parse *p, const struct field *f, const struct ynode *v, const char *path, void *dst) {
+        char q[QUOTE_MAX];
+        const char *s;
+        unsigned mode = 0;
+        size_t len;
+        bool ok;
+
+        if (!expect_scalar(p, v, path, "an octal file mode"))
+                return;
+        s = v->value;
+        len = v->len;
+        if (len > 2 && s[0] == '0' && s[1] == 'o') {
+                s += 2;
+                len -= 2;
+        }
+        ok = len > 0 && len <= 5;
+        for (size_t i = 0; ok && i < len; i++) {
+                if (s[i] < '0' || s[i] > '7')
+                        ok = false;
+                else
+                        mode = mode * 8 + (unsigned) (s[i] - '0');
+        }
+        if (!ok || mode > 07777) {
+                diag(p, &v->mark, "expected an octal file mode such as \"0644\" for %s, got %s", path, quote(q, v->value, v->len));
+                return;
+        }
+        *(unsigned *) dst = mode;
+}
+
+static void parse_commands(struct parse *p, const struct field *f, const struct ynode *v, const char *path, void *dst) {
+        char k[QUOTE_MAX + 16];
+        char **list;
+
+        if (v->invalid)
+                return;
+        if (v->type != YNODE_SEQUENCE) {
+                diag(p, &v->mark, "expected a list of commands for %s, got %s", path, ynode_kind(v, k));
+                return;
+        }
+        list = parse_string_list(p, v, path);
+        if (list)
+                set_list(dst, list);
+}
+
+#define SSTR(k, fn, member, req) { k, fn, offsetof(struct config_ssh, member), req, 0, 0, NULL, 0 }
+#define FSTR(k, fn, member, req) { k, fn, offsetof(struct config_ssh_file, member), req, 0, 0, NULL, 0 }
+
+static const struct field ssh_file_fields[] = {
+        FSTR("src", parse_source_file, src, true),
+        FSTR("dest", parse_path, dest, true),
+        FSTR("mode", parse_file_mode, mode, false),
+        FSTR("owner", parse_account, owner, false),
+        FSTR("group", parse_account, group, false),
+};
+
+static void parse_ssh_files(struct parse *p, const struct field *f, const struct ynode *v, const char *path, void *dst) {
+        struct config_ssh *ssh = (struct config_ssh *) ((char *) dst - offsetof(struct config_ssh, files));
+        char k[QUOTE_MAX + 16], item[300];
+
+        if (v->invalid)
+                return;
+        if (v->type != YNODE_SEQUENCE) {
+                diag(p, &v->mark, "expected a list of files for %s, got %s", path, ynode_kind(v, k));
+                return;
+        }
+        if (v->n_items > CONFIG_MAX_LIST) {
+                diag(p, &v->mark, "%s has more than %d entries", path, CONFIG_MAX_LIST);
+                return;
+        }
+        ssh->files = calloc(v->n_items ? v->n_items : 1, sizeof(*ssh->files));
+        if (!ssh->files) {
+                p->oom = true;
+                return;
+        }
+        for (size_t i = 0; i < v->n_items; i++) {
+                const struct ynode *it = v->items[i];
+                struct seen seen[ELEMENTSOF(ssh_file_fields)] = {};
+
+                ssh->files[i].mode = 0644;
+                ssh->n_files = i + 1;
+                snprintf(item, sizeof(item), "%s[%zu]", path, i);
+                if (it->invalid)
+                        continue;
+                if (it->type != YNODE_MAPPING) {
+                        diag(p, &it->mark, "expected a mapping (src, dest, mode, owner, group) for %s, got %s", item,
+                             ynode_kind(it, k));
+                        continue;
+                }
+                parse_mapping(p, it, item, ssh_file_fields, ELEMENTSOF(ssh_file_fields), &ssh->files[i], seen);
+        }
+}
+
+static const struct field ssh_fields[] = {
+        SSTR("user", parse_account, user, false),
+        { "port", parse_unsigned, offsetof(struct config_ssh, port), false, 1, 65535, NULL, 0 },
+        SSTR("private_key", parse_private_key, private_key, true),
+        { "connect_timeout", parse_duration, offsetof(struct config_ssh, connect_timeout_s), false, 1, 3600, NULL, 0 },
+        { "console_poll", parse_duration, offsetof(struct config_ssh, console_poll_s), false, 1, 3600, NULL, 0 },
+        SSTR("files", parse_ssh_files, files, false),
+        SSTR("commands", parse_commands, commands, false),
+};
+
+static void parse_ssh(struct parse *p, const struct field *f, const struct ynode *v, const char *path, void *dst) {
+        struct config_ssh **ret = dst, *ssh;
+        char k[QUOTE_MAX + 16];
+        struct seen seen[ELEMENTSOF(ssh_fields)] = {};
+
+        if (v->invalid)
+                return;
+        if (v->type != YNODE_MAPPING) {
+                diag(p, &v->mark, "expected a mapping for %s, got %s", path, ynode_kind(v, k));
+                return;
+        }
+        ssh = calloc(1, sizeof(*ssh));
+        if (!ssh) {
+                p->oom = true;
+                return;
+        }
+        *ret = ssh;
+        ssh->user = strdup("root");
+        ssh->commands = strv_from(NULL, 0);
+        if (!ssh->user || !ssh->commands) {
+                p->oom = true;
+                return;
+        }
+        ssh->port = 22;
+        ssh->connect_timeout_s = 10;
+        ssh->console_poll_s = 5;
+        parse_mapping(p, v, path, ssh_fields, ELEMENTSOF(ssh_fields), ssh, seen);
+}
+
 /* A nested mapping whose fields live in the same struct as the parent's. */
 static void parse_section(struct parse *p, const struct field *f, const struct ynode *v, const char *path, void *dst) {
         char k[QUOTE_MAX + 16];
@@ -1280,6 +1457,7 @@ enum {
         GROUP_CONFIG_DRIVE,
         GROUP_MIN_NODES,
         GROUP_AVAILABILITY_ZONE,
+        GROUP_SSH,
         _GROUP_MAX,
 };
 
@@ -1296,6 +1474,7 @@ static const struct field group_fields[_GROUP_MAX] = {
         [GROUP_CONFIG_DRIVE] = GSTR("config_drive", parse_bool, config_drive, false),
         [GROUP_MIN_NODES] = { "min_nodes", parse_unsigned, offsetof(struct config_group, min_nodes), false, 0, CONFIG_MAX_NODES, NULL, 0 },
         [GROUP_AVAILABILITY_ZONE] = GSTR("availability_zone", parse_string, availability_zone, false),
+        [GROUP_SSH] = GSTR("ssh", parse_ssh, ssh, false),
 };
 
 static void parse_mapping(struct parse *p, const struct ynode *map, const char *where, const struct field *fields,
@@ -1887,6 +2066,36 @@ static void print_key_duration(FILE *f, const char *key, unsigned s) {
         fprintf(f, "  %s: %s\n", key, buf);
 }
 
+static void print_ssh(FILE *f, const struct config_ssh *ssh) {
+        char buf[32];
+
+        if (!ssh) {
+                fputs("    ssh: null\n", f);
+                return;
+        }
+        fputs("    ssh:\n", f);
+        print_key_string(f, "      ", "user", ssh->user);
+        fprintf(f, "      port: %u\n", ssh->port);
+        print_key_string(f, "      ", "private_key", ssh->private_key);
+        format_duration(buf, ssh->connect_timeout_s);
+        fprintf(f, "      connect_timeout: %s\n", buf);
+        format_duration(buf, ssh->console_poll_s);
+        fprintf(f, "      console_poll: %s\n", buf);
+        if (ssh->n_files == 0)
+                fputs("      files: []\n", f);
+        else
+                fputs("      files:\n", f);
+        for (size_t i = 0; i < ssh->n_files; i++) {
+                const struct config_ssh_file *x = &ssh->files[i];
+                print_key_string(f, "        - ", "src", x->src);
+                print_key_string(f, "          ", "dest", x->dest);
+                fprintf(f, "          mode: \"%04o\"\n", x->mode);
+                print_key_string(f, "          ", "owner", x->owner);
+                print_key_string(f, "          ", "group", x->group);
+        }
+        print_key_list(f, "      ", "commands", ssh->commands);
+}
+
 int config_print(const struct config *c, FILE *f) {
         const struct config_limits *l = &c->limits;
 
@@ -1956,6 +2165,7 @@ int config_print(const struct config *c, FILE *f) {
                 fprintf(f, "    config_drive: %s\n", g->config_drive ? "true" : "false");
                 fprintf(f, "    min_nodes: %u\n", g->min_nodes);
                 print_key_string(f, "    ", "availability_zone", g->availability_zone);
+                print_ssh(f, g->ssh);
         }
 
         return ferror(f) ? -EIO : 0;

@@ -14,6 +14,29 @@ struct config_kv {
         char *value;
 };
 
+/* A file copied to a new node over SSH. */
+struct config_ssh_file {
+        char *src;                  /* absolute path on the controller; a readable regular file */
+        char *dest;                 /* absolute path on the node */
+        unsigned mode;              /* permission bits, default 0644 */
+        char *owner;                /* user name or uid on the node, optional (default: the login user) */
+        char *group;                /* group name or gid, optional */
+};
+
+/* How a group's new nodes are configured over SSH (daemon/push.h) once
+ * ACTIVE and addressed, before slurmd registers. */
+struct config_ssh {
+        char *user;                 /* login user, default "root" */
+        unsigned port;              /* default 22 */
+        char *private_key;          /* absolute path, passphrase-less; checked with
+                                     * config_check_secret_file at load; required */
+        unsigned connect_timeout_s; /* one connection attempt, default 10 */
+        unsigned console_poll_s;    /* between reads of the console for the host keys, default 5 */
+        struct config_ssh_file *files;
+        size_t n_files;
+        char **commands;            /* run in order by the node's shell; NULL-terminated, may be empty */
+};
+
 /* A node group: a set of Slurm nodes that share one instance shape. */
 struct config_group {
         char *name;                 /* unique, [A-Za-z0-9_-]+ */
@@ -29,6 +52,7 @@ struct config_group {
         bool config_drive;          /* default false */
         unsigned min_nodes;         /* nodes kept powered (resize --min), default 0 */
         char *availability_zone;    /* optional */
+        struct config_ssh *ssh;     /* NULL: nodes configure themselves (user data, image) */
         size_t n_nodes;             /* number of nodes in `nodes` */
         char **node_names;          /* `nodes` expanded in node order (hostlist_name_compare:
                                      * "cn2" before "cn10"), as nodemap; n_nodes entries, NULL-terminated */

@@ -418,6 +418,76 @@ static void test_secret_file(void) {
         unlink(path);
 }
 
+/* ssh: a private key must be a secret file (mode 0644 refused); the block
+ * prints and re-parses. */
+static void test_ssh(void) {
+        char key[] = "/tmp/test-config-sshkey-XXXXXX", src[] = "/tmp/test-config-src-XXXXXX";
+        _cleanup_free_ char *text = NULL, *err = NULL, *err2 = NULL, *err3 = NULL, *printed = NULL, *printed2 = NULL;
+        _cleanup_(config_freep) struct config *c = NULL, *c2 = NULL, *c3 = NULL;
+        int kfd = mkstemp(key), sfd = mkstemp(src);
+        size_t size = 0;
+        FILE *f;
+
+        CHECK(kfd >= 0 && sfd >= 0);
+        close(kfd);
+        close(sfd);
+        CHECK(chmod(key, 0600) == 0);
+        CHECK(asprintf(&text,
+                       "cluster: c1\ncloud: os\ngroups:\n"
+                       "  - name: g\n    nodes: n[1-2]\n    flavor: f\n    image: i\n"
+                       "    ssh:\n"
+                       "      private_key: %s\n"
+                       "      files:\n"
+                       "        - {src: %s, dest: /etc/munge/munge.key, mode: \"0400\", owner: munge, group: munge}\n"
+                       "        - {src: %s, dest: /etc/default/slurmd}\n"
+                       "      commands: [\"systemctl restart munge\", \"systemctl start slurmd\"]\n",
+                       key, src, src) > 0);
+        CHECK_INT(config_load_string("ssh", text, strlen(text), &c, &err), 0);
+        if (err)
+                printf("# %s", err);
+        if (!c)
+                return;
+        const struct config_ssh *ssh = c->groups[0].ssh;
+        CHECK(ssh != NULL);
+        if (!ssh)
+                return;
+        CHECK_STR(ssh->user, "root");
+        CHECK_INT(ssh->port, 22);
+        CHECK_STR(ssh->private_key, key);
+        CHECK_INT(ssh->connect_timeout_s, 10);
+        CHECK_INT(ssh->console_poll_s, 5);
+        CHECK_INT(ssh->n_files, 2);
+        CHECK_STR(ssh->files[0].dest, "/etc/munge/munge.key");
+        CHECK_INT(ssh->files[0].mode, 0400);
+        CHECK_STR(ssh->files[0].owner, "munge");
+        CHECK_STR(ssh->files[0].group, "munge");
+        CHECK_INT(ssh->files[1].mode, 0644);
+        CHECK(ssh->files[1].owner == NULL);
+        CHECK_STR(ssh->commands[1], "systemctl start slurmd");
+        CHECK(ssh->commands[2] == NULL);
+
+        /* printed, re-parsed, printed the same */
+        f = open_memstream(&printed, &size);
+        CHECK_INT(config_print(c, f), 0);
+        fclose(f);
+        CHECK(strstr(printed, "    ssh:\n      user: root\n      port: 22\n"));
+        CHECK(strstr(printed, "          mode: \"0400\"\n          owner: munge\n"));
+        CHECK_INT(config_load_string("ssh2", printed, strlen(printed), &c2, &err2), 0);
+        if (c2) {
+                f = open_memstream(&printed2, &size);
+                config_print(c2, f);
+                fclose(f);
+                CHECK_STR(printed2, printed);
+        }
+
+        /* a private key others can read is refused at load */
+        CHECK(chmod(key, 0644) == 0);
+        CHECK_INT(config_load_string("ssh", text, strlen(text), &c3, &err3), -EINVAL);
+        CHECK(err3 && strstr(err3, "groups[0].ssh.private_key: ") && strstr(err3, "has mode 0644: a file holding secrets"));
+        unlink(key);
+        unlink(src);
+}
+
 static void test_no_good_cases_found(void) {
         TEST_FAIL("no config/good/*.yaml");
 }
@@ -452,5 +522,6 @@ int main(void) {
         RUN(test_too_many_nodes);
         RUN(test_error_cap);
         RUN(test_secret_file);
+        RUN(test_ssh);
         return test_done();
 }
