@@ -23,6 +23,7 @@ enum call_kind {
         CALL_DELETE,
         CALL_REBOOT,
         CALL_REBUILD,
+        CALL_CONSOLE,
         CALL_FLAVOR,
         CALL_IMAGE,
 };
@@ -84,6 +85,7 @@ struct cloud_call {
         size_t n_servers;
         struct nova_server *server;
         char *result_id;
+        char *console;
         bool adopted;
         struct os_error err;
 };
@@ -280,6 +282,7 @@ static struct cloud_call *call_free(struct cloud_call *k) {
         free(k->servers);
         nova_server_free(k->server);
         free(k->result_id);
+        free(k->console);
         os_error_clear(&k->err);
         free(k);
         return NULL;
@@ -310,6 +313,7 @@ static void call_finish(struct cloud_call *k, int error) {
                 .server = k->server,
                 .servers = k->servers,
                 .n_servers = k->n_servers,
+                .console = k->console,
         };
 
         if (error < 0) {
@@ -720,6 +724,12 @@ static int step_send(struct cloud_call *k) {
                 if (n < 0)
                         return -ENOMEM;
                 return call_send(k, "POST", url, true, t, false);
+        case CALL_CONSOLE:
+                /* reads only: safe to repeat */
+                n = asprintf(&url, "%s/servers/%s/action", c->compute_url, esc);
+                if (n < 0)
+                        return -ENOMEM;
+                return call_send(k, "POST", url, true, t, true);
         case CALL_FLAVOR:
                 if (k->step == STEP_MAIN)
                         n = asprintf(&url, "%s/flavors/%s", c->compute_url, esc);
@@ -1127,6 +1137,20 @@ static void call_http_done(struct http_request *req, const struct http_response 
                 } else
                         call_finish(k, call_http_error(k, req, resp));
                 return;
+        case CALL_CONSOLE:
+                if (resp->error == 0 && resp->status == 200) {
+                        int e = nova_parse_console(resp->body, resp->body_size, &k->console, &k->err);
+                        if (e < 0) {
+                                call_finish(k, e);
+                                return;
+                        }
+                        os_error_clear(&k->err);
+                        (void) os_error_set_request_id(&k->err, resp->request_id);
+                        k->err.status = resp->status;
+                        call_finish(k, 0);
+                } else
+                        call_finish(k, call_http_error(k, req, resp));
+                return;
         case CALL_FLAVOR:
                 flavor_done(k, req, resp);
                 return;
@@ -1348,6 +1372,26 @@ int cloud_server_reboot(struct cloud *c, const char *id, bool hard, cloud_callba
         if (r < 0)
                 return r;
         r = nova_server_reboot_body(hard, &k->body);
+        if (r < 0) {
+                call_unlink(k);
+                k->cloud = NULL;
+                call_free(k);
+                return r;
+        }
+        return call_start(k, ret_call_id);
+}
+
+int cloud_server_console(struct cloud *c, const char *id, unsigned lines, cloud_callback_t cb, void *userdata,
+                         uint64_t *ret_call_id) {
+        struct cloud_call *k = NULL;
+        int r;
+
+        if (!id)
+                return -EINVAL;
+        r = simple_call(c, CALL_CONSOLE, "console", id, cb, userdata, NULL, &k);
+        if (r < 0)
+                return r;
+        r = nova_server_console_body(lines, &k->body);
         if (r < 0) {
                 call_unlink(k);
                 k->cloud = NULL;

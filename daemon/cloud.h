@@ -57,6 +57,7 @@ struct cloud_result {
         const struct nova_server *server;        /* show */
         struct nova_server *const *servers;      /* list */
         size_t n_servers;
+        const char *console;                     /* console: the output text */
 };
 
 typedef void (*cloud_callback_t)(struct cloud *c, const struct cloud_result *res, void *userdata);
@@ -113,6 +114,10 @@ int cloud_server_reboot(struct cloud *c, const char *id, bool hard, cloud_callba
                         uint64_t *ret_call_id);
 int cloud_server_rebuild(struct cloud *c, const char *id, const char *image_id, cloud_callback_t cb,
                          void *userdata, uint64_t *ret_call_id);
+/* The server's console log, the last LINES lines (0: all), in res->console.
+ * -ENOENT when the server is gone, -EBUSY (409) while it has no host yet. */
+int cloud_server_console(struct cloud *c, const char *id, unsigned lines, cloud_callback_t cb, void *userdata,
+                         uint64_t *ret_call_id);
 /* Name or id -> id, cached for cache_ttl_usec. */
 int cloud_flavor_resolve(struct cloud *c, const char *name_or_id, cloud_callback_t cb, void *userdata,
                          uint64_t *ret_call_id);

@@ -236,6 +236,29 @@ int nova_server_reboot_body(bool hard, char **ret_body) {
         return dump(root, ret_body);
 }
 
+int nova_server_console_body(unsigned lines, char **ret_body) {
+        _cleanup_json_ json_t *root = lines > 0 ? json_pack("{s:{s:I}}", "os-getConsoleOutput", "length", (json_int_t) lines)
+                                                : json_pack("{s:{}}", "os-getConsoleOutput");
+        if (!root)
+                return -ENOMEM;
+        return dump(root, ret_body);
+}
+
+int nova_parse_console(const char *body, size_t len, char **ret_output, struct os_error *err) {
+        _cleanup_json_ json_t *root = NULL;
+        _cleanup_free_ char *output = NULL;
+        int r;
+
+        r = osjson_load(body, len, "console output", &root, err);
+        if (r < 0)
+                return r;
+        r = osjson_get_string(root, "response", "output", 0, &output, err);
+        if (r < 0)
+                return r;
+        *ret_output = TAKE_PTR(output);
+        return 0;
+}
+
 int nova_server_rebuild_body(const char *image_ref, char **ret_body, struct os_error *err) {
         _cleanup_json_ json_t *root = NULL;
 

@@ -60,6 +60,11 @@ int nova_server_create_body(const struct nova_create *c, char **ret_body, struct
 /* POST /servers/{id}/action bodies. */
 int nova_server_reboot_body(bool hard, char **ret_body);
 int nova_server_rebuild_body(const char *image_ref, char **ret_body, struct os_error *err);
+/* os-getConsoleOutput: the last LINES lines, 0 for all. */
+int nova_server_console_body(unsigned lines, char **ret_body);
+
+/* 200 of os-getConsoleOutput: {"output": "..."} -> the text (may be ""). */
+int nova_parse_console(const char *body, size_t len, char **ret_output, struct os_error *err);
 
 struct nova_address {
         char *network;                 /* the key in "addresses" */

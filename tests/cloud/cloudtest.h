@@ -18,6 +18,7 @@ struct result {
         char *server_status;
         char *fault;
         char *image_id;
+        char *console;
         size_t n_servers;
         char *names[512];
 };
@@ -29,6 +30,7 @@ static inline void result_clear(struct result *r) {
         free(r->server_status);
         free(r->fault);
         free(r->image_id);
+        free(r->console);
         for (size_t i = 0; i < r->n_servers && i < ELEMENTSOF(r->names); i++)
                 free(r->names[i]);
         memset(r, 0, sizeof(*r));
@@ -53,6 +55,7 @@ static inline void result_cb(struct cloud *c, const struct cloud_result *res, vo
                 r->fault = dup_or_null(res->server->fault ? res->server->fault->message : NULL);
                 r->image_id = dup_or_null(res->server->image_id);
         }
+        r->console = dup_or_null(res->console);
         r->n_servers = res->n_servers;
         for (size_t i = 0; i < res->n_servers && i < ELEMENTSOF(r->names); i++)
                 r->names[i] = strdup(res->servers[i]->name);

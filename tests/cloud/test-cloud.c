@@ -164,6 +164,21 @@ static void test_lifecycle(void) {
         CHECK_INT(r.n_servers, 0);
         result_clear(&r);
 
+        /* the console: the emulator's last line names the server and its address */
+        CHECK(wait_result(&r, cloud_server_console(c, id, 0, result_cb, &r, NULL)) == 0);
+        CHECK_INT(r.error, 0);
+        CHECK_INT(r.status, 200);
+        CHECK(r.console && strstr(r.console, "cn-1 login: emulator ready at "));
+        result_clear(&r);
+        CHECK(wait_result(&r, cloud_server_console(c, id, 1, result_cb, &r, NULL)) == 0);
+        CHECK_INT(r.error, 0);
+        CHECK(r.console && strncmp(r.console, "cn-1 login: emulator ready at ", 30) == 0);
+        result_clear(&r);
+        CHECK(wait_result(&r, cloud_server_console(c, "00000000-0000-0000-0000-000000000000", 10, result_cb, &r, NULL)) == 0);
+        CHECK_INT(r.error, -ENOENT);
+        CHECK_INT(r.status, 404);
+        result_clear(&r);
+
         CHECK(wait_result(&r, cloud_server_reboot(c, id, false, result_cb, &r, NULL)) == 0);
         CHECK_INT(r.error, 0);
         CHECK_INT(r.status, 202);

@@ -689,7 +689,28 @@ static void test_action_bodies(void) {
         json_decref(x);
 }
 
+static void test_console(void) {
+        _cleanup_free_ char *b1 = NULL, *b2 = NULL, *out = NULL, *out2 = NULL;
+        struct os_error err = {};
+        static const char ok[] = "{\"output\": \"boot\\r\\n-----BEGIN SSH HOST KEY KEYS-----\\nssh-ed25519 AAAA x\\n\"}";
+
+        CHECK_INT(nova_server_console_body(100, &b1), 0);
+        CHECK_STR(b1, "{\"os-getConsoleOutput\":{\"length\":100}}");
+        CHECK_INT(nova_server_console_body(0, &b2), 0);
+        CHECK_STR(b2, "{\"os-getConsoleOutput\":{}}");
+        CHECK_INT(nova_parse_console(ok, strlen(ok), &out, &err), 0);
+        CHECK_STR(out, "boot\r\n-----BEGIN SSH HOST KEY KEYS-----\nssh-ed25519 AAAA x\n");
+        CHECK_INT(nova_parse_console("{\"output\": 5}", 13, &out2, &err), -EBADMSG);
+        CHECK(out2 == NULL);
+        os_error_clear(&err);
+        CHECK_INT(nova_parse_console("{}", 2, &out2, &err), -EBADMSG);
+        os_error_clear(&err);
+        CHECK_INT(nova_parse_console("not json", 8, &out2, &err), -EBADMSG);
+        os_error_clear(&err);
+}
+
 int main(void) {
+        RUN(test_console);
         RUN(test_show_active);
         RUN(test_show_states);
         RUN(test_show_errors);
