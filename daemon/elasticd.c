@@ -22,6 +22,7 @@
 #include "log.h"
 #include "macro.h"
 #include "nodemap.h"
+#include "push.h"
 #include "request.h"
 #include "resize.h"
 #include "server.h"
@@ -34,6 +35,9 @@
 #define CLIENT_IDLE_USEC (30 * 1000000ULL)
 /* After SIGTERM, replies in progress get this long to be read. */
 #define SHUTDOWN_GRACE_USEC (5 * 1000000ULL)
+/* SSH pushes at once (each a thread and a session), and waiting behind them. */
+#define PUSH_RUNNING_MAX 8
+#define PUSH_QUEUED_MAX 4096
 
 struct elasticd {
         sd_event *event;
@@ -47,6 +51,7 @@ struct elasticd {
         struct nodemap *nodemap;
         struct cloud *cloud;
         struct ctld *ctld;
+        struct pusher *pusher;
         struct lifecycle *lifecycle;
         struct resize *resize;
 
@@ -464,11 +469,18 @@ static int open_cloud_and_slurm(struct elasticd *d) {
                 return r;
         }
 
+        r = pusher_new(d->event, PUSH_RUNNING_MAX, PUSH_QUEUED_MAX, &d->pusher);
+        if (r < 0) {
+                log_error("Cannot start the SSH pushers: %s", strerror(-r));
+                return r;
+        }
+
         struct lifecycle_env env = {
                 .event = d->event,
                 .state = d->state,
                 .cloud = d->cloud,
                 .ctld = d->ctld,
+                .pusher = d->pusher,
                 .record = record_and_apply,
                 .changed = on_lifecycle_changed,
                 .userdata = d,
@@ -485,8 +497,9 @@ static int open_cloud_and_slurm(struct elasticd *d) {
 }
 
 static void elasticd_done(struct elasticd *d) {
-        /* ctld first: its finished calls report to the lifecycle and resize. */
+        /* ctld and the pushers first: their finished calls report to the lifecycle and resize. */
         d->ctld = ctld_free(d->ctld);
+        d->pusher = pusher_free(d->pusher);
         d->lifecycle = lifecycle_free(d->lifecycle);
         d->resize = resize_free(d->resize);
         d->cloud = cloud_free(d->cloud);

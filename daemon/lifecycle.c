@@ -32,6 +32,7 @@ enum step {
         STEP_CREATING,           /* resume: POST /servers sent (or about to be) */
         STEP_BUILDING,           /* waiting for ACTIVE */
         STEP_ADDRESSING,         /* telling Slurm the address */
+        STEP_CONFIGURING,        /* groups with ssh: host keys from the console, then the push */
         STEP_REGISTERING,        /* waiting for slurmd to register */
         STEP_DELETING,           /* suspend, resume_fail: DELETE sent */
         STEP_CONFIRMING,         /* waiting for the instance to be gone */
@@ -51,6 +52,7 @@ static const char *const step_names[_STEP_MAX] = {
         [STEP_CREATING] = "creating",
         [STEP_BUILDING] = "building",
         [STEP_ADDRESSING] = "addressing",
+        [STEP_CONFIGURING] = "configuring",
         [STEP_REGISTERING] = "registering",
         [STEP_DELETING] = "deleting",
         [STEP_CONFIRMING] = "confirming",
@@ -78,6 +80,7 @@ enum wait {
         WAIT_TIMER,
         WAIT_SLURM_POLL,         /* the next shared load of Slurm's nodes */
         WAIT_JOURNAL,            /* its record is in the next group commit */
+        WAIT_PUSH,               /* an SSH push (push.h) */
 };
 
 struct lc_op {
@@ -930,7 +933,118 @@ static void on_addressed(struct lc_op *o, int r, const char *error) {
                         op_wait_timer(o, o->l->opts.retry_usec);
                 return;
         }
-        op_step(o, STEP_REGISTERING);
+        /* the group may be gone after a reload: op_advance deals with that */
+        op_step(o, op_group(o) && op_group(o)->ssh ? STEP_CONFIGURING : STEP_REGISTERING);
+}
+
+/* --- configuring over SSH -------------------------------------------------- */
+
+/* How many console lines to read: enough for cloud-init's block on a long boot log. */
+#define CONSOLE_LINES 5000
+
+static int start_console(struct lc_op *o, cloud_callback_t cb, void *ud, uint64_t *id) {
+        return cloud_server_console(o->l->env.cloud, o->instance_id, CONSOLE_LINES, cb, ud, id);
+}
+
+static void on_pushed(int r, const char *reason, const struct push_report *report, void *userdata) {
+        struct lc_call *c = userdata;
+        struct lc_op *o;
+
+        /* Cancelled: elasticd is stopping and the lifecycle may be gone. */
+        if (r != -ECANCELED && (o = call_op(c))) {
+                o->wait = WAIT_NONE;
+                for (char **s = report->steps; *s; s++)
+                        op_log(o, LOG_DEBUG, "SSH step %s", *s);
+                if (r < 0) {
+                        op_fail(o, "configuring over SSH: %s", reason);
+                } else {
+                        op_log(o, LOG_INFO, "Configured over SSH in %.1f s", report->seconds);
+                        op_step(o, STEP_REGISTERING);
+                }
+        }
+        call_free(c);
+}
+
+static void op_push(struct lc_op *o, const struct config_ssh *ssh, const struct push_hostkeys *keys) {
+        _cleanup_free_ struct push_file *files = calloc(ssh->n_files ? ssh->n_files : 1, sizeof(*files));
+        struct lc_call *c;
+        int r;
+
+        if (!o->l->env.pusher) {
+                op_fail(o, "configuring over SSH: elasticd has no SSH pusher");
+                return;
+        }
+        c = call_new(o);
+        if (!files || !c) {
+                call_free(c);
+                op_wait_timer(o, o->l->opts.retry_usec);
+                return;
+        }
+        for (size_t i = 0; i < ssh->n_files; i++)
+                files[i] = (struct push_file){ .src = ssh->files[i].src, .dest = ssh->files[i].dest,
+                                               .mode = ssh->files[i].mode, .owner = ssh->files[i].owner,
+                                               .group = ssh->files[i].group };
+        r = push_start(o->l->env.pusher,
+                       &(struct push_spec){ .address = o->address, .port = (uint16_t) ssh->port, .user = ssh->user,
+                                            .private_key = ssh->private_key, .hostkeys = keys,
+                                            .connect_timeout_usec = (uint64_t) ssh->connect_timeout_s * USEC_PER_SEC,
+                                            .deadline_usec = o->deadline_usec ? o->deadline_usec
+                                                                              : now_usec() + (uint64_t) o->l->config->limits.resume_timeout_s * USEC_PER_SEC,
+                                            .files = files, .n_files = ssh->n_files, .commands = ssh->commands },
+                       on_pushed, c);
+        if (r < 0) {
+                call_free(c);
+                if (r == -EBUSY || r == -ENOMEM) {
+                        op_log(o, LOG_WARNING, "SSH push refused (%s); retrying", strerror(-r));
+                        op_wait_timer(o, o->l->opts.retry_usec);
+                } else
+                        op_fail(o, "configuring over SSH: %s", strerror(-r));
+                return;
+        }
+        o->wait = WAIT_PUSH;
+}
+
+/* The console holds the host keys once cloud-init printed them. */
+static void on_console(struct lc_op *o, const struct cloud_result *res) {
+        const struct config_group *g = op_group(o);
+        const struct config_ssh *ssh = g ? g->ssh : NULL;
+        _cleanup_(push_hostkeys_freep) struct push_hostkeys *keys = NULL;
+        _cleanup_free_ char *error = NULL;
+        uint64_t poll;
+        int r;
+
+        if (!ssh) {
+                /* reloaded meanwhile: op_advance sorts it out */
+                op_advance(o);
+                return;
+        }
+        poll = (uint64_t) ssh->console_poll_s * USEC_PER_SEC;
+        if (res->error == -ENOENT) {
+                set_string(&o->instance_id, NULL);
+                op_fail(o, "instance disappeared while being configured");
+                return;
+        }
+        if (res->error) {
+                if (op_past_deadline(o))
+                        op_fail(o, "configuring over SSH: cannot read the instance's console: %s", res_message(res));
+                else
+                        op_wait_timer(o, poll);
+                return;
+        }
+        r = push_parse_console_hostkeys(res->console, &keys, &error);
+        if (r == PUSH_CONSOLE_NO_KEYS) {
+                if (op_past_deadline(o))
+                        op_fail(o, "configuring over SSH: no SSH host keys on the instance's console by the deadline");
+                else
+                        op_wait_timer(o, poll);
+                return;
+        }
+        if (r < 0) {
+                op_fail(o, "configuring over SSH: %s", error ? error : strerror(-r));
+                return;
+        }
+        op_log(o, LOG_DEBUG, "%zu host key%s on the console", keys->n, keys->n == 1 ? "" : "s");
+        op_push(o, ssh, keys);
 }
 
 /* Registered: Slurm hears from slurmd again. */
@@ -1199,6 +1313,19 @@ static void op_advance(struct lc_op *o) {
                 op_ctld_update(o, &(struct ctld_update){ .nodes = o->node, .addr = o->address,
                                                          .hostname = o->node },
                                on_addressed);
+                return;
+
+        case STEP_CONFIGURING:
+                if (!o->instance_id || !o->address) {
+                        op_fail(o, "no instance to configure");
+                        return;
+                }
+                if (!op_group(o)->ssh) {
+                        /* ssh was removed from the group by a reload */
+                        op_step(o, STEP_REGISTERING);
+                        return;
+                }
+                op_cloud(o, start_console, on_console);
                 return;
 
         case STEP_REGISTERING:

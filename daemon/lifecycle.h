@@ -6,7 +6,9 @@
  * One state machine per node operation. The steps, as journalled in "node"
  * records (state.h) and shown by `elasticctl nodes`:
  *
- *   resume:      creating -> building -> addressing -> registering -> (done)
+ *   resume:      creating -> building -> addressing [-> configuring] -> registering -> (done)
+ *                (configuring: groups with `ssh`: host keys from the console,
+ *                then push.h copies files and runs commands over SSH)
  *   suspend:     deleting -> confirming -> clearing -> (done)
  *   resume_fail: deleting -> confirming -> marking -> (done)
  *   reboot:      rebooting | rebuilding -> building -> registering -> (done)
@@ -34,6 +36,7 @@
 #include "ctld.h"
 #include "macro.h"
 #include "nodemap.h"
+#include "push.h"
 #include "state.h"
 
 struct lifecycle;
@@ -43,6 +46,9 @@ struct lifecycle_env {
         struct state *state;
         struct cloud *cloud;
         struct ctld *ctld;
+        /* Pushes for groups with `ssh` (free it before the lifecycle, as
+         * ctld); NULL: such groups' resumes fail at "configuring". */
+        struct pusher *pusher;
         /* Journal RECORDS (a JSON array; one fdatasync) and apply them to the
          * state. 0 once durable. */
         int (*record)(void *userdata, json_t *records, char **ret_error);
