@@ -81,7 +81,7 @@ class Stack:
     def __init__(self, nodes=4, prefix="cl", suspend_time=20, resume_timeout=120,
                  build_delay=1.0, emu_args=(), elasticd_args=(), wrapper=None,
                  resume_deadline=None, reconcile=30, orphan_grace=30, group_extra="",
-                 debug=True, boot_delay=None):
+                 debug=True, boot_delay=None, service=None):
         self.group = NodeGroup(prefix, nodes)
         hooks = {h: WRAPPER % os.path.join(os.path.dirname(ELASTICCTL), h) for h in HOOKS}
         self.c = SlurmCluster(groups=[self.group], scripts=hooks,
@@ -101,6 +101,7 @@ class Stack:
         self.group_extra = group_extra
         self.debug = debug
         self.boot_delay = boot_delay
+        self.service = service       # the instances' service: slurmd (default) or sshd
         self.emulator = None
         self.daemon = None
         self.port = None
@@ -128,6 +129,8 @@ class Stack:
         hook = "%s %s emu-hook --base %s" % (sys.executable, INSTANCE, c.base)
         if self.boot_delay is not None:
             hook += " --boot-delay %s" % self.boot_delay
+        if self.service:
+            hook += " --service %s" % self.service
         portfile = os.path.join(edir, "emulator.port")
         self.emulator = c.spawn([sys.executable, EMULATOR, "--port", "0", "--port-file", portfile,
                                  "--address-pool", pool, "--build-delay", str(self.build_delay),
