@@ -1,10 +1,26 @@
 /* fuzz-nova.c - libFuzzer target: every Nova response parser and the error-body reader. */
+#include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "fuzz.h"
 #include "nova.h"
+#include "push.h"
+
+/* The host keys of a console: never a result without a key, never more than the cap. */
+static void console_keys(const char *console) {
+        struct push_hostkeys *k = NULL;
+        char *err = NULL;
+        int r = push_parse_console_hostkeys(console, &k, &err);
+
+        if (r == 0 && (!k || k->n == 0 || k->n > PUSH_HOSTKEYS_MAX))
+                abort();
+        if (r == -EBADMSG && !err)
+                abort();
+        push_hostkeys_free(k);
+        free(err);
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         const char *body = (const char *) data;
@@ -54,6 +70,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         unsigned max = 0;
         (void) nova_parse_version(body, size, &max, &e);
         os_error_clear(&e);
+
+        char *console = NULL;
+        if (nova_parse_console(body, size, &console, &e) == 0)
+                console_keys(console);
+        free(console);
+        os_error_clear(&e);
+        console = strndup(body, size);
+        if (console)
+                console_keys(console);
+        free(console);
 
         if (nova_parse_fault(body, size, &e) == 0 && (!e.message || strlen(e.message) > OS_ERROR_MESSAGE_MAX))
                 abort();
