@@ -383,7 +383,7 @@ static const char *ssh_message(struct push_ctx *x) {
         char *msg = NULL;
 
         if (x->abort == -ETIMEDOUT)
-                return "timed out (push deadline)";
+                return "timed out";
         if (x->abort == -ECANCELED)
                 return "cancelled";
         libssh2_session_last_error(x->session, &msg, NULL, 0);
