@@ -104,7 +104,7 @@ def main():
     explain("Starting: munge, slurmctld (%d powered-down cloud nodes cl[1-%d]), the OpenStack "
             "emulator and elasticd" % (a.nodes, a.nodes))
     s = Stack(nodes=a.nodes, suspend_time=a.suspend_time, resume_timeout=180, build_delay=2.0,
-              debug=False)
+              debug=False, push=True)
     try:
         s.start()
         say("Slurm sees: " + s.c.run("sinfo", "-h", "-o", "%P %D %t %N").stdout.strip().replace("\n", "; "))
@@ -118,7 +118,8 @@ def main():
                 "--wrap 'srun --mpi=pmix mpi_hello'")
         job = s.c.sbatch("-p", "cloud", "-N2", "--ntasks-per-node=1", "-o", out,
                          "--wrap", "srun --mpi=pmix %s" % mpi)
-        explain("No node is on: Slurm runs elastic-resume, elasticd creates the instances")
+        explain("No node is on: Slurm runs elastic-resume; elasticd creates the instances, checks "
+                "each one's SSH host key against its console log, logs in and starts slurmd")
         w = Watcher(s, s.group.names())
         deadline = time.monotonic() + 300
         st = None

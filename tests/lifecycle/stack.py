@@ -33,6 +33,17 @@ ELASTICD_SOCKET=@BASE@/elasticd.sock; export ELASTICD_SOCKET
 exec %s "$@"
 """
 
+# push=True: instances run only sshd; elasticd logs in with this key, checks
+# the host key against the console, and starts slurmd itself.
+PUSH = """\
+    ssh:
+      private_key: {base}/elasticd/node_key
+      connect_timeout: 2s
+      console_poll: 1s
+      commands:
+        - 'SLURM_CONF={slurm_conf} slurmd -N "$(hostname)" -f {slurm_conf}'
+"""
+
 HOOKS = ("elastic-resume", "elastic-suspend", "elastic-resume-fail", "elastic-reboot")
 
 CONFIG = """\
@@ -81,7 +92,7 @@ class Stack:
     def __init__(self, nodes=4, prefix="cl", suspend_time=20, resume_timeout=120,
                  build_delay=1.0, emu_args=(), elasticd_args=(), wrapper=None,
                  resume_deadline=None, reconcile=30, orphan_grace=30, group_extra="",
-                 debug=True, boot_delay=None, service=None):
+                 debug=True, boot_delay=None, service=None, push=False):
         self.group = NodeGroup(prefix, nodes)
         hooks = {h: WRAPPER % os.path.join(os.path.dirname(ELASTICCTL), h) for h in HOOKS}
         self.c = SlurmCluster(groups=[self.group], scripts=hooks,
@@ -102,6 +113,9 @@ class Stack:
         self.debug = debug
         self.boot_delay = boot_delay
         self.service = service       # the instances' service: slurmd (default) or sshd
+        self.push = push
+        if push:
+            self.service = "sshd"
         self.emulator = None
         self.daemon = None
         self.port = None
@@ -142,6 +156,15 @@ class Stack:
         with open(portfile) as f:
             self.port = int(f.read())
         nsutil.write_file(os.path.join(edir, "clouds.yaml"), CLOUDS.format(port=self.port), 0o600)
+        if self.push:
+            import subprocess
+            key = os.path.join(edir, "node_key")
+            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "elasticd", "-f", key],
+                           check=True, stdin=subprocess.DEVNULL)
+            os.makedirs(os.path.join(c.base, "ssh"), mode=0o700, exist_ok=True)
+            with open(key + ".pub") as src, open(os.path.join(c.base, "ssh", "authorized_keys"), "w") as dst:
+                dst.write(src.read())
+            self.group_extra = PUSH.format(base=c.base, slurm_conf=c.slurm_conf) + self.group_extra
         nsutil.write_file(self.conf, CONFIG.format(
             cluster="t%d" % os.getpid(), base=c.base, slurm_conf=c.slurm_conf,
             nodes=self.group.hostlist(), network=NETWORK_ID, resume_deadline=self.resume_deadline,
