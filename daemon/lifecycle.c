@@ -914,7 +914,12 @@ static void on_built(struct lc_op *o, const struct cloud_result *res) {
                 }
                 set_string(&o->address, s->ipv4);
                 op_log(o, LOG_INFO, "Instance %s is ACTIVE at %s", s->id, s->ipv4);
-                op_step(o, o->kind == STATE_OP_REBOOT ? STEP_REGISTERING : STEP_ADDRESSING);
+                if (o->kind == STATE_OP_REBOOT) {
+                        /* a rebooted or rebuilt node is configured again (a rebuild wiped it) */
+                        const struct config_group *g = op_group(o);
+                        op_step(o, g && g->ssh ? STEP_CONFIGURING : STEP_REGISTERING);
+                } else
+                        op_step(o, STEP_ADDRESSING);
                 return;
         }
         if (op_past_deadline(o)) {
@@ -955,7 +960,15 @@ static void on_pushed(int r, const char *reason, const struct push_report *repor
                 o->wait = WAIT_NONE;
                 for (char **s = report->steps; *s; s++)
                         op_log(o, LOG_DEBUG, "SSH step %s", *s);
-                if (r < 0) {
+                if (r == -EKEYREJECTED && o->kind == STATE_OP_REBOOT && !op_past_deadline(o)) {
+                        /* After a rebuild the console may still end with the old
+                         * image's keys until the new boot prints its own: read it
+                         * again. Only keys on the console are ever accepted. */
+                        const struct config_group *g = op_group(o);
+                        op_log(o, LOG_WARNING, "%s; reading the console again", reason);
+                        op_wait_timer(o, g && g->ssh ? (uint64_t) g->ssh->console_poll_s * USEC_PER_SEC
+                                                     : o->l->opts.retry_usec);
+                } else if (r < 0) {
                         op_fail(o, "configuring over SSH: %s", reason);
                 } else {
                         op_log(o, LOG_INFO, "Configured over SSH in %.1f s", report->seconds);

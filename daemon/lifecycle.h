@@ -11,7 +11,7 @@
  *                then push.h copies files and runs commands over SSH)
  *   suspend:     deleting -> confirming -> clearing -> (done)
  *   resume_fail: deleting -> confirming -> marking -> (done)
- *   reboot:      rebooting | rebuilding -> building -> registering -> (done)
+ *   reboot:      rebooting | rebuilding -> building [-> configuring] -> registering -> (done)
  *   on failure:  cleanup -> cleanup_confirming -> marking -> (failed)
  *
  * A step is journalled (and fdatasync'ed) before the call it makes is sent:

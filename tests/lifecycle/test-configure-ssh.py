@@ -3,7 +3,8 @@
 as an instance running only sshd, which prints its host keys to the
 console in cloud-init's format; elasticd reads them from Nova's console
 output, logs in with its key, copies a file and runs the group's commands,
-the last of which starts slurmd, which registers. A node whose command
+the last of which starts slurmd, which registers; a reimage (rebuild, new
+host keys) configures it again. A node whose command
 fails is marked DOWN with the command's status and stderr and its instance
 is deleted."""
 import os
@@ -75,6 +76,24 @@ def main():
         t.ok(ran == [node], "the commands ran on the node itself, in order (%s)" % " ".join(ran))
         log = s.log("elasticd.log")
         t.ok("Configured over SSH" in log, "elasticd logs the push")
+
+        # reimage: the rebuilt instance has new host keys; it is configured again
+        keyfile = os.path.join(s.base, "ssh", node, "ssh_host_ed25519_key.pub")
+        old_key = open(keyfile).read()
+        t1 = time.monotonic()
+        s.c.run("scontrol", "reboot", "reason=reimage", node, check=True)
+        try:
+            s.wait_for(lambda: len(open(os.path.join(s.base, "pushed", "ran")).read().split()) >= 2
+                       and s.state(node).split("+")[0] == "IDLE"
+                       and not any(f in s.state(node) for f in ("REBOOT", "NOT_RESPONDING", "POWER")),
+                       90, "%s to come back from its rebuild" % node)
+        except HarnessError:
+            pass
+        st = s.state(node)
+        t.ok(st.split("+")[0] == "IDLE" and "REBOOT" not in st and open(keyfile).read() != old_key
+             and s.log("elasticd.log").count("Configured over SSH") >= 2,
+             "a rebuilt node (new host keys) is configured again and registers: %s (%s)" % (st, elapsed(t1)),
+             s.log("elasticd.log")[-5000:])
 
         # the refusing node: DOWN with the command's status and stderr, instance deleted
         try:
