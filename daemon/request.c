@@ -108,6 +108,15 @@ static char *compress_or_placeholder(char **names, size_t n) {
         return s;
 }
 
+/* A hook repeated while its operation runs is the same request, except a
+ * reboot whose instance already rebooted (waiting for slurmd): Slurm asking
+ * again then means another reboot. */
+static bool same_op_pending(const struct state_node *sn, enum state_op_kind kind) {
+        if (sn->op.kind != kind)
+                return false;
+        return !(kind == STATE_OP_REBOOT && sn->step && strcmp(sn->step, "registering") == 0);
+}
+
 static int handle_hook(struct request_context *ctx, const char *id, const struct protocol_request *req,
                        const struct server_peer *peer, json_t **ret_result, struct protocol_error *err) {
         _cleanup_(strv_freep) char **nodes = NULL;
@@ -183,7 +192,7 @@ static int handle_hook(struct request_context *ctx, const char *id, const struct
                 json_t *o;
 
                 if (sn && state_op_state_is_active(sn->op.state)) {
-                        if (sn->op.kind == kind) {
+                        if (same_op_pending(sn, kind)) {
                                 pending[n_pending++] = nodes[i];
                                 continue;
                         }
