@@ -109,6 +109,13 @@ def main():
              s.log("elasticd.log")[-3000:])
         t.ok(not [x for x in s.servers() if x["name"] == refuser],
              "the failed node's instance is deleted")
+
+        rc = s.stop_daemon()
+        log = s.log("elasticd.log")
+        t.ok(rc == 0 and "Sanitizer" not in log and "runtime error" not in log,
+             "elasticd stops cleanly (exit %s; no sanitizer report)" % rc, log[-3000:])
+        t.ok("PRIVATE KEY" not in log and "pushed by elasticd" not in log,
+             "neither the key nor a file's content reaches the log")
     except Exception:
         t.crashed("configure over ssh")
     finally:
