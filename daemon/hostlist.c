@@ -13,26 +13,13 @@
 
 #include "macro.h"
 #include "strv.h"
+#include "errmsg.h"
 
 static inline void hostlist_destroyp(hostlist_t *hl) {
         if (*hl)
                 slurm_hostlist_destroy(*hl);
 }
 
-_printf_(3, 4)
-static int fail(char **ret_error, int r, const char *fmt, ...) {
-        va_list ap;
-
-        if (!ret_error)
-                return r;
-        va_start(ap, fmt);
-        if (vasprintf(ret_error, fmt, ap) < 0) {
-                *ret_error = NULL;
-                r = -ENOMEM;
-        }
-        va_end(ap);
-        return r;
-}
 
 /* A printable, bounded copy of s[0..len) for error messages. */
 static const char *snippet(const char *s, size_t len, char *buf, size_t size) {
@@ -112,7 +99,7 @@ static int scan_element(const char *s, size_t start, size_t end, uint64_t *ret_c
                 if (is_name_char(c)) {
                         digit_run = is_digit(c) ? digit_run + 1 : 0;
                         if (digit_run > HOSTLIST_DIGITS_MAX)
-                                return fail(ret_error, -EINVAL,
+                                return errmsg(ret_error, -EINVAL,
                                             "hostlist element \"%s\": number with more than %d digits",
                                             ELEMENT, HOSTLIST_DIGITS_MAX);
                         name_len++;
@@ -131,7 +118,7 @@ static int scan_element(const char *s, size_t start, size_t end, uint64_t *ret_c
 
                                 r = parse_number(s, end, &i, &lo, &dlo);
                                 if (r == -EINVAL)
-                                        return fail(ret_error, -EINVAL,
+                                        return errmsg(ret_error, -EINVAL,
                                                     "hostlist element \"%s\": expected a number at \"%s\"",
                                                     ELEMENT, snippet(s + i, end - i, rs, sizeof(rs)));
                                 hi = lo;
@@ -140,21 +127,21 @@ static int scan_element(const char *s, size_t start, size_t end, uint64_t *ret_c
                                         i++;
                                         r = parse_number(s, end, &i, &hi, &dhi);
                                         if (r == -EINVAL)
-                                                return fail(ret_error, -EINVAL,
+                                                return errmsg(ret_error, -EINVAL,
                                                             "hostlist element \"%s\": expected a number after '-' in \"%s\"",
                                                             ELEMENT, snippet(s + range_start, i - range_start, rs, sizeof(rs)));
                                 }
                                 if (r == -E2BIG)
-                                        return fail(ret_error, -EINVAL,
+                                        return errmsg(ret_error, -EINVAL,
                                                     "hostlist element \"%s\": number with more than %d digits",
                                                     ELEMENT, HOSTLIST_DIGITS_MAX);
                                 snippet(s + range_start, i - range_start, rs, sizeof(rs));
                                 if (hi < lo)
-                                        return fail(ret_error, -EINVAL,
+                                        return errmsg(ret_error, -EINVAL,
                                                     "hostlist element \"%s\": range \"%s\" goes backwards",
                                                     ELEMENT, rs);
                                 if (hi - lo + 1 > HOSTLIST_RANGE_MAX)
-                                        return fail(ret_error, -EINVAL,
+                                        return errmsg(ret_error, -EINVAL,
                                                     "hostlist element \"%s\": range \"%s\" spans %" PRIu64
                                                     " numbers, at most %d in one range (split it: \"a-b,c-d\")",
                                                     ELEMENT, rs, hi - lo + 1, HOSTLIST_RANGE_MAX);
@@ -169,15 +156,15 @@ static int scan_element(const char *s, size_t start, size_t end, uint64_t *ret_c
                                         break;
                                 }
                                 if (i >= end)
-                                        return fail(ret_error, -EINVAL,
+                                        return errmsg(ret_error, -EINVAL,
                                                     "hostlist element \"%s\": '[' without ']'", ELEMENT);
-                                return fail(ret_error, -EINVAL,
+                                return errmsg(ret_error, -EINVAL,
                                             "hostlist element \"%s\": unexpected \"%s\" inside brackets",
                                             ELEMENT, snippet(s + i, 1, rs, sizeof(rs)));
                         }
                         digit_run += width;
                         if (digit_run > HOSTLIST_DIGITS_MAX)
-                                return fail(ret_error, -EINVAL,
+                                return errmsg(ret_error, -EINVAL,
                                             "hostlist element \"%s\": number with more than %d digits",
                                             ELEMENT, HOSTLIST_DIGITS_MAX);
                         name_len += width;
@@ -185,20 +172,20 @@ static int scan_element(const char *s, size_t start, size_t end, uint64_t *ret_c
                         after_bracket = true;
                         literal_after_bracket = false;
                 } else if (c == ']') {
-                        return fail(ret_error, -EINVAL, "hostlist element \"%s\": ']' without '['", ELEMENT);
+                        return errmsg(ret_error, -EINVAL, "hostlist element \"%s\": ']' without '['", ELEMENT);
                 } else {
                         char cs[16];
-                        return fail(ret_error, -EINVAL,
+                        return errmsg(ret_error, -EINVAL,
                                     "hostlist element \"%s\": illegal character \"%s\" (node names use A-Z a-z 0-9 . _ -)",
                                     ELEMENT, snippet(s + i, 1, cs, sizeof(cs)));
                 }
         }
         if (literal_after_bracket)
-                return fail(ret_error, -EINVAL,
+                return errmsg(ret_error, -EINVAL,
                             "hostlist element \"%s\": text after the last ']' is not supported by Slurm",
                             ELEMENT);
         if (name_len > HOSTLIST_NAME_MAX)
-                return fail(ret_error, -EINVAL,
+                return errmsg(ret_error, -EINVAL,
                             "hostlist element \"%s\": node names longer than %d characters",
                             ELEMENT, HOSTLIST_NAME_MAX);
 #undef ELEMENT
@@ -229,7 +216,7 @@ static int scan(const char *s, int (*element)(const char *e, size_t len, void *u
         char sn[SNIPPET_MAX];
 
         if (len > HOSTLIST_TEXT_MAX)
-                return fail(ret_error, -E2BIG, "hostlist is longer than %u bytes", HOSTLIST_TEXT_MAX);
+                return errmsg(ret_error, -E2BIG, "hostlist is longer than %u bytes", HOSTLIST_TEXT_MAX);
 
         while (i < len && is_blank(s[i]))
                 i++;
@@ -239,7 +226,7 @@ static int scan(const char *s, int (*element)(const char *e, size_t len, void *u
                 int r;
 
                 if (s[i] == ',')
-                        return fail(ret_error, -EINVAL, "hostlist \"%s\": empty element at offset %zu",
+                        return errmsg(ret_error, -EINVAL, "hostlist \"%s\": empty element at offset %zu",
                                     snippet(s, len, sn, sizeof(sn)), i);
                 end = element_end(s, len, i);
                 r = scan_element(s, i, end, &n, ret_error);
@@ -257,7 +244,7 @@ static int scan(const char *s, int (*element)(const char *e, size_t len, void *u
                         while (i < len && is_blank(s[i]))
                                 i++;
                         if (i == len)
-                                return fail(ret_error, -EINVAL, "hostlist \"%s\": ends with ','",
+                                return errmsg(ret_error, -EINVAL, "hostlist \"%s\": ends with ','",
                                             snippet(s, len, sn, sizeof(sn)));
                 }
         }
@@ -269,9 +256,9 @@ static int check_count(uint64_t n, size_t max_nodes, char **ret_error) {
         if (n <= max_nodes)
                 return 0;
         if (n == UINT64_MAX)
-                return fail(ret_error, -E2BIG, "hostlist has more than %" PRIu64 " nodes, limit is %zu",
+                return errmsg(ret_error, -E2BIG, "hostlist has more than %" PRIu64 " nodes, limit is %zu",
                             UINT64_MAX - 1, max_nodes);
-        return fail(ret_error, -E2BIG, "hostlist has %" PRIu64 " nodes, limit is %zu", n, max_nodes);
+        return errmsg(ret_error, -E2BIG, "hostlist has %" PRIu64 " nodes, limit is %zu", n, max_nodes);
 }
 
 int hostlist_count(const char *hostlist, size_t max_nodes, size_t *ret_count, char **ret_error) {
@@ -279,7 +266,7 @@ int hostlist_count(const char *hostlist, size_t max_nodes, size_t *ret_count, ch
         int r;
 
         if (!hostlist)
-                return fail(ret_error, -EINVAL, "no hostlist");
+                return errmsg(ret_error, -EINVAL, "no hostlist");
         r = scan(hostlist, NULL, NULL, &n, ret_error);
         if (r < 0)
                 return r;
@@ -375,7 +362,7 @@ int hostlist_expand(const char *hostlist, size_t max_nodes,
         int r;
 
         if (!hostlist)
-                return fail(ret_error, -EINVAL, "no hostlist");
+                return errmsg(ret_error, -EINVAL, "no hostlist");
         /* Count first: nothing is expanded for a hostlist over the cap. */
         r = scan(hostlist, NULL, NULL, &count, ret_error);
         if (r < 0)
@@ -506,12 +493,12 @@ int hostlist_compress(char *const *nodes, size_t n, char **ret_hostlist, char **
         int r;
 
         if (n > INT32_MAX)
-                return fail(ret_error, -E2BIG, "%zu node names, limit is %d", n, INT32_MAX);
+                return errmsg(ret_error, -E2BIG, "%zu node names, limit is %d", n, INT32_MAX);
         for (size_t i = 0; i < n; i++)
                 if (!hostlist_name_is_valid(nodes[i])) {
                         char sn[SNIPPET_MAX];
                         const char *name = nodes[i] ? nodes[i] : "";
-                        return fail(ret_error, -EINVAL, "invalid node name \"%s\"",
+                        return errmsg(ret_error, -EINVAL, "invalid node name \"%s\"",
                                     snippet(name, strnlen(name, SNIPPET_MAX), sn, sizeof(sn)));
                 }
 

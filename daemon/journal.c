@@ -1,5 +1,6 @@
 /* journal.c - append-only JSON-lines journal with fdatasync'd appends, torn-tail recovery and atomic compaction. */
 #include "journal.h"
+#include "errmsg.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -46,20 +47,6 @@ struct journal_compaction {
         int error;
 };
 
-_printf_(3, 4)
-static int fail(char **ret_error, int r, const char *fmt, ...) {
-        va_list ap;
-
-        if (!ret_error)
-                return r;
-        va_start(ap, fmt);
-        if (vasprintf(ret_error, fmt, ap) < 0) {
-                *ret_error = NULL;
-                r = -ENOMEM;
-        }
-        va_end(ap);
-        return r;
-}
 
 static void step(struct journal *j, enum journal_step s) {
         if (j->step_hook)
@@ -158,11 +145,11 @@ static int format_record(json_t *record, uint64_t seq, bool own, bool more,
         int k;
 
         if (!json_is_object(record))
-                return fail(ret_error, -EINVAL, "journal record is not a JSON object");
+                return errmsg(ret_error, -EINVAL, "journal record is not a JSON object");
         if (json_object_get(record, "seq") || json_object_get(record, "ts") || json_object_get(record, "more"))
-                return fail(ret_error, -EINVAL, "journal record has its own \"seq\", \"ts\" or \"more\"");
+                return errmsg(ret_error, -EINVAL, "journal record has its own \"seq\", \"ts\" or \"more\"");
         if (!own && is_own(record))
-                return fail(ret_error, -EINVAL, "journal record kind \"%s\" is reserved", JOURNAL_KIND_OWN);
+                return errmsg(ret_error, -EINVAL, "journal record kind \"%s\" is reserved", JOURNAL_KIND_OWN);
 
         /* "{"seq":N,"ts":"..."" then the record's own members: the record
          * is not copied or modified. */
@@ -177,7 +164,7 @@ static int format_record(json_t *record, uint64_t seq, bool own, bool more,
                 if (json_dump_callback(record, dump_put, &d, JSON_COMPACT | JSON_PRESERVE_ORDER) < 0) {
                         free(d.buf);
                         if (d.too_long)
-                                return fail(ret_error, -E2BIG, "journal record is longer than %u bytes (the limit)",
+                                return errmsg(ret_error, -E2BIG, "journal record is longer than %u bytes (the limit)",
                                             JOURNAL_RECORD_MAX);
                         return -ENOMEM;
                 }
@@ -210,22 +197,22 @@ static int check_line(const char *path, uint64_t line_no, const char *line, size
 
         v = json_loadb(line, len, JSON_REJECT_DUPLICATES, &e);
         if (!v)
-                return fail(ret_error, -EBADMSG, "%s line %" PRIu64 ": corrupt record (%s at column %d)",
+                return errmsg(ret_error, -EBADMSG, "%s line %" PRIu64 ": corrupt record (%s at column %d)",
                             path, line_no, e.text, e.column);
         seq = json_object_get(v, "seq");
         if (!json_is_object(v) || !json_is_integer(seq) || json_integer_value(seq) <= 0) {
                 json_decref(v);
-                return fail(ret_error, -EBADMSG, "%s line %" PRIu64 ": not a journal record (an object with a \"seq\")",
+                return errmsg(ret_error, -EBADMSG, "%s line %" PRIu64 ": not a journal record (an object with a \"seq\")",
                             path, line_no);
         }
         if ((uint64_t) json_integer_value(seq) >= SEQ_MAX) {
                 json_decref(v);
-                return fail(ret_error, -EBADMSG, "%s line %" PRIu64 ": seq out of range", path, line_no);
+                return errmsg(ret_error, -EBADMSG, "%s line %" PRIu64 ": seq out of range", path, line_no);
         }
         if ((uint64_t) json_integer_value(seq) <= *last_seq) {
                 uint64_t s = (uint64_t) json_integer_value(seq);
                 json_decref(v);
-                return fail(ret_error, -EBADMSG, "%s line %" PRIu64 ": seq %" PRIu64 " after seq %" PRIu64,
+                return errmsg(ret_error, -EBADMSG, "%s line %" PRIu64 ": seq %" PRIu64 " after seq %" PRIu64,
                             path, line_no, s, *last_seq);
         }
         *last_seq = (uint64_t) json_integer_value(seq);
@@ -280,7 +267,7 @@ static int scan_fd(int fd, uint64_t limit, const char *path, journal_replay_fn c
                 }
 
                 if (end - start > JOURNAL_RECORD_MAX)
-                        return fail(ret_error, -EBADMSG, "%s line %" PRIu64 ": longer than %u bytes",
+                        return errmsg(ret_error, -EBADMSG, "%s line %" PRIu64 ": longer than %u bytes",
                                     path, line_no + 1, JOURNAL_RECORD_MAX);
                 if (start > 0) {
                         memmove(buf, buf + start, end - start);
@@ -302,7 +289,7 @@ static int scan_fd(int fd, uint64_t limit, const char *path, journal_replay_fn c
                         if (errno == EINTR)
                                 continue;
                         r = negative_errno();
-                        return fail(ret_error, r, "%s: read: %s", path, strerror(-r));
+                        return errmsg(ret_error, r, "%s: read: %s", path, strerror(-r));
                 }
                 if (n == 0)
                         break;
@@ -343,26 +330,26 @@ static int take_lock(struct journal *j, char **ret_error) {
         j->lock_fd = openat(j->dir_fd, JOURNAL_LOCK_FILE, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
         if (j->lock_fd < 0) {
                 r = negative_errno();
-                return fail(ret_error, r, "%s/%s: %s", j->dir, JOURNAL_LOCK_FILE, strerror(-r));
+                return errmsg(ret_error, r, "%s/%s: %s", j->dir, JOURNAL_LOCK_FILE, strerror(-r));
         }
         while (flock(j->lock_fd, LOCK_EX | LOCK_NB) < 0) {
                 if (errno == EINTR)
                         continue;
                 if (errno != EWOULDBLOCK) {
                         r = negative_errno();
-                        return fail(ret_error, r, "%s/%s: flock: %s", j->dir, JOURNAL_LOCK_FILE, strerror(-r));
+                        return errmsg(ret_error, r, "%s/%s: flock: %s", j->dir, JOURNAL_LOCK_FILE, strerror(-r));
                 }
                 n = pread(j->lock_fd, pid, sizeof(pid) - 1, 0);
                 pid[n > 0 ? n : 0] = 0;
                 pid[strcspn(pid, "\n")] = 0;
-                return fail(ret_error, -EBUSY, "state directory %s is in use by another elasticd (pid %s)",
+                return errmsg(ret_error, -EBUSY, "state directory %s is in use by another elasticd (pid %s)",
                             j->dir, pid[0] ? pid : "unknown");
         }
         /* Who holds it, for the message above. */
         n = snprintf(pid, sizeof(pid), "%d\n", (int) getpid());
         if (ftruncate_retry(j->lock_fd, 0) < 0 || pwrite(j->lock_fd, pid, (size_t) n, 0) != n) {
                 r = negative_errno();
-                return fail(ret_error, r, "%s/%s: write: %s", j->dir, JOURNAL_LOCK_FILE, strerror(-r));
+                return errmsg(ret_error, r, "%s/%s: write: %s", j->dir, JOURNAL_LOCK_FILE, strerror(-r));
         }
         return 0;
 }
@@ -374,7 +361,7 @@ int journal_open(const char *dir, struct journal **ret, char **ret_error) {
         int r;
 
         if (!dir || !*dir)
-                return fail(ret_error, -EINVAL, "no state directory");
+                return errmsg(ret_error, -EINVAL, "no state directory");
         j = calloc(1, sizeof(*j));
         if (!j)
                 return -ENOMEM;
@@ -387,12 +374,12 @@ int journal_open(const char *dir, struct journal **ret, char **ret_error) {
 
         if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
                 r = negative_errno();
-                return fail(ret_error, r, "cannot create state directory %s: %s", dir, strerror(-r));
+                return errmsg(ret_error, r, "cannot create state directory %s: %s", dir, strerror(-r));
         }
         j->dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (j->dir_fd < 0) {
                 r = negative_errno();
-                return fail(ret_error, r, "state directory %s: %s", dir, strerror(-r));
+                return errmsg(ret_error, r, "state directory %s: %s", dir, strerror(-r));
         }
         r = take_lock(j, ret_error);
         if (r < 0)
@@ -401,7 +388,7 @@ int journal_open(const char *dir, struct journal **ret, char **ret_error) {
         /* A compaction that did not reach its rename: the journal is intact. */
         if (unlinkat(j->dir_fd, JOURNAL_TMP_FILE, 0) < 0 && errno != ENOENT) {
                 r = negative_errno();
-                return fail(ret_error, r, "%s/%s: %s", dir, JOURNAL_TMP_FILE, strerror(-r));
+                return errmsg(ret_error, r, "%s/%s: %s", dir, JOURNAL_TMP_FILE, strerror(-r));
         }
 
         j->fd = openat(j->dir_fd, JOURNAL_FILE, O_RDWR | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
@@ -411,10 +398,10 @@ int journal_open(const char *dir, struct journal **ret, char **ret_error) {
                 j->fd = openat(j->dir_fd, JOURNAL_FILE, O_RDWR | O_APPEND | O_CLOEXEC | O_NOFOLLOW);
         if (j->fd < 0) {
                 r = negative_errno();
-                return fail(ret_error, r, "%s: %s", j->path, strerror(-r));
+                return errmsg(ret_error, r, "%s: %s", j->path, strerror(-r));
         }
         if (created && (r = fsync_retry(j->dir_fd)) < 0)
-                return fail(ret_error, r, "%s: fsync: %s", dir, strerror(-r));
+                return errmsg(ret_error, r, "%s: fsync: %s", dir, strerror(-r));
 
         r = scan_fd(j->fd, UINT64_MAX, j->path, NULL, NULL, &res, ret_error);
         if (r < 0)
@@ -425,7 +412,7 @@ int journal_open(const char *dir, struct journal **ret, char **ret_error) {
                 if (r >= 0)
                         r = fdatasync_retry(j->fd);
                 if (r < 0)
-                        return fail(ret_error, r, "%s: cutting off a torn last line: %s", j->path, strerror(-r));
+                        return errmsg(ret_error, r, "%s: cutting off a torn last line: %s", j->path, strerror(-r));
         }
         j->seq = res.last_seq;
         j->bytes = j->compacted_bytes = res.good_len;
@@ -446,11 +433,11 @@ int journal_append(struct journal *j, json_t *record, char **ret_error) {
         int r;
 
         if (j->broken)
-                return fail(ret_error, -EIO, "%s: an earlier write failed, appends are refused until restart", j->path);
+                return errmsg(ret_error, -EIO, "%s: an earlier write failed, appends are refused until restart", j->path);
         if (j->compacting)
-                return fail(ret_error, -EBUSY, "%s: append during compaction", j->path);
+                return errmsg(ret_error, -EBUSY, "%s: append during compaction", j->path);
         if (j->seq + 1 >= SEQ_MAX)
-                return fail(ret_error, -EOVERFLOW, "%s: seq exhausted", j->path);
+                return errmsg(ret_error, -EOVERFLOW, "%s: seq exhausted", j->path);
         r = format_record(record, j->seq + 1, false, false, &line, &len, ret_error);
         if (r < 0)
                 return r;
@@ -460,7 +447,7 @@ int journal_append(struct journal *j, json_t *record, char **ret_error) {
                 /* Leave no partial line for later appends to follow. */
                 if (ftruncate_retry(j->fd, (off_t) j->bytes) < 0)
                         j->broken = true;
-                return fail(ret_error, r, "%s: write: %s", j->path, strerror(-r));
+                return errmsg(ret_error, r, "%s: write: %s", j->path, strerror(-r));
         }
         r = fdatasync_retry(j->fd);
         if (r < 0) {
@@ -468,7 +455,7 @@ int journal_append(struct journal *j, json_t *record, char **ret_error) {
                  * since the last good sync can be trusted to be on disk. */
                 j->broken = true;
                 (void) ftruncate_retry(j->fd, (off_t) j->bytes);
-                return fail(ret_error, r, "%s: fdatasync: %s", j->path, strerror(-r));
+                return errmsg(ret_error, r, "%s: fdatasync: %s", j->path, strerror(-r));
         }
 
         j->seq++;
@@ -484,16 +471,16 @@ int journal_append_many(struct journal *j, json_t *records, char **ret_error) {
         int r;
 
         if (!json_is_array(records))
-                return fail(ret_error, -EINVAL, "journal records are not a JSON array");
+                return errmsg(ret_error, -EINVAL, "journal records are not a JSON array");
         if (json_array_size(records) == 0)
                 return 0;
         if (j->broken)
-                return fail(ret_error, -EIO, "%s: an earlier write failed, appends are refused until restart", j->path);
+                return errmsg(ret_error, -EIO, "%s: an earlier write failed, appends are refused until restart", j->path);
         if (j->compacting)
-                return fail(ret_error, -EBUSY, "%s: append during compaction", j->path);
+                return errmsg(ret_error, -EBUSY, "%s: append during compaction", j->path);
 
         if (j->seq + json_array_size(records) >= SEQ_MAX)
-                return fail(ret_error, -EOVERFLOW, "%s: seq exhausted", j->path);
+                return errmsg(ret_error, -EOVERFLOW, "%s: seq exhausted", j->path);
         json_array_foreach(records, i, record) {
                 _cleanup_free_ char *line = NULL;
                 size_t n;
@@ -521,13 +508,13 @@ int journal_append_many(struct journal *j, json_t *records, char **ret_error) {
         if (r < 0) {
                 if (ftruncate_retry(j->fd, (off_t) j->bytes) < 0)
                         j->broken = true;
-                return fail(ret_error, r, "%s: write: %s", j->path, strerror(-r));
+                return errmsg(ret_error, r, "%s: write: %s", j->path, strerror(-r));
         }
         r = fdatasync_retry(j->fd);
         if (r < 0) {
                 j->broken = true;
                 (void) ftruncate_retry(j->fd, (off_t) j->bytes);
-                return fail(ret_error, r, "%s: fdatasync: %s", j->path, strerror(-r));
+                return errmsg(ret_error, r, "%s: fdatasync: %s", j->path, strerror(-r));
         }
 
         j->seq += json_array_size(records);
@@ -608,13 +595,13 @@ int journal_compact(struct journal *j, journal_compact_fn cb, void *userdata, ch
         int r;
 
         if (j->broken)
-                return fail(ret_error, -EIO, "%s: an earlier write failed, compaction refused until restart", j->path);
+                return errmsg(ret_error, -EIO, "%s: an earlier write failed, compaction refused until restart", j->path);
         if (j->compacting)
-                return fail(ret_error, -EBUSY, "%s: compaction already running", j->path);
+                return errmsg(ret_error, -EBUSY, "%s: compaction already running", j->path);
 
         if (unlinkat(j->dir_fd, JOURNAL_TMP_FILE, 0) < 0 && errno != ENOENT) {
                 r = negative_errno();
-                return fail(ret_error, r, "%s/%s: %s", j->dir, JOURNAL_TMP_FILE, strerror(-r));
+                return errmsg(ret_error, r, "%s/%s: %s", j->dir, JOURNAL_TMP_FILE, strerror(-r));
         }
         c.buf = malloc(c.size);
         if (!c.buf)
@@ -623,7 +610,7 @@ int journal_compact(struct journal *j, journal_compact_fn cb, void *userdata, ch
         if (c.fd < 0) {
                 r = negative_errno();
                 free(c.buf);
-                return fail(ret_error, r, "%s/%s: %s", j->dir, JOURNAL_TMP_FILE, strerror(-r));
+                return errmsg(ret_error, r, "%s/%s: %s", j->dir, JOURNAL_TMP_FILE, strerror(-r));
         }
         step(j, JOURNAL_STEP_TMP_CREATED);
 
@@ -641,24 +628,24 @@ int journal_compact(struct journal *j, journal_compact_fn cb, void *userdata, ch
         if (r >= 0 && c.error < 0)
                 r = c.error;
         if (r < 0) {
-                fail(ret_error, r, "%s: compaction: %s", j->path, strerror(-r));
+                errmsg(ret_error, r, "%s: compaction: %s", j->path, strerror(-r));
                 goto fail;
         }
         r = compaction_flush(&c);
         if (r < 0) {
-                fail(ret_error, r, "%s/%s: write: %s", j->dir, JOURNAL_TMP_FILE, strerror(-r));
+                errmsg(ret_error, r, "%s/%s: write: %s", j->dir, JOURNAL_TMP_FILE, strerror(-r));
                 goto fail;
         }
         step(j, JOURNAL_STEP_TMP_WRITTEN);
         r = fsync_retry(c.fd);
         if (r < 0) {
-                fail(ret_error, r, "%s/%s: fsync: %s", j->dir, JOURNAL_TMP_FILE, strerror(-r));
+                errmsg(ret_error, r, "%s/%s: fsync: %s", j->dir, JOURNAL_TMP_FILE, strerror(-r));
                 goto fail;
         }
         step(j, JOURNAL_STEP_TMP_SYNCED);
         if (renameat(j->dir_fd, JOURNAL_TMP_FILE, j->dir_fd, JOURNAL_FILE) < 0) {
                 r = negative_errno();
-                fail(ret_error, r, "%s: rename: %s", j->path, strerror(-r));
+                errmsg(ret_error, r, "%s: rename: %s", j->path, strerror(-r));
                 goto fail;
         }
         step(j, JOURNAL_STEP_RENAMED);
@@ -677,7 +664,7 @@ int journal_compact(struct journal *j, journal_compact_fn cb, void *userdata, ch
                 /* The rename may not survive a crash; later appends would
                  * land in a file that could vanish. */
                 j->broken = true;
-                return fail(ret_error, r, "%s: fsync: %s", j->dir, strerror(-r));
+                return errmsg(ret_error, r, "%s: fsync: %s", j->dir, strerror(-r));
         }
         step(j, JOURNAL_STEP_DIR_SYNCED);
         return 0;

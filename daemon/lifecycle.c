@@ -247,8 +247,10 @@ static void changed(struct lifecycle *l) {
 
 /* --- calls and their bookkeeping ----------------------------------------- */
 
-static struct lc_call *call_new(struct lc_op *o) {
-        struct lc_call *c = calloc(1, sizeof(*c));
+/* A call for O (NULL: the lifecycle's own), SIZE bytes: a struct that
+ * starts with a struct lc_call. */
+static void *call_new_sized(struct lc_op *o, size_t size) {
+        struct lc_call *c = calloc(1, size);
 
         if (!c)
                 return NULL;
@@ -265,6 +267,10 @@ static struct lc_call *call_new(struct lc_op *o) {
                 }
         }
         return c;
+}
+
+static struct lc_call *call_new(struct lc_op *o) {
+        return call_new_sized(o, sizeof(struct lc_call));
 }
 
 static void call_link(struct lifecycle *l, struct lc_call *c) {
@@ -575,34 +581,22 @@ static void on_cloud_done(struct cloud *c, const struct cloud_result *res, void 
                 o->wait = WAIT_NONE;
                 cc->fn(o, res);
         }
-        free(cc->call.node);
-        free(cc->call.op_id);
-        free(cc);
+        call_free(&cc->call);
 }
 
 typedef int (*cloud_start_fn)(struct lc_op *o, cloud_callback_t cb, void *userdata, uint64_t *ret_id);
 
 /* Start a cloud call for O; on a refusal (busy, no memory) retry later. */
 static void op_cloud(struct lc_op *o, cloud_start_fn start, op_cloud_fn fn) {
-        struct cloud_call_ctx *cc = calloc(1, sizeof(*cc));
-        struct lc_call *c;
+        struct cloud_call_ctx *cc = call_new_sized(o, sizeof(struct cloud_call_ctx));
         int r;
 
         if (!cc)
                 goto later;
-        c = call_new(o);
-        if (!c) {
-                free(cc);
-                goto later;
-        }
-        cc->call = *c;
-        free(c);
         cc->fn = fn;
         r = start(o, on_cloud_done, cc, &cc->call.cloud_call_id);
         if (r < 0) {
-                free(cc->call.node);
-                free(cc->call.op_id);
-                free(cc);
+                call_free(&cc->call);
                 if (r != -EBUSY && r != -ENOMEM && !o->failing) {
                         op_fail(o, "cannot make the cloud call: %s", strerror(-r));
                         return;
@@ -659,31 +653,19 @@ static void on_ctld_done(int r, const char *error, void *userdata) {
                 o->wait = WAIT_NONE;
                 cc->fn(o, r, error);
         }
-        free(cc->call.node);
-        free(cc->call.op_id);
-        free(cc);
+        call_free(&cc->call);
 }
 
 static void op_ctld_update(struct lc_op *o, const struct ctld_update *u, op_ctld_fn fn) {
-        struct ctld_call_ctx *cc = calloc(1, sizeof(*cc));
-        struct lc_call *c;
+        struct ctld_call_ctx *cc = call_new_sized(o, sizeof(struct ctld_call_ctx));
         int r;
 
         if (!cc)
                 goto later;
-        c = call_new(o);
-        if (!c) {
-                free(cc);
-                goto later;
-        }
-        cc->call = *c;
-        free(c);
         cc->fn = fn;
         r = ctld_update(o->l->env.ctld, u, on_ctld_done, cc);
         if (r < 0) {
-                free(cc->call.node);
-                free(cc->call.op_id);
-                free(cc);
+                call_free(&cc->call);
                 goto later;
         }
         o->wait = WAIT_CTLD;

@@ -12,6 +12,7 @@
 #include "config.h"
 #include "hostlist.h"
 #include "strv.h"
+#include "errmsg.h"
 
 struct nodemap_group {
         char *name;
@@ -37,20 +38,6 @@ struct nodemap {
         size_t mask;
 };
 
-_printf_(3, 4)
-static int fail(char **ret_error, int r, const char *fmt, ...) {
-        va_list ap;
-
-        if (!ret_error)
-                return r;
-        va_start(ap, fmt);
-        if (vasprintf(ret_error, fmt, ap) < 0) {
-                *ret_error = NULL;
-                r = -ENOMEM;
-        }
-        va_end(ap);
-        return r;
-}
 
 /* FNV-1a with a final mix so that the low bits (the slot) depend on all. */
 static uint64_t hash_name(const char *s) {
@@ -107,7 +94,7 @@ int nodemap_new(const struct nodemap_group_def *groups, size_t n_groups,
                 int r;
 
                 if (!groups[g].name || !groups[g].nodes)
-                        return fail(ret_error, -EINVAL, "group %zu has no %s",
+                        return errmsg(ret_error, -EINVAL, "group %zu has no %s",
                                     g + 1, groups[g].name ? "nodes" : "name");
                 mg->name = strdup(groups[g].name);
                 if (!mg->name)
@@ -116,10 +103,10 @@ int nodemap_new(const struct nodemap_group_def *groups, size_t n_groups,
                 r = hostlist_expand(groups[g].nodes, NODEMAP_NODES_MAX - total,
                                     &mg->nodes, &mg->n_nodes, &err);
                 if (r == -E2BIG)
-                        return fail(ret_error, r, "group \"%s\": more than %u nodes in all groups",
+                        return errmsg(ret_error, r, "group \"%s\": more than %u nodes in all groups",
                                     mg->name, NODEMAP_NODES_MAX);
                 if (r < 0)
-                        return err ? fail(ret_error, r, "group \"%s\": %s", mg->name, err) : r;
+                        return err ? errmsg(ret_error, r, "group \"%s\": %s", mg->name, err) : r;
                 total += mg->n_nodes;
         }
 
@@ -269,7 +256,7 @@ int nodemap_resolve(const struct nodemap *m, char *const *nodes, size_t n,
                 if (r < 0)
                         return r;
         }
-        r = fail(ret_error, n_unknown > 0 ? -ENOENT : -ENOTUNIQ, "%s%s%s%s%s",
+        r = errmsg(ret_error, n_unknown > 0 ? -ENOENT : -ENOTUNIQ, "%s%s%s%s%s",
                  unknown_s ? "nodes in no group: " : "", unknown_s ?: "",
                  unknown_s && ambiguous_s ? "; " : "",
                  ambiguous_s ? "nodes in more than one group: " : "", ambiguous_s ?: "");
