@@ -36,6 +36,8 @@ enum {
 
 #define HOOK_TIMEOUT_MS 30000
 #define CLI_TIMEOUT_MS 30000
+/* resize --wait: how often it asks for status. */
+#define RESIZE_POLL_MS 2000
 /* Replies can be larger than requests: `nodes` on a big cluster. */
 #define REPLY_MAX_FRAME ((size_t) 16 * 1024 * 1024)
 
@@ -781,6 +783,83 @@ static const char *request_what(const struct options *o, const struct protocol_r
         return buf;
 }
 
+/* One request and its reply, without output: 0, or the exit status. */
+static int exchange_once(const struct options *o, int64_t deadline, const struct protocol_request *r,
+                         struct protocol_reply **ret_reply) {
+        struct protocol_error perr = {};
+        char why[PATH_MAX + 512];
+        json_t *request = NULL;
+        int k;
+
+        k = protocol_request_to_json(r, &request, &perr);
+        if (k < 0) {
+                report(o, "%s", k == -EINVAL ? perr.message : strerror(-k));
+                return EXIT_USAGE;
+        }
+        k = client_exchange(o, deadline, request, ret_reply, why, sizeof(why));
+        json_decref(request);
+        if (k < 0) {
+                report(o, "%s", why);
+                return EXIT_UNREACHABLE;
+        }
+        if (!(*ret_reply)->ok) {
+                report(o, "%s: %s (request %s)", (*ret_reply)->error_code, (*ret_reply)->error_message,
+                       (*ret_reply)->id ? (*ret_reply)->id : "-");
+                return EXIT_REFUSED;
+        }
+        return 0;
+}
+
+/* resize --wait: poll status's "resize" for GROUP, printing a line each time
+ * the counts change, until the daemon says the group is done. */
+static int resize_wait(const struct options *o, const char *group) {
+        int64_t deadline = o->timeout_ms < 0 ? -1 : now_ms() + o->timeout_ms;
+        struct protocol_request status = { .version = PROTOCOL_VERSION, .type = PROTOCOL_REQUEST_STATUS };
+        _cleanup_free_ char *last = NULL;
+
+        for (;;) {
+                _cleanup_(protocol_reply_freep) struct protocol_reply *reply = NULL;
+                _cleanup_free_ char *line = NULL;
+                json_t *g;
+                int k;
+
+                /* Each status call is bounded even when the wait is not. */
+                k = exchange_once(o, deadline >= 0 && deadline < now_ms() + CLI_TIMEOUT_MS
+                                             ? deadline : now_ms() + CLI_TIMEOUT_MS,
+                                  &status, &reply);
+                if (k != 0)
+                        return k;
+                g = json_object_get(json_object_get(reply->result, "resize"), group);
+                if (!json_is_object(g)) {
+                        report(o, "elasticd's status has no resize state for group %s", group);
+                        return EXIT_REFUSED;
+                }
+                line = strf("group %s: min %" JSON_INTEGER_FORMAT ", up %" JSON_INTEGER_FORMAT
+                            ", powering up %" JSON_INTEGER_FORMAT ", powering down %" JSON_INTEGER_FORMAT "%s",
+                            group, json_integer_value(json_object_get(g, "min")),
+                            json_integer_value(json_object_get(g, "up")),
+                            json_integer_value(json_object_get(g, "powering_up")),
+                            json_integer_value(json_object_get(g, "powering_down")),
+                            json_is_true(json_object_get(g, "done")) ? ": done" : "");
+                if (!line)
+                        return EXIT_REFUSED;
+                if (!last || strcmp(last, line) != 0) {
+                        /* Progress goes to stderr with --json: stdout stays one JSON document. */
+                        fprintf(o->json ? stderr : stdout, "%s\n", line);
+                        fflush(o->json ? stderr : stdout);
+                        free(last);
+                        last = TAKE_PTR(line);
+                }
+                if (json_is_true(json_object_get(g, "done")))
+                        return 0;
+                if (deadline >= 0 && ms_left(deadline) < RESIZE_POLL_MS) {
+                        report(o, "resize: not done by the timeout (%s)", last);
+                        return EXIT_UNREACHABLE;
+                }
+                sleep_ms(RESIZE_POLL_MS);
+        }
+}
+
 /* Send R and show the reply; returns the exit status. A hook retries `busy`
  * (nothing was recorded) until its deadline: slurmctld does not retry a
  * failed ResumeProgram, the nodes would just time out. */
@@ -812,6 +891,12 @@ static int run(const struct options *o, enum output_kind kind, struct protocol_r
                         else
                                 report(o, "%s", why);
                         return kind == OUTPUT_CHECK ? EXIT_REFUSED : EXIT_UNREACHABLE;
+                }
+                if (reply->ok && r->type == PROTOCOL_REQUEST_RESIZE && r->wait) {
+                        const char *group = json_string_value(json_object_get(reply->result, "group"));
+
+                        k = output_show(out, kind, o, reply);
+                        return k != 0 || !group ? k : resize_wait(o, group);
                 }
                 if (reply->ok)
                         return output_show(out, kind, o, reply);

@@ -42,6 +42,9 @@ struct resize {
         char *released;            /* nodes that left the kept set and still need POWER_DOWN_ASAP */
         struct ctld_nodes *nodes;  /* the last load */
         unsigned updates_out;
+        /* Status is "done" only from a load after the last kick and after the
+         * updates it led to: a stale load would say done at once. */
+        unsigned kicks, pass_kicks, loaded_kicks;
 };
 
 static void pass_next(struct resize *r);
@@ -213,6 +216,11 @@ static void act(struct resize *r) {
                         down[n_down++] = released[i];
         }
         r->released = mfree(r->released);
+        /* Load again once Slurm took the updates, so status shows them. */
+        if (n_up > 0 || n_down > 0)
+                r->again = true;
+        else
+                r->loaded_kicks = r->pass_kicks;
 
         r->updates_out = 1; /* held until both are queued */
         update(r, up, n_up, NODE_STATE_POWER_UP, "powering up");
@@ -257,6 +265,7 @@ static void pass_start(struct resize *r) {
         int rc;
 
         r->step = PASS_LOAD;
+        r->pass_kicks = r->kicks;
         rc = kept_set(r, &want);
         if (rc < 0) {
                 log_error("resize: cannot compute the kept nodes: %s", strerror(-rc));
@@ -355,6 +364,7 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 void resize_kick(struct resize *r) {
         if (!r)
                 return;
+        r->kicks++;
         /* Soon, from the loop: the request's reply goes out first. */
         sd_event_source_set_time_relative(r->timer, 0);
         sd_event_source_set_enabled(r->timer, SD_EVENT_ON);
@@ -434,7 +444,8 @@ int resize_status(const struct resize *r, json_t *obj) {
                 o = json_pack("{s:I, s:I, s:I, s:I, s:I, s:b}", "min", (json_int_t) min, "nodes",
                               (json_int_t) count, "up", (json_int_t) up, "powering_up",
                               (json_int_t) powering_up, "powering_down", (json_int_t) powering_down,
-                              "done", r->step == PASS_IDLE && up >= min && powering_down == 0);
+                              "done", r->step == PASS_IDLE && r->loaded_kicks == r->kicks && up >= min &&
+                                              powering_down == 0);
                 if (!o || json_object_set_new(obj, name, o) < 0)
                         return -ENOMEM;
         }
