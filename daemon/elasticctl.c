@@ -85,6 +85,7 @@ enum output_kind {
         OUTPUT_STATUS,
         OUTPUT_NODES,
         OUTPUT_CHECK,
+        OUTPUT_METRICS, /* the Prometheus text as it is */
 };
 
 /* Each shows an ok reply and returns the exit status. */
@@ -93,6 +94,7 @@ struct output {
         int (*status)(const struct options *o, const struct protocol_reply *r);
         int (*nodes)(const struct options *o, const struct protocol_reply *r);
         int (*check)(const struct options *o, const struct protocol_reply *r);
+        int (*metrics)(const struct options *o, const struct protocol_reply *r);
 };
 
 /* A scalar as text; NULL for objects and arrays. */
@@ -295,6 +297,18 @@ static int text_check(const struct options *o, const struct protocol_reply *r) {
         return 0;
 }
 
+static int text_metrics(const struct options *o, const struct protocol_reply *r) {
+        json_t *text = json_object_get(r->result, "text");
+
+        if (!json_is_string(text)) {
+                fprintf(stderr, "%s: the daemon's metrics reply has no text (request %s)\n", o->prog,
+                        r->id ? r->id : "-");
+                return EXIT_UNREACHABLE;
+        }
+        fputs(json_string_value(text), stdout);
+        return 0;
+}
+
 static int json_result(const struct options *o, const struct protocol_reply *r) {
         json_dumpf(r->result, stdout, JSON_INDENT(2));
         printf("\n");
@@ -311,6 +325,7 @@ static const struct output text_output = {
         .status = text_status,
         .nodes = text_nodes,
         .check = text_check,
+        .metrics = text_metrics,
 };
 
 static const struct output json_output = {
@@ -318,6 +333,7 @@ static const struct output json_output = {
         .status = json_result,
         .nodes = json_result,
         .check = json_check,
+        .metrics = json_result,
 };
 
 static int output_show(const struct output *out, enum output_kind kind, const struct options *o,
@@ -331,6 +347,8 @@ static int output_show(const struct output *out, enum output_kind kind, const st
                 return out->nodes(o, r);
         case OUTPUT_CHECK:
                 return out->check(o, r);
+        case OUTPUT_METRICS:
+                return out->metrics(o, r);
         }
         return EXIT_REFUSED;
 }
@@ -681,6 +699,8 @@ static const struct command commands[] = {
         { "nodes", PROTOCOL_REQUEST_NODES, OUTPUT_NODES, "", "list nodes, their instances and operations", parse_none },
         { "check", PROTOCOL_REQUEST_STATUS, OUTPUT_CHECK, "",
           "exit 0 if elasticd answers and reports itself healthy, 1 otherwise", parse_none },
+        { "metrics", PROTOCOL_REQUEST_METRICS, OUTPUT_METRICS, "",
+          "print the daemon's metrics in the Prometheus text format", parse_none },
         { "ping", PROTOCOL_REQUEST_PING, OUTPUT_DONE, "", "check that elasticd answers", parse_none },
         { "reload", PROTOCOL_REQUEST_RELOAD, OUTPUT_DONE, "", "re-read the configuration", parse_none },
         { "resume", PROTOCOL_REQUEST_RESUME, OUTPUT_DONE, "HOSTLIST", "power nodes up", parse_hostlist },

@@ -493,6 +493,7 @@ static int open_cloud_and_slurm(struct elasticd *d) {
                 return r;
         d->ctx.lifecycle = d->lifecycle;
         d->ctx.resize = d->resize;
+        d->ctx.cloud = d->cloud;
         return 0;
 }
 

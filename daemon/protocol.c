@@ -22,6 +22,7 @@ static const char *const request_type_names[_PROTOCOL_REQUEST_MAX] = {
         [PROTOCOL_REQUEST_NODES] = "nodes",
         [PROTOCOL_REQUEST_RELOAD] = "reload",
         [PROTOCOL_REQUEST_PING] = "ping",
+        [PROTOCOL_REQUEST_METRICS] = "metrics",
 };
 
 static const enum protocol_access request_type_access[_PROTOCOL_REQUEST_MAX] = {
@@ -34,6 +35,7 @@ static const enum protocol_access request_type_access[_PROTOCOL_REQUEST_MAX] = {
         [PROTOCOL_REQUEST_NODES] = PROTOCOL_ACCESS_ANYONE,
         [PROTOCOL_REQUEST_RELOAD] = PROTOCOL_ACCESS_ADMIN,
         [PROTOCOL_REQUEST_PING] = PROTOCOL_ACCESS_ANYONE,
+        [PROTOCOL_REQUEST_METRICS] = PROTOCOL_ACCESS_ANYONE,
 };
 
 static const char *const error_code_names[_PROTOCOL_ERROR_MAX] = {

@@ -33,6 +33,7 @@ enum protocol_request_type {
         PROTOCOL_REQUEST_NODES,
         PROTOCOL_REQUEST_RELOAD,
         PROTOCOL_REQUEST_PING,
+        PROTOCOL_REQUEST_METRICS,
         _PROTOCOL_REQUEST_MAX,
 };
 

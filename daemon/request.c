@@ -8,6 +8,7 @@
 #include "config-build.h"
 #include "hostlist.h"
 #include "log.h"
+#include "metrics.h"
 #include "strv.h"
 
 /* A journal append slower than this is worth a warning: the hook waits for it. */
@@ -408,6 +409,27 @@ static int handle_status(struct request_context *ctx, const char *id, const stru
         return 0;
 }
 
+static int handle_metrics(struct request_context *ctx, const char *id, const struct protocol_request *req,
+                          const struct server_peer *peer, json_t **ret_result, struct protocol_error *err) {
+        _cleanup_free_ char *text = NULL;
+        struct metrics_source src = {
+                .state = ctx->state,
+                .journal = ctx->journal,
+                .lifecycle = ctx->lifecycle,
+                .cloud = ctx->cloud,
+                .requests = ctx->n_requests,
+                .requests_refused = ctx->n_refused,
+                .uptime_seconds = (now_monotonic() - ctx->start_usec) / 1000000,
+        };
+        int r;
+
+        r = metrics_render(&src, &text);
+        if (r < 0)
+                return r;
+        *ret_result = json_pack("{s:s}", "text", text);
+        return *ret_result ? 0 : -ENOMEM;
+}
+
 static json_t *node_json(const struct request_context *ctx, const char *name, const char *group,
                          const struct state_node *sn, time_t now) {
         const char *slurm_state = NULL, *instance_status = NULL;
@@ -500,6 +522,7 @@ static const request_handler handlers[_PROTOCOL_REQUEST_MAX] = {
         [PROTOCOL_REQUEST_NODES] = handle_nodes,
         [PROTOCOL_REQUEST_RELOAD] = handle_reload,
         [PROTOCOL_REQUEST_PING] = handle_ping,
+        [PROTOCOL_REQUEST_METRICS] = handle_metrics,
 };
 
 static void send_reply(struct server_client *c, const char *id, json_t *result, const struct protocol_error *err) {
@@ -545,6 +568,7 @@ void request_handle(struct server_client *c, json_t *body, const struct protocol
                 id = NULL; /* the reply carries null: still answer */
 
         if (frame_err) {
+                ctx->n_refused++;
                 log_req(LOG_WARNING, id, "Bad frame from uid %u pid %d: %s", (unsigned) peer->uid, (int) peer->pid,
                         frame_err->message);
                 send_reply(c, id, NULL, frame_err);
@@ -555,6 +579,7 @@ void request_handle(struct server_client *c, json_t *body, const struct protocol
         if (r < 0) {
                 if (r == -ENOMEM)
                         protocol_error_set(&err, PROTOCOL_ERROR_INTERNAL, "out of memory");
+                ctx->n_refused++;
                 log_req(LOG_WARNING, id, "Bad request from uid %u pid %d: %s", (unsigned) peer->uid, (int) peer->pid,
                         err.message);
                 send_reply(c, id, NULL, &err);
@@ -566,12 +591,14 @@ void request_handle(struct server_client *c, json_t *body, const struct protocol
         if (r < 0) {
                 protocol_error_set(&err, PROTOCOL_ERROR_PERMISSION_DENIED, "%s",
                                    denied ? denied : "permission denied");
+                ctx->n_refused++;
                 log_req(LOG_WARNING, id, "Refused %s from uid %u pid %d: %s", type, (unsigned) peer->uid,
                         (int) peer->pid, err.message);
                 send_reply(c, id, NULL, &err);
                 return;
         }
 
+        ctx->n_requests[req->type]++;
         log_req(LOG_DEBUG, id, "%s from uid %u pid %d", type, (unsigned) peer->uid, (int) peer->pid);
         r = handlers[req->type](ctx, id, req, peer, &result, &err);
         if (r < 0) {

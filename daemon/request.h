@@ -5,6 +5,7 @@
 #include <stdint.h>
 
 #include "auth.h"
+#include "cloud.h"
 #include "config.h"
 #include "journal.h"
 #include "lifecycle.h"
@@ -26,6 +27,7 @@ struct request_context {
         struct server *server;
         struct lifecycle *lifecycle;    /* carries operations out; NULL in tests without a cloud */
         struct resize *resize;
+        const struct cloud *cloud;      /* NULL without a cloud: no cloud metrics */
         uint64_t start_usec;            /* CLOCK_MONOTONIC at start-up */
 
         /* Counters for status. */
@@ -33,6 +35,8 @@ struct request_context {
         unsigned long n_journal_writes;
         uint64_t journal_usec_total;    /* time spent in journal appends (fdatasync) */
         uint64_t journal_usec_max;
+        uint64_t n_requests[_PROTOCOL_REQUEST_MAX]; /* valid and permitted, by type (metrics) */
+        uint64_t n_refused;             /* bad frames and requests, permission denied */
 
         /* Re-read the configuration (reload request; SIGHUP does the same). */
         int (*reload)(void *userdata, char **ret_error);

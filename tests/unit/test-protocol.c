@@ -356,7 +356,7 @@ static void test_request_valid(void) {
                 CHECK_INT(r->min, 4294967295u);
                 protocol_request_free(r);
         }
-        static const char *const simple[] = { "status", "nodes", "reload", "ping" };
+        static const char *const simple[] = { "status", "nodes", "reload", "ping", "metrics" };
         for (size_t i = 0; i < ELEMENTSOF(simple); i++) {
                 char text[128];
                 snprintf(text, sizeof(text), "{\"version\":1,\"type\":\"%s\",\"client\":\"elasticctl\"}", simple[i]);
