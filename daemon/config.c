@@ -535,6 +535,8 @@ static void group_done(struct config_group *g) {
         free(g->metadata);
         free(g->user_data);
         free(g->availability_zone);
+        free(g->gres);
+        strv_free(g->features);
         if (g->ssh) {
                 free(g->ssh->user);
                 free(g->ssh->private_key);
@@ -632,7 +634,9 @@ static int group_init(struct config_group *g) {
         *g = (struct config_group){};
         g->networks = strv_from(autonet, 1);
         g->security_groups = strv_from(NULL, 0);
-        if (!g->networks || !g->security_groups)
+        g->features = strv_from(NULL, 0);
+        g->memory_margin_mb = 512;
+        if (!g->networks || !g->security_groups || !g->features)
                 return -ENOMEM;
         return 0;
 }
@@ -1458,6 +1462,11 @@ enum {
         GROUP_MIN_NODES,
         GROUP_AVAILABILITY_ZONE,
         GROUP_SSH,
+        GROUP_CPUS,
+        GROUP_RAM,
+        GROUP_MEMORY_MARGIN,
+        GROUP_GRES,
+        GROUP_FEATURES,
         _GROUP_MAX,
 };
 
@@ -1475,6 +1484,12 @@ static const struct field group_fields[_GROUP_MAX] = {
         [GROUP_MIN_NODES] = { "min_nodes", parse_unsigned, offsetof(struct config_group, min_nodes), false, 0, CONFIG_MAX_NODES, NULL, 0 },
         [GROUP_AVAILABILITY_ZONE] = GSTR("availability_zone", parse_string, availability_zone, false),
         [GROUP_SSH] = GSTR("ssh", parse_ssh, ssh, false),
+        [GROUP_CPUS] = { "cpus", parse_unsigned, offsetof(struct config_group, cpus), false, 1, 1000000, NULL, 0 },
+        [GROUP_RAM] = { "ram", parse_unsigned, offsetof(struct config_group, ram_mb), false, 1, 1U << 30, NULL, 0 },
+        [GROUP_MEMORY_MARGIN] = { "memory_margin", parse_unsigned, offsetof(struct config_group, memory_margin_mb),
+                                  false, 0, 1U << 30, NULL, 0 },
+        [GROUP_GRES] = GSTR("gres", parse_string, gres, false),
+        [GROUP_FEATURES] = GSTR("features", parse_words, features, false),
 };
 
 static void parse_mapping(struct parse *p, const struct ynode *map, const char *where, const struct field *fields,
@@ -2066,6 +2081,14 @@ static void print_key_duration(FILE *f, const char *key, unsigned s) {
         fprintf(f, "  %s: %s\n", key, buf);
 }
 
+/* A group's optional number: null when unset (0). */
+static void print_key_unsigned(FILE *f, const char *key, unsigned n) {
+        if (n)
+                fprintf(f, "    %s: %u\n", key, n);
+        else
+                fprintf(f, "    %s: null\n", key);
+}
+
 static void print_ssh(FILE *f, const struct config_ssh *ssh) {
         char buf[32];
 
@@ -2166,6 +2189,11 @@ int config_print(const struct config *c, FILE *f) {
                 fprintf(f, "    min_nodes: %u\n", g->min_nodes);
                 print_key_string(f, "    ", "availability_zone", g->availability_zone);
                 print_ssh(f, g->ssh);
+                print_key_unsigned(f, "cpus", g->cpus);
+                print_key_unsigned(f, "ram", g->ram_mb);
+                fprintf(f, "    memory_margin: %u\n", g->memory_margin_mb);
+                print_key_string(f, "    ", "gres", g->gres);
+                print_key_list(f, "    ", "features", g->features);
         }
 
         return ferror(f) ? -EIO : 0;

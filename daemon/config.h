@@ -53,6 +53,12 @@ struct config_group {
         unsigned min_nodes;         /* nodes kept powered (resize --min), default 0 */
         char *availability_zone;    /* optional */
         struct config_ssh *ssh;     /* NULL: nodes configure themselves (user data, image) */
+        /* For `elasticctl slurm-conf`'s NodeName lines; 0/NULL = not set. */
+        unsigned cpus;              /* the flavor's vCPUs */
+        unsigned ram_mb;            /* the flavor's RAM, MiB */
+        unsigned memory_margin_mb;  /* RealMemory = ram - this (OS, page cache); default 512 */
+        char *gres;                 /* Slurm Gres= of each node, e.g. "gpu:a100:4" */
+        char **features;            /* Slurm Features besides the group's name; NULL-terminated */
         size_t n_nodes;             /* number of nodes in `nodes` */
         char **node_names;          /* `nodes` expanded in node order (hostlist_name_compare:
                                      * "cn2" before "cn10"), as nodemap; n_nodes entries, NULL-terminated */

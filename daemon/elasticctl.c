@@ -27,6 +27,8 @@
 #include "config-build.h"
 #include "macro.h"
 #include "protocol.h"
+#include "config.h"
+#include "slurmconf.h"
 
 enum {
         EXIT_REFUSED = 1,     /* the daemon answered with an error, or check found it unhealthy */
@@ -699,6 +701,7 @@ static const struct command commands[] = {
         { "nodes", PROTOCOL_REQUEST_NODES, OUTPUT_NODES, "", "list nodes, their instances and operations", parse_none },
         { "check", PROTOCOL_REQUEST_STATUS, OUTPUT_CHECK, "",
           "exit 0 if elasticd answers and reports itself healthy, 1 otherwise", parse_none },
+        /* slurm-conf is handled before this table: it reads elasticd.yaml itself. */
         { "metrics", PROTOCOL_REQUEST_METRICS, OUTPUT_METRICS, "",
           "print the daemon's metrics in the Prometheus text format", parse_none },
         { "ping", PROTOCOL_REQUEST_PING, OUTPUT_DONE, "", "check that elasticd answers", parse_none },
@@ -730,6 +733,8 @@ static void help(const struct options *o) {
                 snprintf(left, sizeof(left), "%s %s", commands[i].name, commands[i].args);
                 printf("  %-38s %s\n", left, commands[i].help);
         }
+        printf("  %-38s %s\n", "slurm-conf [-c FILE] [--bindir DIR]", "print slurm.conf's power-saving part and");
+        printf("  %-38s %s\n", "           [--suspend-time S]", "the groups' nodes, from elasticd.yaml");
         printf("\nAs elastic-resume, elastic-suspend, elastic-resume-fail or elastic-reboot it is the\n"
                "Slurm hook of that name: HOSTLIST [FEATURES] as slurmctld passes them.\n\n"
                "Exit status: 0 ok, 1 refused by elasticd (or unhealthy), 2 elasticd unreachable\n"
@@ -880,6 +885,67 @@ static int resize_wait(const struct options *o, const char *group) {
         }
 }
 
+/* `slurm-conf [-c FILE] [--suspend-time S] [--bindir DIR]`: read elasticd.yaml here (no
+ * daemon needed) and print the slurm.conf part for it. */
+static int slurm_conf_command(int argc, char **argv, struct options *o) {
+        static const struct option longopts[] = {
+                { "config", required_argument, NULL, 'c' },
+                { "suspend-time", required_argument, NULL, 'S' },
+                { "bindir", required_argument, NULL, 'b' },
+                {}
+        };
+        struct slurmconf_options so = { .bindir = ELASTICD_BINDIR };
+        const char *path = ELASTICD_CONFIG_PATH;
+        _cleanup_(config_freep) struct config *c = NULL;
+        _cleanup_free_ char *text = NULL, *error = NULL;
+        char *end;
+        int k;
+
+        optind = 0;
+        while ((k = getopt_long(argc, argv, "+c:S:b:", longopts, NULL)) >= 0)
+                switch (k) {
+                case 'b':
+                        if (optarg[0] != '/' || strpbrk(optarg, " \t\n#"))
+                                return usage_error(o, "slurm-conf: --bindir needs an absolute path without blanks or '#'"),
+                                       EXIT_USAGE;
+                        so.bindir = optarg;
+                        break;
+                case 'c':
+                        path = optarg;
+                        break;
+                case 'S': {
+                        unsigned long v;
+
+                        errno = 0;
+                        v = strtoul(optarg, &end, 10);
+                        if (errno || end == optarg || *end || v == 0 || v > 31 * 24 * 3600)
+                                return usage_error(o, "slurm-conf: --suspend-time needs seconds (1 to 2678400), not \"%s\"",
+                                                   optarg), EXIT_USAGE;
+                        so.suspend_time_s = (unsigned) v;
+                        break;
+                }
+                default:
+                        return usage_error(o, "slurm-conf: bad option"), EXIT_USAGE;
+                }
+        if (optind < argc)
+                return usage_error(o, "slurm-conf takes no arguments besides its options (got \"%s\")", argv[optind]),
+                       EXIT_USAGE;
+        k = config_load(path, &c, &error);
+        if (k < 0) {
+                fprintf(stderr, "%s: %s", o->prog, error ? error : strerror(-k));
+                if (!error || !*error || error[strlen(error) - 1] != '\n')
+                        fputc('\n', stderr);
+                return EXIT_REFUSED;
+        }
+        k = slurmconf_render(c, &so, &text, &error);
+        if (k < 0) {
+                report(o, "slurm-conf: %s", error ? error : strerror(-k));
+                return EXIT_REFUSED;
+        }
+        fputs(text, stdout);
+        return fflush(stdout) == 0 ? 0 : EXIT_REFUSED;
+}
+
 /* Send R and show the reply; returns the exit status. A hook retries `busy`
  * (nothing was recorded) until its deadline: slurmctld does not retry a
  * failed ResumeProgram, the nodes would just time out. */
@@ -1016,6 +1082,8 @@ int main(int argc, char **argv) {
                         usage_error(&o, "no command given");
                         return EXIT_USAGE;
                 }
+                if (strcmp(argv[optind], "slurm-conf") == 0)
+                        return slurm_conf_command(argc - optind, argv + optind, &o);
                 cmd = command_find(argv[optind]);
                 if (!cmd) {
                         usage_error(&o, "unknown command \"%s\"", argv[optind]);
