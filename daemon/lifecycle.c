@@ -109,6 +109,8 @@ struct lc_op {
         int pending_step;        /* a step whose record could not be journalled yet, or -1 */
         int pending_finish;      /* 1 done, 2 failed: the end could not be journalled yet */
         bool slurm_fresh;        /* reboot: Slurm's reason was loaded */
+        uint64_t creating_usec;  /* resume: CLOCK_MONOTONIC when creating began (metrics); 0: not seen */
+        uint64_t active_usec;    /* ... and when the instance was ACTIVE */
 };
 
 /* A pending cloud or Slurm call: which operation (by node and id) it is for. */
@@ -437,6 +439,8 @@ static void op_committed(struct lc_op *o, const struct lc_commit *c) {
         o->wait = WAIT_NONE;
         if (c->kind == COMMIT_STEP) {
                 o->step = (enum step) c->value;
+                if (o->step == STEP_CREATING && !o->creating_usec)
+                        o->creating_usec = now_usec();
                 o->attempts = 0;
                 o->poll_usec = l->opts.poll_usec;
                 op_log(o, LOG_DEBUG, "Step %s", step_names[o->step]);
@@ -896,6 +900,11 @@ static void on_built(struct lc_op *o, const struct cloud_result *res) {
                 }
                 set_string(&o->address, s->ipv4);
                 op_log(o, LOG_INFO, "Instance %s is ACTIVE at %s", s->id, s->ipv4);
+                if (o->creating_usec && !o->active_usec) {
+                        o->active_usec = now_usec();
+                        metrics_histogram_observe(&o->l->stats.create_to_active,
+                                                  (double) (o->active_usec - o->creating_usec) / USEC_PER_SEC);
+                }
                 if (o->kind == STATE_OP_REBOOT) {
                         /* a rebooted or rebuilt node is configured again (a rebuild wiped it) */
                         const struct config_group *g = op_group(o);
@@ -1061,6 +1070,9 @@ static void op_check_registered(struct lc_op *o) {
 
         if (n && node_registered(o, n)) {
                 op_log(o, LOG_INFO, "slurmd registered (%s)", n->state_str);
+                if (o->active_usec)
+                        metrics_histogram_observe(&o->l->stats.active_to_registered,
+                                                  (double) (now_usec() - o->active_usec) / USEC_PER_SEC);
                 op_finish(o, true);
                 return;
         }

@@ -34,6 +34,7 @@
 #include "cloud.h"
 #include "config.h"
 #include "ctld.h"
+#include "metrics.h"
 #include "macro.h"
 #include "nodemap.h"
 #include "push.h"
@@ -74,6 +75,8 @@ struct lifecycle_stats {
         uint64_t cloud_errors;              /* since start-up */
         unsigned cloud_errors_last_hour;
         unsigned active;                    /* operations being carried out */
+        struct metrics_histogram create_to_active;      /* resumes since start-up */
+        struct metrics_histogram active_to_registered;
 };
 
 /* CONFIG and MAP stay owned by the caller and must outlive the lifecycle or

@@ -6,7 +6,39 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cloud.h"
+#include "journal.h"
+#include "lifecycle.h"
 #include "macro.h"
+#include "protocol.h"
+#include "state.h"
+
+/* Upper bounds of the histogram buckets, seconds (the last bucket is +Inf). */
+static const double histogram_bounds[METRICS_HISTOGRAM_BUCKETS - 1] = {
+        5, 10, 20, 30, 60, 120, 300, 600, 1200, 1800,
+};
+
+void metrics_histogram_observe(struct metrics_histogram *h, double seconds) {
+        size_t i = 0;
+
+        while (i < ELEMENTSOF(histogram_bounds) && seconds > histogram_bounds[i])
+                i++;
+        h->buckets[i]++;
+        h->count++;
+        h->sum += seconds;
+}
+
+static void render_histogram(FILE *f, const char *name, const char *help, const struct metrics_histogram *h) {
+        uint64_t cumulative = 0;
+
+        fprintf(f, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
+        for (size_t i = 0; i < ELEMENTSOF(histogram_bounds); i++) {
+                cumulative += h->buckets[i];
+                fprintf(f, "%s_bucket{le=\"%g\"} %llu\n", name, histogram_bounds[i], (unsigned long long) cumulative);
+        }
+        fprintf(f, "%s_bucket{le=\"+Inf\"} %llu\n", name, (unsigned long long) h->count);
+        fprintf(f, "%s_sum %.3f\n%s_count %llu\n", name, h->sum, name, (unsigned long long) h->count);
+}
 
 static void header(FILE *f, const char *name, const char *type, const char *help) {
         fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
@@ -113,6 +145,11 @@ static void render_lifecycle(FILE *f, const struct lifecycle *l) {
         fprintf(f, "elasticd_orphans_deleted_total %llu\n", (unsigned long long) ls.orphans_deleted);
         header(f, "elasticd_reconciles_total", "counter", "Reconciliation passes since start-up.");
         fprintf(f, "elasticd_reconciles_total %llu\n", (unsigned long long) ls.reconciles);
+        render_histogram(f, "elasticd_create_to_active_seconds",
+                         "From the create call until Nova reported the instance ACTIVE (resume).",
+                         &ls.create_to_active);
+        render_histogram(f, "elasticd_active_to_registered_seconds",
+                         "From ACTIVE until slurmd registered (resume).", &ls.active_to_registered);
 }
 
 static void render_cloud(FILE *f, const struct cloud *c) {

@@ -91,6 +91,10 @@ def main():
         ok(a.get('elasticd_operations_started_total{kind="resume"}') is not None,
            "operation counters by kind are there", repr(a))
 
+        ok(a.get("elasticd_create_to_active_seconds_count") == 0 and
+           a.get('elasticd_active_to_registered_seconds_bucket{le="+Inf"}') == 0,
+           "the boot histograms are there, empty without a cloud", repr(a))
+
         j = subprocess.run([ELASTICCTL, "-s", d.socket, "--json", "metrics"], capture_output=True, text=True,
                            timeout=30)
         ok(j.returncode == 0 and '"text"' in j.stdout, "elasticctl --json metrics gives the reply object",
