@@ -10,6 +10,7 @@
 #include "glance.h"
 #include "keystone.h"
 #include "log.h"
+#include "neutron.h"
 
 #define USEC_PER_SEC UINT64_C(1000000)
 #define USEC_PER_MSEC UINT64_C(1000)
@@ -26,17 +27,19 @@ enum call_kind {
         CALL_CONSOLE,
         CALL_FLAVOR,
         CALL_IMAGE,
+        CALL_NETWORK,
 };
 
 enum call_step {
         STEP_MAIN,          /* the call's own request (create: the POST) */
         STEP_LOOKUP,        /* create: find the server of an unclear POST */
-        STEP_LIST,          /* flavor/image resolve: search by name */
+        STEP_LIST,          /* flavor/image/network resolve: search by name */
 };
 
 enum cache_kind {
         CACHE_FLAVOR,
         CACHE_IMAGE,
+        CACHE_NETWORK,
 };
 
 struct cache_entry {
@@ -106,6 +109,8 @@ struct cloud {
         char *compute_url;
         char *image_url;
         char *image_url_error;
+        char *network_url;
+        char *network_url_error;
         struct http_request *auth_req;
         struct http_request *version_req;
         bool version_ok;           /* the compute API speaks NOVA_MICROVERSION */
@@ -141,6 +146,8 @@ static void cloud_destroy(struct cloud *c) {
         free(c->compute_url);
         free(c->image_url);
         free(c->image_url_error);
+        free(c->network_url);
+        free(c->network_url_error);
         os_error_clear(&c->auth_err);
         sd_event_source_disable_unref(c->auth_fail);
         while (c->cache) {
@@ -503,7 +510,7 @@ static int on_auth_fail(sd_event_source *s, void *userdata) {
 static void auth_done(struct http_request *req, const struct http_response *resp, void *userdata) {
         struct cloud *c = userdata;
         _cleanup_(keystone_token_freep) struct keystone_token *t = NULL;
-        _cleanup_free_ char *compute = NULL, *image = NULL;
+        _cleanup_free_ char *compute = NULL, *image = NULL, *network = NULL;
         struct os_error ierr = {};
         int r;
 
@@ -538,6 +545,12 @@ static void auth_done(struct http_request *req, const struct http_response *resp
         if (keystone_endpoint_url(t, c->config, "image", &image, &ierr) < 0)
                 c->image_url_error = strdup(ierr.message ? ierr.message : "no image endpoint");
         os_error_clear(&ierr);
+        /* Likewise Neutron, for network names only. */
+        free(c->network_url_error);
+        c->network_url_error = NULL;
+        if (keystone_endpoint_url(t, c->config, "network", &network, &ierr) < 0)
+                c->network_url_error = strdup(ierr.message ? ierr.message : "no network endpoint");
+        os_error_clear(&ierr);
 
         /* Renew before expiry: margin is at most half the token's lifetime. */
         time_t now = time(NULL);
@@ -552,6 +565,8 @@ static void auth_done(struct http_request *req, const struct http_response *resp
         c->compute_url = TAKE_PTR(compute);
         free(c->image_url);
         c->image_url = TAKE_PTR(image);
+        free(c->network_url);
+        c->network_url = TAKE_PTR(network);
         c->stats.auths++;
         log_debug("cloud: new token, valid for %" PRIu64 " s, used for %" PRIu64 " s", life / USEC_PER_SEC,
                   (life - margin) / USEC_PER_SEC);
@@ -674,11 +689,14 @@ static int step_send(struct cloud_call *k) {
         uint64_t t = c->opts.api_timeout_usec;
         int n = -1;
 
-        if (k->kind != CALL_IMAGE && !c->compute_url)
+        if (k->kind != CALL_IMAGE && k->kind != CALL_NETWORK && !c->compute_url)
                 return -ENOENT;
         if (k->kind == CALL_IMAGE && !c->image_url)
                 return os_error_set(&k->err, -ENOENT, "no image endpoint: %s",
                                     c->image_url_error ? c->image_url_error : "unknown");
+        if (k->kind == CALL_NETWORK && !c->network_url)
+                return os_error_set(&k->err, -ENOENT, "no network endpoint: %s",
+                                    c->network_url_error ? c->network_url_error : "unknown");
         if (k->arg && !(esc = url_escape(k->arg)))
                 return -ENOMEM;
         if (k->marker && !(mk = url_escape(k->marker)))
@@ -744,10 +762,15 @@ static int step_send(struct cloud_call *k) {
                         n = asprintf(&url, "%s/images?name=%s&limit=%u%s%s", c->image_url, esc, c->opts.page_size,
                                      mk ? "&marker=" : "", mk ? mk : "");
                 break;
+        case CALL_NETWORK:
+                /* Neutron's name filter is exact; a marker appears only when it paginates. */
+                n = asprintf(&url, "%s/networks?name=%s%s%s", c->network_url, esc, mk ? "&marker=" : "",
+                             mk ? mk : "");
+                break;
         }
         if (n < 0)
                 return -ENOMEM;
-        return call_send(k, "GET", url, k->kind != CALL_IMAGE, t, true);
+        return call_send(k, "GET", url, k->kind != CALL_IMAGE && k->kind != CALL_NETWORK, t, true);
 }
 
 /* Fill K's error from a failed HTTP exchange and return the errno. */
@@ -761,6 +784,8 @@ static int call_http_error(struct cloud_call *k, struct http_request *req, const
                 path = url + strlen(c->compute_url);
         else if (c->image_url && strncmp(url, c->image_url, strlen(c->image_url)) == 0)
                 path = url + strlen(c->image_url);
+        else if (c->network_url && strncmp(url, c->network_url, strlen(c->network_url)) == 0)
+                path = url + strlen(c->network_url);
 
         os_error_clear(&k->err);
         k->err.status = resp->status;
@@ -900,6 +925,10 @@ static int page_append(struct cloud_call *k, struct nova_server_page *p) {
         return 0;
 }
 
+static enum cache_kind resolve_cache_kind(enum call_kind kind) {
+        return kind == CALL_FLAVOR ? CACHE_FLAVOR : kind == CALL_IMAGE ? CACHE_IMAGE : CACHE_NETWORK;
+}
+
 static int found_add(struct cloud_call *k, const char *id) {
         char **a = realloc(k->found_ids, (k->n_found + 1) * sizeof(*a));
         if (!a)
@@ -914,7 +943,8 @@ static int found_add(struct cloud_call *k, const char *id) {
 /* After the last page of a name search: exactly one match resolves. */
 static void resolve_finish(struct cloud_call *k, const char *what) {
         if (k->n_found == 0) {
-                (void) os_error_set(&k->err, -ENOENT, "no %s named or with id '%s'", what, k->arg);
+                (void) os_error_set(&k->err, -ENOENT, "no %s named %s'%s'", what,
+                                    k->kind == CALL_NETWORK ? "" : "or with id ", k->arg);
                 call_finish(k, -ENOENT);
                 return;
         }
@@ -926,7 +956,7 @@ static void resolve_finish(struct cloud_call *k, const char *what) {
         }
         k->result_id = TAKE_PTR(k->found_ids[0]);
         k->n_found = 0;
-        cache_put(k->cloud, k->kind == CALL_FLAVOR ? CACHE_FLAVOR : CACHE_IMAGE, k->arg, k->result_id);
+        cache_put(k->cloud, resolve_cache_kind(k->kind), k->arg, k->result_id);
         os_error_clear(&k->err);
         call_finish(k, 0);
 }
@@ -1052,6 +1082,33 @@ static void image_done(struct cloud_call *k, struct http_request *req, const str
         resolve_finish(k, "image");
 }
 
+static void network_done(struct cloud_call *k, struct http_request *req, const struct http_response *resp) {
+        _cleanup_(neutron_network_list_freep) struct neutron_network_list *l = NULL;
+        int r;
+
+        if (resp->error < 0 || resp->status != 200) {
+                call_finish(k, call_http_error(k, req, resp));
+                return;
+        }
+        r = neutron_parse_network_list(resp->body, resp->body_size, &l, &k->err);
+        if (r < 0) {
+                call_finish(k, r);
+                return;
+        }
+        /* The filter is server-side; check the names anyway. */
+        for (size_t i = 0; i < l->n_networks; i++)
+                if (l->networks[i].name && strcmp(l->networks[i].name, k->arg) == 0 &&
+                    found_add(k, l->networks[i].id) < 0) {
+                        call_finish(k, -ENOMEM);
+                        return;
+                }
+        if (l->next_marker && l->n_networks > 0) {
+                next_page(k, &l->next_marker);
+                return;
+        }
+        resolve_finish(k, "network");
+}
+
 static size_t method_index(const char *m) {
         static const char *const methods[] = { "GET", "POST", "PUT", "DELETE" };
         for (size_t i = 0; i < ELEMENTSOF(methods); i++)
@@ -1156,6 +1213,9 @@ static void call_http_done(struct http_request *req, const struct http_response 
                 return;
         case CALL_IMAGE:
                 image_done(k, req, resp);
+                return;
+        case CALL_NETWORK:
+                network_done(k, req, resp);
                 return;
         }
 }
@@ -1425,10 +1485,16 @@ static int resolve(struct cloud *c, enum call_kind kind, const char *name_or_id,
 
         if (!name_or_id)
                 return -EINVAL;
-        r = simple_call(c, kind, kind == CALL_FLAVOR ? "flavor" : "image", name_or_id, cb, userdata, NULL, &k);
+        r = simple_call(c, kind, kind == CALL_FLAVOR ? "flavor" : kind == CALL_IMAGE ? "image" : "network",
+                        name_or_id, cb, userdata, NULL, &k);
         if (r < 0)
                 return r;
-        cached = cache_get(c, kind == CALL_FLAVOR ? CACHE_FLAVOR : CACHE_IMAGE, name_or_id);
+        /* Nova takes a network uuid, "none" and "auto" as they are. */
+        if (kind == CALL_NETWORK && (neutron_is_uuid(name_or_id) || strcmp(name_or_id, "none") == 0 ||
+                                     strcmp(name_or_id, "auto") == 0))
+                cached = name_or_id;
+        else
+                cached = cache_get(c, resolve_cache_kind(kind), name_or_id);
         if (cached) {
                 k->result_id = strdup(cached);
                 r = k->result_id ? call_later(k, 0, true, 0) : -ENOMEM;
@@ -1444,7 +1510,7 @@ static int resolve(struct cloud *c, enum call_kind kind, const char *name_or_id,
                 return 0;
         }
         /* Glance answers 400 to a malformed id: search by name straight away. */
-        if (kind == CALL_IMAGE && !looks_like_uuid(name_or_id))
+        if ((kind == CALL_IMAGE && !looks_like_uuid(name_or_id)) || kind == CALL_NETWORK)
                 k->step = STEP_LIST;
         return call_start(k, ret_call_id);
 }
@@ -1457,6 +1523,11 @@ int cloud_flavor_resolve(struct cloud *c, const char *name_or_id, cloud_callback
 int cloud_image_resolve(struct cloud *c, const char *name_or_id, cloud_callback_t cb, void *userdata,
                         uint64_t *ret_call_id) {
         return resolve(c, CALL_IMAGE, name_or_id, cb, userdata, ret_call_id);
+}
+
+int cloud_network_resolve(struct cloud *c, const char *name_or_id, cloud_callback_t cb, void *userdata,
+                          uint64_t *ret_call_id) {
+        return resolve(c, CALL_NETWORK, name_or_id, cb, userdata, ret_call_id);
 }
 
 static const char *create_meta(const struct nova_create *spec, const char *key) {

@@ -1,4 +1,4 @@
-/* cloud.h - the asynchronous OpenStack client: a Keystone token, Nova servers and Glance images over http.h. */
+/* cloud.h - the asynchronous OpenStack client: a Keystone token, Nova servers, Glance images and Neutron networks over http.h. */
 #pragma once
 
 #include <stdbool.h>
@@ -30,14 +30,15 @@ struct cloud_options {
         unsigned max_calls;             /* calls in progress; more: -EBUSY [1024] */
         uint64_t token_margin_usec;     /* renew a token this long before it expires, at most
                                          * half its lifetime [5 min] */
-        uint64_t cache_ttl_usec;        /* flavor and image name -> id cache [10 min] */
+        uint64_t cache_ttl_usec;        /* flavor, image and network name -> id cache [10 min] */
         unsigned page_size;             /* servers per list page [1000, Nova's default max] */
 };
 
 /* The outcome of a call, valid during the callback only.
  * error: 0, or
- *   -ENOENT       404 (show; a flavor/image that does not exist)
- *   -ENOTUNIQ     a flavor/image name that matches more than one
+ *   -ENOENT       404 (show; a flavor/image/network that does not exist, or
+ *                 no image/network endpoint)
+ *   -ENOTUNIQ     a flavor/image/network name that matches more than one
  *   -EINVAL       400, or a request elasticd refused to send
  *   -EACCES       401 even after a fresh token (bad credentials)
  *   -EPERM        403
@@ -52,7 +53,7 @@ struct cloud_options {
 struct cloud_result {
         int error;
         const struct os_error *os;               /* never NULL */
-        const char *id;                          /* create: server id; resolve: flavor/image id */
+        const char *id;                          /* create: server id; resolve: flavor/image/network id */
         bool adopted;                            /* create: found the server of an unclear POST */
         const struct nova_server *server;        /* show */
         struct nova_server *const *servers;      /* list */
@@ -123,6 +124,11 @@ int cloud_flavor_resolve(struct cloud *c, const char *name_or_id, cloud_callback
                          uint64_t *ret_call_id);
 int cloud_image_resolve(struct cloud *c, const char *name_or_id, cloud_callback_t cb, void *userdata,
                         uint64_t *ret_call_id);
+/* A Neutron network name -> its uuid (GET <network endpoint>/networks?name=).
+ * A uuid, "none" and "auto" are Nova's own and come back as they are, with
+ * no request. */
+int cloud_network_resolve(struct cloud *c, const char *name_or_id, cloud_callback_t cb, void *userdata,
+                          uint64_t *ret_call_id);
 
 /* Stop a call; its callback will not be called. -ENOENT if it is not running. */
 int cloud_cancel(struct cloud *c, uint64_t call_id);

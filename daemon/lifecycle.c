@@ -15,6 +15,8 @@
 #include <slurm/slurm.h>
 
 #include "log.h"
+#include "neutron.h"
+#include "strv.h"
 
 #define USEC_PER_SEC 1000000ULL
 #define DEFAULT_POLL_USEC (2 * USEC_PER_SEC)
@@ -99,6 +101,9 @@ struct lc_op {
         char *address;
         char *flavor_id;
         char *image_id;
+        char **network_ids;      /* Nova's "networks", from the group's names; NULL-terminated */
+        size_t n_network_ids;
+        bool networks_resolved;
         uint64_t call_id;
         sd_event_source *timer;
         uint64_t deadline_usec;  /* CLOCK_MONOTONIC; 0: none */
@@ -324,6 +329,7 @@ static void op_free(struct lc_op *o) {
         free(o->address);
         free(o->flavor_id);
         free(o->image_id);
+        strv_free(o->network_ids);
         free(o);
 }
 
@@ -688,6 +694,20 @@ static int start_image(struct lc_op *o, cloud_callback_t cb, void *ud, uint64_t 
         return cloud_image_resolve(o->l->env.cloud, op_group(o)->image, cb, ud, id);
 }
 
+/* The group's network that is resolved next, or NULL once all are (or the
+ * group went away). */
+static const char *op_next_network(const struct lc_op *o) {
+        const struct config_group *g = op_group(o);
+
+        return g && o->n_network_ids < strv_length(g->networks) ? g->networks[o->n_network_ids] : NULL;
+}
+
+static int start_network(struct lc_op *o, cloud_callback_t cb, void *ud, uint64_t *id) {
+        const char *name = op_next_network(o);
+
+        return name ? cloud_network_resolve(o->l->env.cloud, name, cb, ud, id) : -ESTALE;
+}
+
 static int start_show(struct lc_op *o, cloud_callback_t cb, void *ud, uint64_t *id) {
         return cloud_server_show(o->l->env.cloud, o->instance_id, cb, ud, id);
 }
@@ -759,7 +779,7 @@ static int start_create(struct lc_op *o, cloud_callback_t cb, void *ud, uint64_t
                 .name = o->node,
                 .flavor_ref = o->flavor_id,
                 .image_ref = o->image_id,
-                .networks = (const char *const *) g->networks,
+                .networks = (const char *const *) o->network_ids,
                 .security_groups = (const char *const *) g->security_groups,
                 .key_name = g->key_name,
                 .metadata = md,
@@ -804,6 +824,67 @@ static void on_resume_found(struct lc_op *o, const struct cloud_result *res) {
         op_step(o, STEP_BUILDING);
 }
 
+static int network_ids_add(struct lc_op *o, const char *id) {
+        char **a = realloc(o->network_ids, (o->n_network_ids + 2) * sizeof(*a));
+
+        if (!a)
+                return -ENOMEM;
+        o->network_ids = a;
+        if (!(a[o->n_network_ids] = strdup(id)))
+                return -ENOMEM;
+        a[++o->n_network_ids] = NULL;
+        return 0;
+}
+
+static void op_resolve_networks(struct lc_op *o);
+
+static void on_network_resolved(struct lc_op *o, const struct cloud_result *res) {
+        if (res->error) {
+                if (error_transient(res->error) && !op_past_deadline(o)) {
+                        op_wait_timer(o, o->l->opts.retry_usec);
+                        return;
+                }
+                op_fail(o, "network %s: %s", op_next_network(o) ?: "?", res_message(res));
+                return;
+        }
+        if (network_ids_add(o, res->id) < 0) {
+                op_wait_timer(o, o->l->opts.retry_usec);
+                return;
+        }
+        op_resolve_networks(o);
+}
+
+/* Flavor, image and networks are ids now. An instance elasticd already knows
+ * for this node (an earlier resume, a crash during creating): look at it
+ * before creating another. */
+static void op_resolved(struct lc_op *o) {
+        if (o->instance_id)
+                op_cloud(o, start_show, on_resume_found);
+        else if (o->step == STEP_CREATING)
+                op_cloud(o, start_list_by_name, on_resume_found);
+        else
+                op_step(o, STEP_CREATING);
+}
+
+/* Nova takes only network ids: look up each name, one after the other.
+ * Ids, "none" and "auto" need no call. */
+static void op_resolve_networks(struct lc_op *o) {
+        const char *next;
+
+        while ((next = op_next_network(o)) && (neutron_is_uuid(next) || strcmp(next, "none") == 0 ||
+                                                strcmp(next, "auto") == 0))
+                if (network_ids_add(o, next) < 0) {
+                        op_wait_timer(o, o->l->opts.retry_usec);
+                        return;
+                }
+        if (next) {
+                op_cloud(o, start_network, on_network_resolved);
+                return;
+        }
+        o->networks_resolved = true;
+        op_resolved(o);
+}
+
 static void on_image_resolved(struct lc_op *o, const struct cloud_result *res) {
         if (res->error) {
                 if (error_transient(res->error) && !op_past_deadline(o)) {
@@ -814,14 +895,10 @@ static void on_image_resolved(struct lc_op *o, const struct cloud_result *res) {
                 return;
         }
         set_string(&o->image_id, res->id);
-        /* An instance elasticd already knows for this node (an earlier resume,
-         * a crash during creating): look at it before creating another. */
-        if (o->instance_id)
-                op_cloud(o, start_show, on_resume_found);
-        else if (o->step == STEP_CREATING)
-                op_cloud(o, start_list_by_name, on_resume_found);
-        else
-                op_step(o, STEP_CREATING);
+        o->network_ids = strv_free(o->network_ids);
+        o->n_network_ids = 0;
+        o->networks_resolved = false;
+        op_resolve_networks(o);
 }
 
 static void on_flavor_resolved(struct lc_op *o, const struct cloud_result *res) {
@@ -1301,7 +1378,7 @@ static void op_advance(struct lc_op *o) {
         case STEP_CREATING:
                 /* "creating" is on disk before the POST. Coming here with the
                  * ids unresolved means a restart: look before creating. */
-                if (!o->flavor_id || !o->image_id) {
+                if (!o->flavor_id || !o->image_id || !o->networks_resolved) {
                         op_cloud(o, start_flavor, on_flavor_resolved);
                         return;
                 }

@@ -106,6 +106,10 @@ def glance_error(status, message, req):
     return Reply(status, raw=html.encode(), ctype="text/html; charset=UTF-8")
 
 
+def neutron_error(status, typ, message):
+    return Reply(status, {"NeutronError": {"type": typ, "message": message, "detail": ""}})
+
+
 def schema_error(field, value, why):
     # Nova formats the value with %s (so a bare string prints unquoted) and
     # jsonschema's reason with repr.
@@ -162,6 +166,7 @@ class Api:
         self.compute = self.base + "/compute/v2.1"
         self.compute_root = self.base + "/compute"
         self.image_url = self.base + "/image"
+        self.network_url = self.base + "/network"
         self.identity = self.base + "/v3/"
         n = uuid.NAMESPACE_URL
         self.routes = []
@@ -202,8 +207,12 @@ class Api:
         R("GET", r"/image/?", self.glance_versions, "image")
         R("GET", r"/image/v2/images", self.glance_list, "image", True)
         R("GET", r"/image/v2/images/(?P<iid>[^/]+)", self.glance_show, "image", True)
+        # Neutron: the one network, read-only
+        R("GET", r"/network/?", self.neutron_versions, "network")
+        R("GET", r"/network/v2\.0/networks", self.neutron_networks, "network", True)
+        R("GET", r"/network/v2\.0/networks/(?P<nid>[^/]+)", self.neutron_network, "network", True)
         self.catalog_ids = {s: uuid.uuid5(n, "svc:" + s).hex
-                            for s in ("identity", "compute", "image")}
+                            for s in ("identity", "compute", "image", "network")}
 
     def _route(self, method, rx, fn, service, auth=False):
         # The route's name in stats: /compute/v2.1/servers/{sid}/action
@@ -214,7 +223,8 @@ class Api:
     def match(self, method, path):
         """(fn, kwargs, service, auth, route-template); fn None if no route."""
         service = ("compute" if path.startswith("/compute") else
-                   "image" if path.startswith("/image") else "identity")
+                   "image" if path.startswith("/image") else
+                   "network" if path.startswith("/network") else "identity")
         allowed = False
         for m, rx, fn, svc, auth, name in self.routes:
             mo = rx.match(path)
@@ -281,7 +291,7 @@ class Api:
         req.service = service
         try:
             try:
-                if fn is None and req.path.startswith(("/compute/v2.1/", "/image/v2/")):
+                if fn is None and req.path.startswith(("/compute/v2.1/", "/image/v2/", "/network/v2.0/")):
                     # The auth middleware runs before routing, as in Nova/Glance.
                     self.authenticate(req, service)
                 if fn is None:
@@ -293,6 +303,11 @@ class Api:
                     if service == "image":
                         raise glance_error(404 if not kw["_allowed"] else 405,
                                            "The resource could not be found.", req)
+                    if service == "network":
+                        raise neutron_error(404 if not kw["_allowed"] else 405, "HTTPNotFound"
+                                            if not kw["_allowed"] else "HTTPMethodNotAllowed",
+                                            "The resource could not be found." if not kw["_allowed"]
+                                            else "The method is not allowed for this resource.")
                     raise keystone_error(404, "The resource could not be found.",
                                          "Not Found")
                 if auth:
@@ -446,6 +461,7 @@ class Api:
     def _catalog(self):
         out = []
         for typ, name, url in (("image", "glance", self.image_url),
+                               ("network", "neutron", self.network_url),
                                ("compute", "nova", self.compute),
                                ("identity", "keystone", self.identity)):
             eps = []
@@ -1293,6 +1309,46 @@ class Api:
         return Reply(200, self._image_view(i))
 
 
+    # ---- Neutron ----------------------------------------------------
+    def neutron_versions(self, req):
+        return Reply(200, {"versions": [{"id": "v2.0", "status": "CURRENT", "links": [
+            {"rel": "self", "href": self.network_url + "/v2.0/"}]}]})
+
+    def _network_view(self, req):
+        net = self.cloud.network
+        pid = req.token["project"]["id"] if getattr(req, "token", None) else ""
+        subnet = str(uuid.uuid5(uuid.NAMESPACE_URL, "subnet:" + net["id"]))
+        return {"id": net["id"], "name": net["name"], "tenant_id": pid, "project_id": pid,
+                "admin_state_up": True, "mtu": 1450, "status": "ACTIVE", "subnets": [subnet],
+                "shared": False, "availability_zone_hints": [], "availability_zones": ["nova"],
+                "ipv4_address_scope": None, "ipv6_address_scope": None, "router:external": False,
+                "description": "", "port_security_enabled": True, "dns_domain": None,
+                "l2_adjacency": True, "qos_policy_id": None, "tags": [],
+                "created_at": "2026-11-01T00:00:00Z", "updated_at": "2026-11-01T00:00:00Z",
+                "revision_number": 2}
+
+    def neutron_networks(self, req):
+        """GET /v2.0/networks: filters are exact matches on any field, repeats OR'ed."""
+        view = self._network_view(req)
+        for key in {k for k, _ in req.query}:
+            if key in ("fields", "limit", "marker", "page_reverse", "sort_key", "sort_dir"):
+                continue
+            vals = req.params(key)
+            have = view.get(key)
+            if isinstance(have, bool):
+                have = "true" if have else "false"
+                vals = [v.lower() for v in vals]
+            if key not in view or str(have) not in vals:
+                return Reply(200, {"networks": []})
+        return Reply(200, {"networks": [view]})
+
+    def neutron_network(self, req, nid):
+        view = self._network_view(req)
+        if nid != view["id"]:
+            raise neutron_error(404, "NetworkNotFound", "Network %s could not be found." % nid)
+        return Reply(200, {"network": view})
+
+
 def secrets_equal(a, b):
     import hmac
     return hmac.compare_digest(a.encode(), b.encode())
@@ -1582,6 +1638,8 @@ class Handler(BaseHTTPRequestHandler):
             elif path.startswith("/image"):
                 if r.status != 401:     # Glance's 401 comes without one
                     hdrs += [("X-Openstack-Request-Id", rid)]
+            elif path.startswith("/network"):
+                hdrs += [("X-Openstack-Request-Id", rid)]
             else:
                 hdrs += [("x-openstack-request-id", rid)]
                 if not any(h[0] == "Vary" for h in hdrs):
@@ -1604,6 +1662,9 @@ class Handler(BaseHTTPRequestHandler):
                               "http://bugs.launchpad.net/nova/ and attach the Nova "
                               "API log if possible.\n<class 'oslo_db.exception."
                               "DBConnectionError'>")
+        if service == "network":
+            return neutron_error(500, "HTTPInternalServerError", "Request Failed: internal server "
+                                 "error while processing your request.")
         if service == "image":
             return Reply(500, {"message": "The server has either erred or is "
                                "incapable of performing the requested operation."

@@ -23,6 +23,7 @@ import harness  # noqa: E402
 FIXTURES = os.path.join(HERE, "..", "fixtures", "openstack")
 IMAGE = "012ff1c6-dc8d-4e82-8f73-8a2a63093040"
 IMAGE2 = "7c1f2f0e-3a4b-4d2c-9e8f-5a6b7c8d9e0f"
+NETWORK_ID = harness.NETWORK_ID
 REAL_COMPUTE = "http://127.0.0.1:8774"
 MV = "compute 2.37"
 
@@ -166,7 +167,7 @@ def auth_password_by_name_and_id():
     eq(tok["project"]["name"], "demo", "project")
     eq([r["name"] for r in tok["roles"]], ["reader", "member"], "roles")
     types = {c["type"]: c for c in tok["catalog"]}
-    eq(sorted(types), ["compute", "identity", "image"], "catalog")
+    eq(sorted(types), ["compute", "identity", "image", "network"], "catalog")
     eq(sorted(e["interface"] for e in types["compute"]["endpoints"]),
        ["admin", "internal", "public"], "interfaces")
     eq(types["compute"]["endpoints"][0]["url"], E.base + "/compute/v2.1", "compute url")
@@ -743,6 +744,48 @@ def flavors_images_limits():
     assert out["next"].startswith("/v2/images?limit=1&marker="), out
     st, _, out = E.call("GET", "/compute/v2.1/limits", token=TOKEN)
     eq(out["limits"]["absolute"]["maxTotalInstances"], -1, "unlimited")
+
+
+@test
+def neutron_networks():
+    st, _, out = E.call("GET", "/v3/auth/tokens", token=TOKEN, headers={"X-Subject-Token": TOKEN})
+    net = [c for c in out["token"]["catalog"] if c["type"] == "network"]
+    eq(sorted(e["interface"] for e in net[0]["endpoints"]), ["admin", "internal", "public"], "catalog")
+    eq({e["url"] for e in net[0]["endpoints"]}, {E.base + "/network"}, "endpoint")
+    st, h, out = E.call("GET", "/network/v2.0/networks?name=private", token=TOKEN)
+    eq((st, [n["id"] for n in out["networks"]]), (200, [NETWORK_ID]), "by name")
+    n = out["networks"][0]
+    for k in ("id", "name", "status", "admin_state_up", "subnets", "shared", "project_id",
+              "tenant_id", "mtu", "router:external"):
+        assert k in n, (k, n)
+    eq((n["name"], n["status"], n["admin_state_up"]), ("private", "ACTIVE", True), "fields")
+    assert h["x-openstack-request-id"].startswith("req-"), h
+    st, _, out = E.call("GET", "/network/v2.0/networks?name=nope", token=TOKEN)
+    eq((st, out), (200, {"networks": []}), "unknown name")
+    st, _, out = E.call("GET", "/network/v2.0/networks?name=nope&name=private", token=TOKEN)
+    eq(len(out["networks"]), 1, "repeated filter ORs")
+    st, _, out = E.call("GET", "/network/v2.0/networks?admin_state_up=True", token=TOKEN)
+    eq(len(out["networks"]), 1, "bool filter")
+    st, _, out = E.call("GET", "/network/v2.0/networks", token=TOKEN)
+    eq(len(out["networks"]), 1, "all")
+    st, _, out = E.call("GET", "/network/v2.0/networks/" + NETWORK_ID, token=TOKEN)
+    eq((st, out["network"]["name"]), (200, "private"), "show")
+    st, _, out = E.call("GET", "/network/v2.0/networks/0b6b1e2c-2f7e-4c5a-9d3b-8e1f0a2b3c4d", token=TOKEN)
+    eq((st, out["NeutronError"]["type"]), (404, "NetworkNotFound"), "show 404")
+    st, h, out = E.call("GET", "/network/v2.0/networks?name=private")
+    eq((st, out["error"]["code"]), (401, 401), "no token")
+    assert "www-authenticate" in h, h
+    st, _, out = E.call("GET", "/network/v2.0/ports", token=TOKEN)
+    eq((st, out["NeutronError"]["type"]), (404, "HTTPNotFound"), "unknown resource")
+    st, _, out = E.call("GET", "/network/")
+    eq(out["versions"][0]["id"], "v2.0", "versions")
+    emu = Emulator("--network-name", "hpc-net")
+    try:
+        tok = emu.token()
+        st, _, out = emu.call("GET", "/network/v2.0/networks?name=hpc-net", token=tok)
+        eq([n["id"] for n in out["networks"]], [NETWORK_ID], "--network-name")
+    finally:
+        emu.stop()
 
 
 @test
