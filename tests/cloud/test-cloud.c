@@ -347,6 +347,71 @@ static void test_resolve(void) {
         CHECK_INT(emu_stat("total"), before);
 }
 
+#define NETWORK "4b6b1e2c-2f7e-4c5a-9d3b-8e1f0a2b3c4d"
+
+static void test_network_resolve(void) {
+        _cleanup_(cloud_freep) struct cloud *c = new_cloud(CLUSTER, NULL, NULL);
+        struct result r = {};
+        long before;
+
+        emu_reset();
+        CHECK(wait_result(&r, cloud_network_resolve(c, "private", result_cb, &r, NULL)) == 0);
+        CHECK_INT(r.error, 0);
+        CHECK_STR(r.id, NETWORK);
+        result_clear(&r);
+        CHECK(wait_result(&r, cloud_network_resolve(c, "public", result_cb, &r, NULL)) == 0);
+        CHECK_INT(r.error, -ENOENT);
+        CHECK(r.message && strstr(r.message, "no network named 'public'") != NULL);
+        result_clear(&r);
+
+        /* Cached, and what Nova takes as is: no API call at all. */
+        before = emu_stat("total");
+        CHECK(wait_result(&r, cloud_network_resolve(c, "private", result_cb, &r, NULL)) == 0);
+        CHECK_STR(r.id, NETWORK);
+        result_clear(&r);
+        CHECK(wait_result(&r, cloud_network_resolve(c, "0b6b1e2c-2f7e-4c5a-9d3b-8e1f0a2b3c4d", result_cb, &r,
+                                                    NULL)) == 0);
+        CHECK_INT(r.error, 0);
+        CHECK_STR(r.id, "0b6b1e2c-2f7e-4c5a-9d3b-8e1f0a2b3c4d");
+        result_clear(&r);
+        CHECK(wait_result(&r, cloud_network_resolve(c, "none", result_cb, &r, NULL)) == 0);
+        CHECK_STR(r.id, "none");
+        result_clear(&r);
+        CHECK(wait_result(&r, cloud_network_resolve(c, "auto", result_cb, &r, NULL)) == 0);
+        CHECK_STR(r.id, "auto");
+        result_clear(&r);
+        CHECK_INT(emu_stat("total"), before);
+        CHECK(cloud_network_resolve(c, NULL, result_cb, &r, NULL) == -EINVAL);
+
+        /* A name needing escapes reaches Neutron as that name. */
+        CHECK(wait_result(&r, cloud_network_resolve(c, "priv ate&name=private", result_cb, &r, NULL)) == 0);
+        CHECK_INT(r.error, -ENOENT);
+        result_clear(&r);
+}
+
+/* network_endpoint_override wins over the catalog. */
+static void test_network_override(void) {
+        struct cloud_options o = { .cluster = CLUSTER };
+        struct cloud_config *cc = emu_config("demo", NULL);
+        _cleanup_(cloud_freep) struct cloud *c = NULL;
+        _cleanup_free_ char *err = NULL;
+        struct result r = {};
+        char url[192];
+
+        snprintf(url, sizeof(url), "%s/elsewhere", emu.base);
+        cc->network_endpoint_override = strdup(url);
+        if (cloud_new(ev, cc, &o, &c, &err) < 0) {
+                clouds_free(cc);
+                CHECK(false);
+                return;
+        }
+        CHECK(wait_result(&r, cloud_network_resolve(c, "private", result_cb, &r, NULL)) == 0);
+        CHECK(r.error < 0);
+        CHECK_INT(r.status, 404);
+        CHECK(!r.message || !strstr(r.message, "no network named"));
+        result_clear(&r);
+}
+
 static void test_token_expiry(void) {
         _cleanup_(cloud_freep) struct cloud *c = new_cloud(CLUSTER, NULL, NULL);
         struct cloud_stats st;
@@ -848,6 +913,8 @@ int main(void) {
         RUN(test_lifecycle);
         RUN(test_errors);
         RUN(test_resolve);
+        RUN(test_network_resolve);
+        RUN(test_network_override);
         RUN(test_token_expiry);
         RUN(test_token_renewal);
         RUN(test_bad_credentials);
