@@ -26,6 +26,9 @@ ELASTICCTL = os.environ.get("ELASTICCTL") or os.path.join(BUILD, "daemon", "elas
 EMULATOR = os.path.join(TESTS, "emulator", "emulator.py")
 INSTANCE = os.path.join(TESTS, "harness", "instance.py")
 NETWORK_ID = "4b6b1e2c-2f7e-4c5a-9d3b-8e1f0a2b3c4d"
+# The group names its network: every create resolves it through Neutron first
+# (the emulator's Nova refuses anything but the id).
+NETWORK_NAME = "private"
 
 # slurmctld runs hooks with an empty environment: name the private socket here.
 WRAPPER = """#!/bin/sh
@@ -167,7 +170,7 @@ class Stack:
             self.group_extra = PUSH.format(base=c.base, slurm_conf=c.slurm_conf) + self.group_extra
         nsutil.write_file(self.conf, CONFIG.format(
             cluster="t%d" % os.getpid(), base=c.base, slurm_conf=c.slurm_conf,
-            nodes=self.group.hostlist(), network=NETWORK_ID, resume_deadline=self.resume_deadline,
+            nodes=self.group.hostlist(), network=NETWORK_NAME, resume_deadline=self.resume_deadline,
             reconcile=self.reconcile, orphan_grace=self.orphan_grace,
             group_extra=self.group_extra), 0o600)
         self.start_daemon()
