@@ -567,6 +567,7 @@ struct config *config_free(struct config *c) {
         free(c->slurm_user);
         free(c->suspend_exc_file);
         free(c->admin_group);
+        free(c->metrics_listen);
         strv_free(c->reimage_words);
         free(c->endpoints.compute);
         free(c->endpoints.image);
@@ -786,6 +787,26 @@ static void parse_url(struct parse *p, const struct field *f, const struct ynode
         if ((strncmp(v->value, "https://", 8) != 0 && strncmp(v->value, "http://", 7) != 0) ||
             strpbrk(v->value, " \"<>\\^`{|}")) {
                 diag(p, &v->mark, "expected an http:// or https:// URL for %s, got %s", path, quote(q, v->value, v->len));
+                return;
+        }
+        set_string(p, dst, v);
+}
+
+/* "127.0.0.1:9464": a loopback IPv4 address and a port (metrics are not
+ * authenticated, so only this host may read them). */
+static void parse_loopback_listen(struct parse *p, const struct field *f, const struct ynode *v, const char *path,
+                                  void *dst) {
+        char q[QUOTE_MAX];
+        unsigned a, b, c, d, port;
+        int n = -1;
+
+        if (!expect_scalar(p, v, path, "an address:port") || !check_text(p, v, path, 32))
+                return;
+        if (sscanf(v->value, "%3u.%3u.%3u.%3u:%5u%n", &a, &b, &c, &d, &port, &n) != 5 || n != (int) v->len ||
+            a != 127 || b > 255 || c > 255 || d > 255 || port == 0 || port > 65535 || strchr(v->value, '+') ||
+            strchr(v->value, ' ')) {
+                diag(p, &v->mark, "expected a loopback address and port such as \"127.0.0.1:9464\" for %s, got %s",
+                     path, quote(q, v->value, v->len));
                 return;
         }
         set_string(p, dst, v);
@@ -1429,7 +1450,12 @@ enum {
         TOP_LIMITS,
         TOP_ENDPOINTS,
         TOP_GROUPS,
+        TOP_METRICS,
         _TOP_MAX,
+};
+
+static const struct field metrics_fields[] = {
+        STR("listen", parse_loopback_listen, metrics_listen, false, 0),
 };
 
 static const struct field top_fields[_TOP_MAX] = {
@@ -1444,6 +1470,7 @@ static const struct field top_fields[_TOP_MAX] = {
         [TOP_LIMITS] = SECTION("limits", limits_fields),
         [TOP_ENDPOINTS] = SECTION("endpoints", endpoint_fields),
         [TOP_GROUPS] = { "groups", parse_groups, 0, true, 0, 0, NULL, 0 },
+        [TOP_METRICS] = SECTION("metrics", metrics_fields),
 };
 
 #define GSTR(k, fn, member, req) { k, fn, offsetof(struct config_group, member), req, 0, 0, NULL, 0 }
@@ -2156,6 +2183,9 @@ int config_print(const struct config *c, FILE *f) {
         print_key_string(f, "  ", "compute", c->endpoints.compute);
         print_key_string(f, "  ", "image", c->endpoints.image);
         print_key_string(f, "  ", "identity", c->endpoints.identity);
+
+        fputs("metrics:\n", f);
+        print_key_string(f, "  ", "listen", c->metrics_listen);
 
         fputs("groups:\n", f);
         for (size_t i = 0; i < c->n_groups; i++) {

@@ -108,6 +108,7 @@ struct config {
         char *slurm_conf;            /* default /etc/slurm/slurm.conf */
         char *slurm_user;            /* SlurmUser: may send hook requests; default "slurm" */
         char *suspend_exc_file;      /* elasticd's own Include'd file, optional */
+        char *metrics_listen;        /* "127.0.0.1:PORT": serve GET /metrics there; optional */
         char *admin_group;           /* may send admin requests (resize, reload), optional */
 
         char **reimage_words;        /* reboot reasons containing one of these rebuild; default {"reimage","rebuild"} */

@@ -13,6 +13,7 @@
 
 #include "auth.h"
 #include "cloud.h"
+#include "httpmetrics.h"
 #include "clouds.h"
 #include "config-build.h"
 #include "config.h"
@@ -54,6 +55,7 @@ struct elasticd {
         struct pusher *pusher;
         struct lifecycle *lifecycle;
         struct resize *resize;
+        struct httpmetrics *metrics;   /* GET /metrics on metrics.listen; NULL if not configured */
 
         /* Command line overrides, re-applied on reload. */
         const char *config_path;
@@ -497,7 +499,12 @@ static int open_cloud_and_slurm(struct elasticd *d) {
         return 0;
 }
 
+static int render_metrics(void *userdata, char **ret_text) {
+        return request_metrics_text(userdata, ret_text);
+}
+
 static void elasticd_done(struct elasticd *d) {
+        d->metrics = httpmetrics_free(d->metrics);   /* renders from everything below */
         /* ctld and the pushers first: their finished calls report to the lifecycle and resize. */
         d->ctld = ctld_free(d->ctld);
         d->pusher = pusher_free(d->pusher);
@@ -583,6 +590,17 @@ static int run(struct elasticd *d) {
         r = open_cloud_and_slurm(d);
         if (r < 0)
                 return r;
+        if (d->config->metrics_listen) {
+                _cleanup_free_ char *error = NULL;
+
+                /* A reload does not move it: like the socket, a change needs a restart. */
+                r = httpmetrics_new(d->event, d->config->metrics_listen, render_metrics, &d->ctx, &d->metrics, &error);
+                if (r < 0) {
+                        log_error("%s", error ? error : strerror(-r));
+                        return r;
+                }
+                log_info("Serving metrics at http://%s/metrics", d->config->metrics_listen);
+        }
 
         log_info("elasticd %s ready: %zu node group%s, %zu operations pending", ELASTICD_VERSION,
                  d->config->n_groups, d->config->n_groups == 1 ? "" : "s", request_ops_active(&d->ctx));

@@ -409,9 +409,7 @@ static int handle_status(struct request_context *ctx, const char *id, const stru
         return 0;
 }
 
-static int handle_metrics(struct request_context *ctx, const char *id, const struct protocol_request *req,
-                          const struct server_peer *peer, json_t **ret_result, struct protocol_error *err) {
-        _cleanup_free_ char *text = NULL;
+int request_metrics_text(struct request_context *ctx, char **ret_text) {
         struct metrics_source src = {
                 .state = ctx->state,
                 .journal = ctx->journal,
@@ -421,9 +419,16 @@ static int handle_metrics(struct request_context *ctx, const char *id, const str
                 .requests_refused = ctx->n_refused,
                 .uptime_seconds = (now_monotonic() - ctx->start_usec) / 1000000,
         };
+
+        return metrics_render(&src, ret_text);
+}
+
+static int handle_metrics(struct request_context *ctx, const char *id, const struct protocol_request *req,
+                          const struct server_peer *peer, json_t **ret_result, struct protocol_error *err) {
+        _cleanup_free_ char *text = NULL;
         int r;
 
-        r = metrics_render(&src, &text);
+        r = request_metrics_text(ctx, &text);
         if (r < 0)
                 return r;
         *ret_result = json_pack("{s:s}", "text", text);

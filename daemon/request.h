@@ -49,5 +49,8 @@ struct request_context {
  * struct request_context. */
 void request_handle(struct server_client *c, json_t *body, const struct protocol_error *err, void *userdata);
 
+/* The Prometheus text of `elasticctl metrics` and GET /metrics (malloc'ed). */
+int request_metrics_text(struct request_context *ctx, char **ret_text);
+
 /* Operations pending or running. */
 size_t request_ops_active(const struct request_context *ctx);

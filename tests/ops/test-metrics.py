@@ -3,9 +3,11 @@
 accepted by promtool, moving as a scripted resume runs (TAP). No cloud and no
 slurmctld answer: the hook counters need neither."""
 
+import http.client
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 
@@ -26,6 +28,24 @@ def ok(cond, name, diag=""):
         for line in str(diag).splitlines():
             print("# " + line)
     print(("ok" if cond else "not ok") + " %d - %s" % (n, name))
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def http_get(port, path):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        c.request("GET", path)
+        r = c.getresponse()
+        return r.status, r.read().decode()
+    finally:
+        c.close()
 
 
 def metrics(d):
@@ -58,7 +78,8 @@ def promtool_ok(text, name):
 
 def main():
     tmp = et.make_tmp("ops-metrics")
-    d = et.Daemon(tmp, et.config_text(tmp))
+    port = free_port()
+    d = et.Daemon(tmp, et.config_text(tmp) + 'metrics:\n  listen: "127.0.0.1:%d"\n' % port)
     try:
         d.start()
         before = metrics(d)
@@ -94,6 +115,22 @@ def main():
         ok(a.get("elasticd_create_to_active_seconds_count") == 0 and
            a.get('elasticd_active_to_registered_seconds_bucket{le="+Inf"}') == 0,
            "the boot histograms are there, empty without a cloud", repr(a))
+
+        # The same over HTTP on the configured loopback address.
+        status, body = http_get(port, "/metrics")
+        ok(status == 200 and "elasticd_requests_total" in body, "GET /metrics answers 200 with the metrics",
+           "%s %r" % (status, body[:200]))
+        promtool_ok(body, "promtool check metrics accepts GET /metrics")
+        h = samples(body)
+        ok(h.get('elasticd_requests_total{type="resume"}') == 1, "HTTP shows the same counters", repr(h))
+        status, _ = http_get(port, "/other")
+        ok(status == 404, "another path is 404", status)
+        s = socket.create_connection(("127.0.0.1", port), timeout=10)
+        s.sendall(b"GET /metrics HTTP/1.0\r\n" + b"X: " + b"y" * 5000 + b"\r\n\r\n")
+        reply = s.recv(4096)
+        s.close()
+        ok(reply.startswith(b"HTTP/1.0 431"), "an oversized request is refused", repr(reply[:80]))
+        ok(d.ask("ping")["ok"], "the daemon still answers")
 
         j = subprocess.run([ELASTICCTL, "-s", d.socket, "--json", "metrics"], capture_output=True, text=True,
                            timeout=30)
