@@ -117,11 +117,13 @@ def chroot_run():
                  os.path.join(root, "etc/systemd/system/multi-user.target.wants/elasticd.service")]
         ok(all(os.path.exists(u) for u in units), "units installed")
         ok(all(os.path.lexists(w) for w in wants), "units enabled")
-        st = os.stat(os.path.join(root, "etc/elasticd/clouds.yaml"))
-        ok(st.st_mode & 0o777 == 0o600, "clouds.yaml is mode 0600", oct(st.st_mode))
+        clouds = os.path.join(root, "etc/elasticd/clouds.yaml")
+        ok(os.path.exists(clouds) and os.stat(clouds).st_mode & 0o777 == 0o600,
+           "clouds.yaml is mode 0600")
+        ps = os.path.join(root, "etc/slurm/power-saving.conf")
         ok(os.path.exists(os.path.join(root, "etc/slurm/elasticd-suspend-exc.conf"))
-           and "ResumeProgram=/usr/local/bin/elastic-resume" in
-           open(os.path.join(root, "etc/slurm/power-saving.conf")).read(),
+           and os.path.exists(ps)
+           and "ResumeProgram=/usr/local/bin/elastic-resume" in open(ps).read(),
            "slurm power-saving block and suspend-exclusion file written")
         r = run(argv, cwd=ANSIBLE, env=env)
         second = recap(r.stdout)
