@@ -52,9 +52,24 @@ def debian_mirror():
     return "http://deb.debian.org/debian"
 
 
+def cache_dir():
+    """Where the pristine root is kept: $ELASTICD_TEST_CACHE, else a machine
+    cache shared by every checkout (a clean CI clone reuses it), else the
+    build tree."""
+    for d in (os.environ.get("ELASTICD_TEST_CACHE"), "/var/cache/elasticd-tests"):
+        if d:
+            try:
+                os.makedirs(d, exist_ok=True)
+                if os.access(d, os.W_OK):
+                    return d
+            except OSError:
+                pass
+    return os.path.join(BUILD, "ansible-cache")
+
+
 def base_root():
-    """A pristine bookworm root, made once and kept in the build tree."""
-    cache = os.path.join(BUILD, "ansible-cache")
+    """A pristine bookworm root, made once and cached (cache_dir())."""
+    cache = cache_dir()
     os.makedirs(cache, exist_ok=True)
     root = os.path.join(cache, "bookworm")
     with open(os.path.join(cache, "lock"), "w") as lock:
@@ -87,6 +102,7 @@ def lint_and_syntax():
 
 
 def chroot_run():
+    os.makedirs(os.path.join(BUILD, "ansible-cache"), exist_ok=True)
     work = tempfile.mkdtemp(prefix=f"elasticd-ansible-{os.getpid()}-",
                             dir=os.path.join(BUILD, "ansible-cache"))
     root = os.path.join(work, "root")
