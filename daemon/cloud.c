@@ -507,24 +507,43 @@ static int on_auth_fail(sd_event_source *s, void *userdata) {
         return 0;
 }
 
+/* Start c->auth_err from RESP; on a transport failure fail the waiters and
+ * return true. */
+static bool auth_response_failed(struct cloud *c, struct http_request *req, const struct http_response *resp,
+                                 const char *method) {
+        os_error_clear(&c->auth_err);
+        c->auth_err.status = resp->status;
+        (void) os_error_set_request_id(&c->auth_err, resp->request_id);
+        if (resp->error >= 0)
+                return false;
+        (void) os_error_set(&c->auth_err, resp->error, "%s %s: %s", method, http_request_get_url(req),
+                            resp->error_text);
+        auth_fail_waiters(c, resp->error);
+        return true;
+}
+
+/* An endpoint only some calls need (image, network): its URL, or why it is
+ * missing in *ret_why for those calls to report. */
+static void optional_endpoint(struct cloud *c, const struct keystone_token *t, const char *type, char **ret_url,
+                              char **ret_why) {
+        struct os_error e = {};
+
+        *ret_why = mfree(*ret_why);
+        if (keystone_endpoint_url(t, c->config, type, ret_url, &e) < 0 &&
+            asprintf(ret_why, "%s", e.message ? e.message : "no such endpoint") < 0)
+                *ret_why = NULL;
+        os_error_clear(&e);
+}
+
 static void auth_done(struct http_request *req, const struct http_response *resp, void *userdata) {
         struct cloud *c = userdata;
         _cleanup_(keystone_token_freep) struct keystone_token *t = NULL;
         _cleanup_free_ char *compute = NULL, *image = NULL, *network = NULL;
-        struct os_error ierr = {};
         int r;
 
         c->auth_req = http_request_unref(c->auth_req);
-        os_error_clear(&c->auth_err);
-        c->auth_err.status = resp->status;
-        (void) os_error_set_request_id(&c->auth_err, resp->request_id);
-
-        if (resp->error < 0) {
-                (void) os_error_set(&c->auth_err, resp->error, "POST %s: %s", http_request_get_url(req),
-                                    resp->error_text);
-                auth_fail_waiters(c, resp->error);
+        if (auth_response_failed(c, req, resp, "POST"))
                 return;
-        }
         if (resp->status != 201) {
                 (void) keystone_parse_error(resp->body, resp->body_size, &c->auth_err);
                 if (!c->auth_err.message)
@@ -539,18 +558,9 @@ static void auth_done(struct http_request *req, const struct http_response *resp
                 auth_fail_waiters(c, r);
                 return;
         }
-        /* Only image calls need Glance: remember why it is missing. */
-        free(c->image_url_error);
-        c->image_url_error = NULL;
-        if (keystone_endpoint_url(t, c->config, "image", &image, &ierr) < 0)
-                c->image_url_error = strdup(ierr.message ? ierr.message : "no image endpoint");
-        os_error_clear(&ierr);
-        /* Likewise Neutron, for network names only. */
-        free(c->network_url_error);
-        c->network_url_error = NULL;
-        if (keystone_endpoint_url(t, c->config, "network", &network, &ierr) < 0)
-                c->network_url_error = strdup(ierr.message ? ierr.message : "no network endpoint");
-        os_error_clear(&ierr);
+        /* Only image calls need Glance, only network names Neutron. */
+        optional_endpoint(c, t, "image", &image, &c->image_url_error);
+        optional_endpoint(c, t, "network", &network, &c->network_url_error);
 
         /* Renew before expiry: margin is at most half the token's lifetime. */
         time_t now = time(NULL);
@@ -585,15 +595,8 @@ static void version_done(struct http_request *req, const struct http_response *r
         int r;
 
         c->version_req = http_request_unref(c->version_req);
-        os_error_clear(&c->auth_err);
-        c->auth_err.status = resp->status;
-        (void) os_error_set_request_id(&c->auth_err, resp->request_id);
-        if (resp->error < 0) {
-                (void) os_error_set(&c->auth_err, resp->error, "GET %s: %s", http_request_get_url(req),
-                                    resp->error_text);
-                auth_fail_waiters(c, resp->error);
+        if (auth_response_failed(c, req, resp, "GET"))
                 return;
-        }
         if (resp->status != 200) {
                 (void) os_error_from_body(&c->auth_err, resp->body, resp->body_size);
                 auth_fail_waiters(c, status_to_errno(resp->status, c->auth_err.message));
@@ -1019,15 +1022,6 @@ static void flavor_done(struct cloud_call *k, struct http_request *req, const st
                 return;
         }
         resolve_finish(k, "flavor");
-}
-
-static bool looks_like_uuid(const char *s) {
-        size_t n = 0;
-
-        for (; *s; s++, n++)
-                if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f') || (*s >= 'A' && *s <= 'F') || *s == '-'))
-                        return false;
-        return n == 36 || n == 32;
 }
 
 static void image_done(struct cloud_call *k, struct http_request *req, const struct http_response *resp) {
@@ -1490,8 +1484,7 @@ static int resolve(struct cloud *c, enum call_kind kind, const char *name_or_id,
         if (r < 0)
                 return r;
         /* Nova takes a network uuid, "none" and "auto" as they are. */
-        if (kind == CALL_NETWORK && (neutron_is_uuid(name_or_id) || strcmp(name_or_id, "none") == 0 ||
-                                     strcmp(name_or_id, "auto") == 0))
+        if (kind == CALL_NETWORK && neutron_network_is_literal(name_or_id))
                 cached = name_or_id;
         else
                 cached = cache_get(c, resolve_cache_kind(kind), name_or_id);
@@ -1510,7 +1503,7 @@ static int resolve(struct cloud *c, enum call_kind kind, const char *name_or_id,
                 return 0;
         }
         /* Glance answers 400 to a malformed id: search by name straight away. */
-        if ((kind == CALL_IMAGE && !looks_like_uuid(name_or_id)) || kind == CALL_NETWORK)
+        if ((kind == CALL_IMAGE && !neutron_is_uuid(name_or_id)) || kind == CALL_NETWORK)
                 k->step = STEP_LIST;
         return call_start(k, ret_call_id);
 }

@@ -871,8 +871,7 @@ static void op_resolved(struct lc_op *o) {
 static void op_resolve_networks(struct lc_op *o) {
         const char *next;
 
-        while ((next = op_next_network(o)) && (neutron_is_uuid(next) || strcmp(next, "none") == 0 ||
-                                                strcmp(next, "auto") == 0))
+        while ((next = op_next_network(o)) && neutron_network_is_literal(next))
                 if (network_ids_add(o, next) < 0) {
                         op_wait_timer(o, o->l->opts.retry_usec);
                         return;

@@ -85,6 +85,10 @@ int neutron_parse_network_list(const char *body, size_t len, struct neutron_netw
         return 0;
 }
 
+bool neutron_network_is_literal(const char *s) {
+        return s && (neutron_is_uuid(s) || strcmp(s, "none") == 0 || strcmp(s, "auto") == 0);
+}
+
 bool neutron_is_uuid(const char *s) {
         static const int groups[] = { 8, 4, 4, 4, 12 };
 

@@ -31,3 +31,7 @@ int neutron_parse_network_list(const char *body, size_t len, struct neutron_netw
 /* True if S is a canonical UUID (8-4-4-4-12 hex): what Nova's "networks"
  * takes as is; anything else in elasticd.yaml is a name to look up first. */
 bool neutron_is_uuid(const char *s);
+
+/* A networks entry Nova takes as it is: a uuid, "none" or "auto" (no
+ * Neutron lookup needed). */
+bool neutron_network_is_literal(const char *s);
