@@ -264,5 +264,21 @@ class Stack:
         return recs
 
 
+def preflight(*programs):
+    """Skip the whole test (TAP "1..0 # SKIP") unless we are root and
+    elasticd, elasticctl and PROGRAMS exist."""
+    from tap import skip_all
+    if os.geteuid() != 0:
+        skip_all("needs root (network namespaces)")
+    for prog in (ELASTICD, ELASTICCTL) + programs:
+        if not os.access(prog, os.X_OK):
+            skip_all("%s not available" % prog)
+
+
+def ours(servers):
+    """The emulator's servers that carry elasticd's node metadata."""
+    return [x for x in servers if (x.get("metadata") or {}).get("elasticd_node")]
+
+
 def elapsed(t0):
     return "%.1f s" % (time.monotonic() - t0)

@@ -16,8 +16,8 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from stack import ELASTICCTL, ELASTICD, HarnessError, Stack, elapsed  # noqa: E402
-from tap import Tap, skip_all  # noqa: E402
+from stack import HarnessError, Stack, elapsed, ours, preflight  # noqa: E402
+from tap import Tap  # noqa: E402
 
 SSH = """\
     ssh:
@@ -34,11 +34,7 @@ SSH = """\
 
 
 def main():
-    if os.geteuid() != 0:
-        skip_all("needs root (network namespaces)")
-    for prog in (ELASTICD, ELASTICCTL, "/usr/sbin/sshd", "/usr/bin/ssh-keygen", "/usr/bin/scp"):
-        if not os.access(prog, os.X_OK):
-            skip_all("%s not available" % prog)
+    preflight("/usr/sbin/sshd", "/usr/bin/ssh-keygen", "/usr/bin/scp")
     t = Tap()
     keydir = tempfile.mkdtemp(prefix="push-e2e-%d-" % os.getpid())
     s = Stack(nodes=2, suspend_time=300, resume_timeout=90, build_delay=0.3, service="sshd")

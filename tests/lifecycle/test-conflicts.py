@@ -12,8 +12,8 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from stack import ELASTICCTL, ELASTICD, NETWORK_ID, HarnessError, Stack, elapsed  # noqa: E402
-from tap import Tap, skip_all  # noqa: E402
+from stack import HarnessError, NETWORK_ID, Stack, elapsed, ours, preflight  # noqa: E402
+from tap import Tap  # noqa: E402
 
 # Creates a server through the Nova API (the controller namespace's loopback).
 NOVA_CREATE = r"""
@@ -36,16 +36,8 @@ print(json.loads(r.read())["server"]["id"])
 """
 
 
-def ours(servers):
-    return [s for s in servers if (s.get("metadata") or {}).get("elasticd_node")]
-
-
 def main():
-    if os.geteuid() != 0:
-        skip_all("needs root (network namespaces)")
-    for prog in (ELASTICD, ELASTICCTL):
-        if not os.access(prog, os.X_OK):
-            skip_all("%s not built" % prog)
+    preflight()
     t = Tap()
     s = Stack(nodes=4, suspend_time=300, resume_timeout=150, build_delay=1.0,
               reconcile=5, orphan_grace=5)

@@ -11,20 +11,12 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from stack import ELASTICCTL, ELASTICD, HarnessError, Stack, elapsed, nsutil  # noqa: E402
-from tap import Tap, skip_all  # noqa: E402
-
-
-def ours(stack, servers):
-    return [s for s in servers if (s.get("metadata") or {}).get("elasticd_node")]
+from stack import HarnessError, Stack, elapsed, nsutil, ours, preflight  # noqa: E402
+from tap import Tap  # noqa: E402
 
 
 def main():
-    if os.geteuid() != 0:
-        skip_all("needs root (network namespaces)")
-    for prog in (ELASTICD, ELASTICCTL):
-        if not os.access(prog, os.X_OK):
-            skip_all("%s not built" % prog)
+    preflight()
     t = Tap()
     s = Stack(nodes=4, suspend_time=20, resume_timeout=120, build_delay=1.0)
     try:
@@ -53,7 +45,7 @@ def main():
         t.ok(len(hosts) == 2 and all(h.startswith("cl") for h in hosts),
              "the job ran on two elastic nodes: %s" % " ".join(hosts))
 
-        live = ours(s, s.servers())
+        live = ours(s.servers())
         t.ok(len(live) == 2 and all(x["status"] == "ACTIVE" for x in live),
              "two ACTIVE instances carry elasticd's metadata",
              str([(x["name"], x["status"], x.get("metadata")) for x in live]))
@@ -67,10 +59,10 @@ def main():
         # --- 2. idle -> SuspendTime -> instances deleted -----------------------
         t1 = time.monotonic()
         try:
-            s.wait_for(lambda: not ours(s, s.servers()), 120, "the instances to be deleted")
+            s.wait_for(lambda: not ours(s.servers()), 120, "the instances to be deleted")
         except HarnessError:
             pass
-        left = ours(s, s.servers())
+        left = ours(s.servers())
         t.ok(not left, "after SuspendTime both instances are deleted (%s)" % elapsed(t1),
              str([(x["name"], x["status"]) for x in left]) + s.log("elasticd.log")[-3000:])
         try:
@@ -98,11 +90,11 @@ def main():
              "an ERROR build leaves cl3 DOWN with the cloud's fault: %s" % reason("cl3"),
              s.log("elasticd.log")[-3000:])
         try:
-            s.wait_for(lambda: not [x for x in ours(s, s.servers()) if x["name"] == "cl3"], 30,
+            s.wait_for(lambda: not [x for x in ours(s.servers()) if x["name"] == "cl3"], 30,
                        "cl3's instance to be deleted")
         except HarnessError:
             pass
-        t.ok(not [x for x in ours(s, s.servers()) if x["name"] == "cl3"],
+        t.ok(not [x for x in ours(s.servers()) if x["name"] == "cl3"],
              "the ERROR instance is deleted")
         s.emu_config(build_error_regex=None)
         s.c.run("scontrol", "update", "nodename=cl3", "state=resume")
@@ -111,11 +103,11 @@ def main():
         s.emu_config(build_delay=4.0)
         s.c.run("scontrol", "update", "nodename=cl[1-4]", "state=power_up", check=True)
         try:
-            s.wait_for(lambda: len(ours(s, s.servers())) >= 2, 30, "creates to start")
+            s.wait_for(lambda: len(ours(s.servers())) >= 2, 30, "creates to start")
         except HarnessError:
             pass
         s.kill_daemon(9)
-        t.diag("killed elasticd with %d instances in the emulator" % len(ours(s, s.servers())))
+        t.diag("killed elasticd with %d instances in the emulator" % len(ours(s.servers())))
         s.start_daemon()
         s.emu_config(build_delay=1.0)
 
@@ -130,7 +122,7 @@ def main():
         t.ok(all_up(), "after kill -9 and restart every node comes up: %s" %
              ", ".join("%s=%s" % (n, s.state(n)) for n in s.group.names()),
              s.log("elasticd.log")[-4000:])
-        live = ours(s, s.servers())
+        live = ours(s.servers())
         per_node = {}
         for x in live:
             per_node.setdefault(x["metadata"]["elasticd_node"], []).append(x["id"])

@@ -11,16 +11,12 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from stack import ELASTICCTL, ELASTICD, HarnessError, Stack, elapsed  # noqa: E402
-from tap import Tap, skip_all  # noqa: E402
+from stack import HarnessError, Stack, elapsed, ours, preflight  # noqa: E402
+from tap import Tap  # noqa: E402
 
 
 def main():
-    if os.geteuid() != 0:
-        skip_all("needs root (network namespaces)")
-    for prog in (ELASTICD, ELASTICCTL, "/usr/sbin/sshd", "/usr/bin/mpicc"):
-        if not os.access(prog, os.X_OK):
-            skip_all("%s not available" % prog)
+    preflight("/usr/sbin/sshd", "/usr/bin/mpicc")
     t = Tap()
     s = Stack(nodes=2, suspend_time=600, resume_timeout=120, build_delay=0.5, push=True)
     try:

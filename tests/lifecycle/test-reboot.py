@@ -13,20 +13,12 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from stack import ELASTICCTL, ELASTICD, HarnessError, Stack, elapsed  # noqa: E402
-from tap import Tap, skip_all  # noqa: E402
-
-
-def ours(servers):
-    return [s for s in servers if (s.get("metadata") or {}).get("elasticd_node")]
+from stack import HarnessError, Stack, elapsed, ours, preflight  # noqa: E402
+from tap import Tap  # noqa: E402
 
 
 def main():
-    if os.geteuid() != 0:
-        skip_all("needs root (network namespaces)")
-    for prog in (ELASTICD, ELASTICCTL):
-        if not os.access(prog, os.X_OK):
-            skip_all("%s not built" % prog)
+    preflight()
     vg = shutil.which("valgrind")
     vglog = "/tmp/elasticd-reboot-vg-%d.log" % os.getpid()
     wrapper = ["valgrind", "--leak-check=full", "--error-exitcode=99",
