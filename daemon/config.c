@@ -1041,19 +1041,24 @@ static void set_list(char ***dst, char **list) {
         *dst = list;
 }
 
-static void parse_words(struct parse *p, const struct field *f, const struct ynode *v, const char *path, void *dst) {
+/* A sequence of strings into the strv at DST; WHAT names it in the error. */
+static void parse_list(struct parse *p, const struct ynode *v, const char *path, void *dst, const char *what) {
         char k[QUOTE_MAX + 16];
         char **list;
 
         if (v->invalid)
                 return;
         if (v->type != YNODE_SEQUENCE) {
-                diag(p, &v->mark, "expected a sequence of strings for %s, got %s", path, ynode_kind(v, k));
+                diag(p, &v->mark, "expected %s for %s, got %s", what, path, ynode_kind(v, k));
                 return;
         }
         list = parse_string_list(p, v, path);
         if (list)
                 set_list(dst, list);
+}
+
+static void parse_words(struct parse *p, const struct field *f, const struct ynode *v, const char *path, void *dst) {
+        parse_list(p, v, path, dst, "a sequence of strings");
 }
 
 /* A list of networks, or "none" or "auto" alone. */
@@ -1282,18 +1287,7 @@ static void parse_file_mode(struct parse *p, const struct field *f, const struct
 }
 
 static void parse_commands(struct parse *p, const struct field *f, const struct ynode *v, const char *path, void *dst) {
-        char k[QUOTE_MAX + 16];
-        char **list;
-
-        if (v->invalid)
-                return;
-        if (v->type != YNODE_SEQUENCE) {
-                diag(p, &v->mark, "expected a list of commands for %s, got %s", path, ynode_kind(v, k));
-                return;
-        }
-        list = parse_string_list(p, v, path);
-        if (list)
-                set_list(dst, list);
+        parse_list(p, v, path, dst, "a list of commands");
 }
 
 #define SSTR(k, fn, member, req) { k, fn, offsetof(struct config_ssh, member), req, 0, 0, NULL, 0 }
