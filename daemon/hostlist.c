@@ -534,6 +534,59 @@ int hostlist_compress(char *const *nodes, size_t n, char **ret_hostlist, char **
         return 0;
 }
 
+int hostlist_compress_bounded(char *const *nodes, size_t n, size_t max_len,
+                              char **ret_text, size_t *ret_count) {
+        _cleanup_free_ char **sorted = NULL;
+        _cleanup_free_ char *best = NULL;
+        size_t m = 0, lo, hi;
+        int r;
+
+        sorted = malloc(MAX(n, (size_t) 1) * sizeof(char *));
+        if (!sorted)
+                return -ENOMEM;
+        if (n > 0) {
+                memcpy(sorted, nodes, n * sizeof(char *));
+                qsort(sorted, n, sizeof(char *), compare_namep);
+                m = 1;
+                for (size_t i = 1; i < n; i++)
+                        if (strcmp(sorted[i], sorted[m - 1]) != 0)
+                                sorted[m++] = sorted[i];
+        }
+
+        r = hostlist_compress(sorted, m, &best, NULL);
+        if (r < 0)
+                return r;
+        if (strlen(best) > max_len && m > 1) {
+                /* The longest prefix (in node order) whose text fits: the
+                 * text grows with the prefix, so bisect on its length. */
+                best = mfree(best);
+                lo = 1;
+                hi = m - 1;
+                while (lo <= hi) {
+                        size_t k = lo + (hi - lo) / 2;
+                        _cleanup_free_ char *s = NULL, *t = NULL;
+
+                        r = hostlist_compress(sorted, k, &s, NULL);
+                        if (r < 0)
+                                return r;
+                        if (asprintf(&t, "%s and %zu more", s, m - k) < 0)
+                                return -ENOMEM;
+                        if (strlen(t) <= max_len || k == 1) {
+                                free(best);
+                                best = TAKE_PTR(t);
+                                if (strlen(best) > max_len)
+                                        break;
+                                lo = k + 1;
+                        } else
+                                hi = k - 1;
+                }
+        }
+        *ret_text = TAKE_PTR(best);
+        if (ret_count)
+                *ret_count = m;
+        return 0;
+}
+
 int hostlist_name_compare(const char *a, const char *b) {
         while (*a && *b) {
                 if (is_digit(*a) && is_digit(*b)) {

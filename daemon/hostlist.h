@@ -40,6 +40,14 @@ int hostlist_expand(const char *hostlist, size_t max_nodes,
  * Zero names give "". */
 int hostlist_compress(char *const *nodes, size_t n, char **ret_hostlist, char **ret_error);
 
+/* For messages: N node names (any order, duplicates allowed) as a compressed
+ * hostlist of at most max_len bytes, cut only between nodes: "cn[1-40]" or
+ * "cn[1-30] and 10 more". At least one node is named even if that alone is
+ * longer than max_len. ret_count (may be NULL) gets the number of distinct
+ * nodes. */
+int hostlist_compress_bounded(char *const *nodes, size_t n, size_t max_len,
+                              char **ret_text, size_t *ret_count);
+
 /* Whether NAME is one valid node name (what an element expands to). */
 bool hostlist_name_is_valid(const char *name);
 

@@ -171,9 +171,18 @@ static int handle_hook(struct request_context *ctx, const char *id, const struct
                 if (config_node_find(ctx->config, nodes[i], &groups[i], NULL) < 0)
                         unknown[n_unknown++] = nodes[i];
         if (n_unknown > 0) {
-                _cleanup_free_ char *list = compress_or_placeholder(unknown, n_unknown);
-                protocol_error_set(err, PROTOCOL_ERROR_UNKNOWN_NODE, "%s %s in no node group of %s",
-                                   list ? list : "?", n_unknown == 1 ? "is" : "are", ctx->config->path);
+                /* What is wrong first, then the nodes, cut between nodes to
+                 * fit the reply's message. */
+                _cleanup_free_ char *list = NULL;
+                char head[PROTOCOL_MESSAGE_MAX];
+                size_t len;
+
+                len = (size_t) snprintf(head, sizeof(head), "%zu node%s in no node group of %s: ", n_unknown,
+                                        n_unknown == 1 ? "" : "s", ctx->config->path);
+                if (hostlist_compress_bounded(unknown, n_unknown,
+                                              len < sizeof(head) ? sizeof(head) - 1 - len : 0, &list, NULL) < 0)
+                        list = NULL;
+                protocol_error_set(err, PROTOCOL_ERROR_UNKNOWN_NODE, "%s%s", head, list ? list : "?");
                 return -ENOENT;
         }
 

@@ -89,6 +89,16 @@ def test_unknown_node(d):
     check("cl3" not in msg, msg)
     check(d.journal_bytes() == before, "an unknown_node request was journalled")
     check(d.nodes()["cl3"]["operation"] is None, "cl3 got an operation")
+    # Many unknown nodes: what is wrong first, the count, a list cut between
+    # nodes with "and N more" (never mid-name) within the reply's message.
+    many = ",".join("zz%d" % i for i in range(1, 2000, 2))
+    msg = err(hook(d, "resume", many), "unknown_node")
+    check(msg.startswith("1000 nodes in no node group of "), msg)
+    check(len(msg.encode()) <= 511, len(msg))
+    check(msg.rstrip().endswith(" more"), msg)
+    listed = msg.split(": ", 1)[1].rsplit(" and ", 1)
+    check(len(listed) == 2 and listed[1].split()[0].isdigit(), msg)
+    check(listed[0].startswith("zz[1,3,5") and listed[0].endswith("]"), msg)
 
 
 def test_bad_hostlist_and_too_many(d):

@@ -434,6 +434,50 @@ static void test_scattered(void) {
         CHECK(s && strncmp(s, "cn[2,4,6,", 9) == 0);
 }
 
+/* Bounded text for messages: whole when it fits, else cut between nodes
+ * with "and N more", every named node a real prefix in node order. */
+static void test_compress_bounded(void) {
+        _cleanup_strv_free_ char **v = NULL;
+        _cleanup_free_ char *whole = NULL, *cut = NULL, *one = NULL;
+        _cleanup_strv_free_ char **back = NULL;
+        char *three[] = { (char *) "b2", (char *) "a1", (char *) "b2" };
+        size_t n = 0, count = 0, nb = 0;
+
+        CHECK_INT(hostlist_compress_bounded(three, 3, 100, &whole, &count), 0);
+        CHECK_STR(whole, "a1,b2");
+        CHECK_INT(count, 2);
+        whole = mfree(whole);
+
+        /* 400 scattered nodes: far longer than 60 bytes compressed. */
+        _cleanup_free_ char *list = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&list, &len);
+        CHECK(f != NULL);
+        for (unsigned i = 1; i < 800; i += 2)
+                fprintf(f, "%scn%u", i == 1 ? "" : ",", i);
+        fclose(f);
+        CHECK_INT(hostlist_expand(list, 1000, &v, &n, NULL), 0);
+        CHECK_INT(n, 400);
+        CHECK_INT(hostlist_compress_bounded(v, n, 60, &cut, &count), 0);
+        CHECK_INT(count, n);
+        CHECK(strlen(cut) <= 60);
+        char *more = strstr(cut, " and ");
+        CHECK(more != NULL);
+        if (more) {
+                unsigned long rest = strtoul(more + 5, NULL, 10);
+                *more = '\0';
+                CHECK_INT(hostlist_expand(cut, 1000, &back, &nb, NULL), 0);
+                CHECK_INT(nb + rest, n);
+                for (size_t i = 0; i < nb; i++)
+                        CHECK_STR(back[i], v[i]);
+                CHECK(strstr(more + 5, " more") != NULL);
+        }
+
+        /* A budget smaller than one node still names one. */
+        CHECK_INT(hostlist_compress_bounded(v, n, 3, &one, NULL), 0);
+        CHECK(strncmp(one, "cn1 and ", 8) == 0);
+}
+
 int main(void) {
         RUN(test_ranges);
         RUN(test_lists);
@@ -454,5 +498,6 @@ int main(void) {
         RUN(test_name_order);
         RUN(test_matches_libslurm);
         RUN(test_scattered);
+        RUN(test_compress_bounded);
         return test_done();
 }
