@@ -1,4 +1,4 @@
-/* provision.c - benchmark: create N servers through the cloud client against the emulator and wait until all are ACTIVE. */
+/* provision.c - benchmark: create N servers through the cloud client against a stand-in server (or the emulator) and wait until all are ACTIVE. */
 #include <getopt.h>
 #include <inttypes.h>
 #include <jansson.h>
@@ -16,6 +16,50 @@ static struct test_emulator emu;
 static unsigned n_servers = 1000, concurrency = 64;
 static double latency = 0.1, build_delay = 0;
 static unsigned poll_ms = 200;
+static bool use_emulator;
+
+/* The C stand-in (standin.c): TEST_EMULATOR's fields filled as
+ * test_emulator_start() does, so test_emulator_stop() ends it. */
+static int standin_start(struct test_emulator *m, sd_event *e) {
+        char port_file[128], lat[32];
+        int port = 0;
+
+        memset(m, 0, sizeof(*m));
+        snprintf(m->dir, sizeof(m->dir), "/tmp/elasticd-standin-%d-XXXXXX", (int) getpid());
+        if (!mkdtemp(m->dir))
+                return -1;
+        snprintf(port_file, sizeof(port_file), "%s/port", m->dir);
+        snprintf(lat, sizeof(lat), "%g", latency);
+        m->pid = fork();
+        if (m->pid < 0)
+                return -1;
+        if (m->pid == 0) {
+                prctl(PR_SET_PDEATHSIG, SIGTERM);
+                execl(STANDIN, STANDIN, "--port-file", port_file, "--latency", lat, (char *) NULL);
+                _exit(127);
+        }
+        for (int i = 0; i < 500 && port <= 0; i++) {
+                FILE *f = fopen(port_file, "re");
+                if (f) {
+                        if (fscanf(f, "%d", &port) != 1)
+                                port = 0;
+                        fclose(f);
+                }
+                if (port <= 0) {
+                        if (waitpid(m->pid, NULL, WNOHANG) == m->pid) {
+                                m->pid = 0;
+                                return -1;
+                        }
+                        usleep(10000);
+                }
+        }
+        if (port <= 0)
+                return -1;
+        snprintf(m->base, sizeof(m->base), "http://127.0.0.1:%d", port);
+        m->ev = e;
+        struct http_options o = { .max_in_flight = 2, .max_retries = 1 };
+        return http_engine_new(e, &o, &m->ctl);
+}
 
 struct bench_server {
         char *id;
@@ -122,10 +166,12 @@ static long stat_total(void) {
 }
 
 static void usage(void) {
-        printf("usage: provision [--servers N] [--concurrency C] [--latency S] [--build-delay S] [--poll-ms MS]\n"
-               "Creates N servers (default 1000) with C API calls in flight (64) against the emulator\n"
-               "(tests/emulator/emulator.py, or $ELASTICD_EMULATOR) answering every call after S s (0.1),\n"
-               "waits until all are ACTIVE and prints the wall time against the bound N/C x S.\n");
+        printf("usage: provision [--servers N] [--concurrency C] [--latency S] [--poll-ms MS]\n"
+               "                 [--emulator [--build-delay S]]\n"
+               "Creates N servers (default 1000) with C API calls in flight (64) against the C stand-in\n"
+               "server (tests/bench/standin.c; --emulator: tests/emulator/emulator.py or $ELASTICD_EMULATOR)\n"
+               "answering every call after S s (0.1), waits until all are ACTIVE and prints the wall time\n"
+               "against the bound N/C x S, API calls per server, and the client's and the server's CPU.\n");
 }
 
 int main(int argc, char **argv) {
@@ -135,6 +181,7 @@ int main(int argc, char **argv) {
                 { "latency", required_argument, NULL, 'l' },
                 { "build-delay", required_argument, NULL, 'b' },
                 { "poll-ms", required_argument, NULL, 'p' },
+                { "emulator", no_argument, NULL, 'e' },
                 { "help", no_argument, NULL, 'h' },
                 {}
         };
@@ -150,32 +197,40 @@ int main(int argc, char **argv) {
         long calls0, calls1;
         int opt;
 
-        while ((opt = getopt_long(argc, argv, "n:c:l:b:p:h", opts, NULL)) >= 0) {
+        while ((opt = getopt_long(argc, argv, "n:c:l:b:p:eh", opts, NULL)) >= 0) {
                 switch (opt) {
                 case 'n': n_servers = (unsigned) atoi(optarg); break;
                 case 'c': concurrency = (unsigned) atoi(optarg); break;
                 case 'l': latency = atof(optarg); break;
                 case 'b': build_delay = atof(optarg); break;
                 case 'p': poll_ms = (unsigned) atoi(optarg); break;
+                case 'e': use_emulator = true; break;
                 case 'h': usage(); return 0;
                 default: usage(); return 2;
                 }
         }
-        if (n_servers == 0 || concurrency == 0 || poll_ms == 0) {
+        if (n_servers == 0 || concurrency == 0 || poll_ms == 0 || (build_delay > 0 && !use_emulator)) {
                 usage();
                 return 2;
         }
 
         signal(SIGPIPE, SIG_IGN);
-        log_setup("provision", LOG_WARNING);
-        /* Enough threads in the emulator for every call in flight. */
-        if (sd_event_new(&ev) < 0 || test_emulator_start(&emu, ev, NULL, NULL) < 0) {
+        log_setup("provision", getenv("BENCH_DEBUG") ? LOG_DEBUG : LOG_WARNING);
+        if (sd_event_new(&ev) < 0)
+                return 1;
+        if (!use_emulator) {
+                if (standin_start(&emu, ev) < 0) {
+                        fprintf(stderr, "cannot start the stand-in server (%s)\n", STANDIN);
+                        return 1;
+                }
+        } else if (test_emulator_start(&emu, ev, NULL, NULL) < 0) {
                 fprintf(stderr, "cannot start the emulator (%s)\n", test_emulator_path());
                 return 1;
         }
-        snprintf(knobs, sizeof(knobs), "{\"latency\": %g, \"build_delay\": %g, \"quota_instances\": null}", latency,
+        if (use_emulator)
+                snprintf(knobs, sizeof(knobs), "{\"latency\": %g, \"build_delay\": %g, \"quota_instances\": null}", latency,
                  build_delay);
-        if (test_emulator_config(&emu, knobs) < 0) {
+        if (use_emulator && test_emulator_config(&emu, knobs) < 0) {
                 fprintf(stderr, "emulator refused %s\n", knobs);
                 return 1;
         }
@@ -257,8 +312,8 @@ int main(int argc, char **argv) {
         cloud_free(c);
         test_emulator_stop(&emu);
         getrusage(RUSAGE_CHILDREN, &ru);
-        printf("emulator CPU:       %.3f s user + %.3f s system (whole run)\n",
-               ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6, ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6);
+        printf("server CPU:         %.3f s user + %.3f s system (%s, whole run)\n",
+               ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6, ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6, use_emulator ? "emulator" : "stand-in");
         sd_event_unref(ev);
         return failed == 0 && active == n_servers ? 0 : 1;
 }
