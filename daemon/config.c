@@ -614,6 +614,10 @@ static struct config *config_new(const char *path) {
         c->limits = (struct config_limits){
                 .max_frame_bytes = 1024 * 1024,
                 .max_clients = 64,
+                .reserved_clients = UINT_MAX, /* unset: max_clients / 8, see check_limits */
+                .max_clients_per_uid = 8,
+                .frame_timeout_s = 5,
+                .client_idle_timeout_s = 10,
                 .max_queued_requests = 1024,
                 .max_hostlist_nodes = 65536,
                 .api_concurrency = 16,
@@ -1413,6 +1417,10 @@ static const struct field slurm_fields[] = {
 static const struct field limits_fields[] = {
         NUM("max_frame_bytes", parse_size, limits.max_frame_bytes, 4096, 64 * 1024 * 1024),
         NUM("max_clients", parse_unsigned, limits.max_clients, 1, 65536),
+        NUM("reserved_clients", parse_unsigned, limits.reserved_clients, 0, 65535),
+        NUM("max_clients_per_uid", parse_unsigned, limits.max_clients_per_uid, 1, 65536),
+        NUM("frame_timeout", parse_duration, limits.frame_timeout_s, 1, 3600),
+        NUM("client_idle_timeout", parse_duration, limits.client_idle_timeout_s, 1, 86400),
         NUM("max_queued_requests", parse_unsigned, limits.max_queued_requests, 1, 1048576),
         NUM("max_hostlist_nodes", parse_unsigned, limits.max_hostlist_nodes, 1, 1048576),
         NUM("api_concurrency", parse_unsigned, limits.api_concurrency, 1, 1024),
@@ -1911,6 +1919,16 @@ static void check_limits(struct parse *p, struct config *c, const struct seen *t
         const struct config_limits *l = &c->limits;
         char a[32], b[32];
 
+        if (l->reserved_clients == UINT_MAX)
+                c->limits.reserved_clients = l->max_clients / 8;
+
+        if (l->reserved_clients >= l->max_clients) {
+                const struct ynode *n = top[TOP_LIMITS].value;
+                diag(p, n ? &n->mark : NULL,
+                     "limits.reserved_clients (%u) must be less than limits.max_clients (%u): other users of the socket need a slot too",
+                     l->reserved_clients, l->max_clients);
+        }
+
         if (l->active_timeout_s > l->resume_timeout_s) {
                 const struct ynode *n = top[TOP_LIMITS].value;
                 format_duration(a, l->active_timeout_s);
@@ -2161,6 +2179,10 @@ int config_print(const struct config *c, FILE *f) {
         fputs("limits:\n", f);
         fprintf(f, "  max_frame_bytes: %zu\n", l->max_frame_bytes);
         fprintf(f, "  max_clients: %u\n", l->max_clients);
+        fprintf(f, "  reserved_clients: %u\n", l->reserved_clients);
+        fprintf(f, "  max_clients_per_uid: %u\n", l->max_clients_per_uid);
+        print_key_duration(f, "frame_timeout", l->frame_timeout_s);
+        print_key_duration(f, "client_idle_timeout", l->client_idle_timeout_s);
         fprintf(f, "  max_queued_requests: %u\n", l->max_queued_requests);
         fprintf(f, "  max_hostlist_nodes: %u\n", l->max_hostlist_nodes);
         fprintf(f, "  api_concurrency: %u\n", l->api_concurrency);

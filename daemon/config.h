@@ -74,6 +74,10 @@ struct config_node {
 struct config_limits {
         size_t max_frame_bytes;          /* default 1 MiB */
         unsigned max_clients;            /* default 64 */
+        unsigned reserved_clients;       /* of max_clients, only root and SlurmUser may take; default max_clients / 8 */
+        unsigned max_clients_per_uid;    /* connections of one other uid; default 8 */
+        unsigned frame_timeout_s;        /* a started frame must be whole within; default 5 */
+        unsigned client_idle_timeout_s;  /* a client with nothing in progress is dropped after; default 10 */
         unsigned max_queued_requests;    /* default 1024 */
         unsigned max_hostlist_nodes;     /* default 65536 */
         unsigned api_concurrency;        /* in-flight cloud calls, default 16 */

@@ -33,7 +33,6 @@
 #define SOCKET_FD_NAME "elasticd.socket"
 /* Replies may be larger than requests: `nodes` on a big cluster (elasticctl accepts 16 MiB). */
 #define REPLY_FRAME_MAX ((size_t) 16 << 20)
-#define CLIENT_IDLE_USEC (30 * 1000000ULL)
 /* After SIGTERM, replies in progress get this long to be read. */
 #define SHUTDOWN_GRACE_USEC (5 * 1000000ULL)
 /* SSH pushes at once (each a thread and a session), and waiting behind them. */
@@ -124,14 +123,18 @@ static int load_config(struct elasticd *d, struct config **ret, char **ret_error
         return 0;
 }
 
-static struct server_limits server_limits_from(const struct config *c) {
+static struct server_limits server_limits_from(const struct config *c, const struct auth *a) {
         return (struct server_limits) {
                 .max_frame_bytes = c->limits.max_frame_bytes,
                 .max_reply_frame_bytes = REPLY_FRAME_MAX,
                 .max_clients = c->limits.max_clients,
                 .max_queued_requests = c->limits.max_queued_requests,
                 .max_reply_bytes = 2 * REPLY_FRAME_MAX,
-                .idle_timeout_usec = CLIENT_IDLE_USEC,
+                .idle_timeout_usec = (uint64_t) c->limits.client_idle_timeout_s * 1000000ULL,
+                .frame_timeout_usec = (uint64_t) c->limits.frame_timeout_s * 1000000ULL,
+                .reserved_clients = c->limits.reserved_clients,
+                .max_clients_per_uid = c->limits.max_clients_per_uid,
+                .privileged_uid = a && a->slurm_uid_valid ? a->slurm_uid : (uid_t) -1,
         };
 }
 
@@ -218,7 +221,7 @@ static int reload(void *userdata, char **ret_error) {
                 log_warning("state_dir changed to %s: elasticd keeps its journal in %s until it is restarted",
                             c->state_dir, d->state_dir);
 
-        limits = server_limits_from(c);
+        limits = server_limits_from(c, a);
         server_set_limits(d->server, &limits);
         if (strcmp(c->cloud, d->config->cloud) != 0 ||
             (c->clouds_file ? !d->config->clouds_file || strcmp(c->clouds_file, d->config->clouds_file) != 0
@@ -578,7 +581,7 @@ static int run(struct elasticd *d) {
         d->ctx.journal = d->journal;
         d->ctx.state_dir = d->state_dir;
 
-        limits = server_limits_from(d->config);
+        limits = server_limits_from(d->config, d->auth);
         r = server_new(d->event, &limits, request_handle, &d->ctx, &d->server);
         if (r < 0)
                 return r;

@@ -16,7 +16,10 @@
 #define READ_CHUNK 65536
 /* Accepts per wake-up, so a connection storm cannot starve the rest of the loop. */
 #define ACCEPT_BURST 32
-#define SWEEP_INTERVAL_USEC (5 * 1000000ULL)
+/* Deadlines are checked this often: they hold to within a second. */
+#define SWEEP_INTERVAL_USEC (1000000ULL)
+/* Refusals are logged at most this often (a flood would fill the log). */
+#define REFUSE_LOG_USEC (10 * 1000000ULL)
 #define ACCEPT_PAUSE_USEC (1000000ULL)
 
 struct server_client {
@@ -32,6 +35,8 @@ struct server_client {
         bool in_flight;                 /* a request awaits its reply */
         bool closing;                   /* no more reading: close once flushed */
         uint64_t last_activity;         /* CLOCK_MONOTONIC usec */
+        uint64_t frame_start;           /* first byte of an unfinished frame; 0: none */
+        bool privileged;                /* root or privileged_uid */
 };
 
 struct server {
@@ -52,6 +57,8 @@ struct server {
         struct server_client *clients;
         unsigned n_clients;
         unsigned n_in_flight;
+        uint64_t refused_logged[3];     /* per reason: when a refusal was last logged */
+        unsigned n_refused[3];          /* per reason: refusals not logged since */
 
         bool stopping;
         void (*on_idle)(struct server *s, void *userdata);
@@ -279,8 +286,15 @@ static void client_process(struct server_client *c) {
                 s->n_in_flight++;
                 s->on_request(c, r > 0 ? body : NULL, r > 0 ? NULL : &err, s->userdata);
         }
-        if (c->server)
+        if (c->server) {
+                /* The frame deadline runs from the first byte of a frame
+                 * until the frame is whole. */
+                if (protocol_decoder_idle(c->decoder))
+                        c->frame_start = 0;
+                else if (c->frame_start == 0)
+                        c->frame_start = now_usec(s);
                 (void) client_update_events(c);
+        }
         server_client_unref(c);
 }
 
@@ -338,14 +352,14 @@ static int client_io(sd_event_source *src, int fd, uint32_t revents, void *userd
         return 0;
 }
 
-static void reject_busy(struct server *s, int fd) {
+static void reject_busy(struct server *s, int fd, const char *why) {
         _cleanup_(json_decrefp) json_t *reply = NULL;
         _cleanup_free_ void *frame = NULL;
-        char msg[160];
+        char msg[200];
         size_t size;
 
-        snprintf(msg, sizeof(msg), "elasticd is busy: %u clients connected (limit max_clients), retry later",
-                 s->n_clients);
+        snprintf(msg, sizeof(msg), "elasticd is busy: %u clients connected (limit %s), retry later",
+                 s->n_clients, why);
         if (protocol_reply_error(NULL, PROTOCOL_ERROR_BUSY, msg, &reply) < 0 ||
             protocol_frame_encode(reply, s->limits.max_frame_bytes, &frame, &size) < 0)
                 return;
@@ -366,6 +380,14 @@ static void server_add_client(struct server *s, int fd) {
         struct server_client *c;
         struct ucred cred;
         socklen_t len = sizeof(cred);
+        static const char *const reasons[3] = {
+                "max_clients",
+                "the rest are reserved for root and SlurmUser (reserved_clients)",
+                "max_clients_per_uid",
+        };
+        const char *why = NULL;
+        unsigned k = 0;
+        bool privileged;
         int r;
 
         if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
@@ -373,10 +395,29 @@ static void server_add_client(struct server *s, int fd) {
                 close(fd);
                 return;
         }
-        if (s->n_clients >= s->limits.max_clients) {
-                log_warning("Refusing client pid %d uid %u: %u clients connected (max_clients)",
-                            (int) cred.pid, (unsigned) cred.uid, s->n_clients);
-                reject_busy(s, fd);
+        privileged = cred.uid == 0 || cred.uid == s->limits.privileged_uid;
+        if (s->n_clients >= s->limits.max_clients)
+                why = reasons[k = 0];
+        else if (!privileged && s->n_clients + s->limits.reserved_clients >= s->limits.max_clients)
+                why = reasons[k = 1];
+        else if (!privileged && s->limits.max_clients_per_uid > 0) {
+                unsigned same = 0;
+                for (struct server_client *o = s->clients; o; o = o->next)
+                        if (o->peer.uid == cred.uid)
+                                same++;
+                if (same >= s->limits.max_clients_per_uid)
+                        why = reasons[k = 2];
+        }
+        if (why) {
+                uint64_t t = now_usec(s);
+                if (s->refused_logged[k] == 0 || t - s->refused_logged[k] >= REFUSE_LOG_USEC) {
+                        log_warning("Refusing client pid %d uid %u: %u clients connected (%s); %u more refused for this since the last such message",
+                                    (int) cred.pid, (unsigned) cred.uid, s->n_clients, why, s->n_refused[k]);
+                        s->refused_logged[k] = t;
+                        s->n_refused[k] = 0;
+                } else
+                        s->n_refused[k]++;
+                reject_busy(s, fd, why);
                 close(fd);
                 return;
         }
@@ -389,6 +430,7 @@ static void server_add_client(struct server *s, int fd) {
         c->n_ref = 1;
         c->fd = fd;
         c->peer = (struct server_peer) { .uid = cred.uid, .gid = cred.gid, .pid = cred.pid };
+        c->privileged = privileged;
         c->last_activity = now_usec(s);
         r = protocol_decoder_new(s->limits.max_frame_bytes, &c->decoder);
         if (r >= 0)
@@ -440,6 +482,14 @@ static int sweep(sd_event_source *src, uint64_t usec, void *userdata) {
 
         for (struct server_client *c = s->clients, *next; c; c = next) {
                 next = c->next;
+                if (s->limits.frame_timeout_usec && c->frame_start && !c->in_flight && !c->closing &&
+                    c->out_size == c->out_start && now - c->frame_start > s->limits.frame_timeout_usec) {
+                        log_info("Dropping client pid %d uid %u: a frame begun %llu s ago is still not whole (frame_timeout)",
+                                 (int) c->peer.pid, (unsigned) c->peer.uid,
+                                 (unsigned long long) ((now - c->frame_start) / 1000000));
+                        client_disconnect(c);
+                        continue;
+                }
                 if (s->limits.idle_timeout_usec && !c->in_flight &&
                     now - c->last_activity > s->limits.idle_timeout_usec) {
                         log_info("Dropping client pid %d uid %u: idle for %llu s", (int) c->peer.pid,
@@ -480,6 +530,8 @@ void server_set_limits(struct server *s, const struct server_limits *limits) {
         s->limits = *limits;
         if (s->limits.max_clients == 0)
                 s->limits.max_clients = 1;
+        if (s->limits.reserved_clients >= s->limits.max_clients)
+                s->limits.reserved_clients = s->limits.max_clients - 1;
         if (s->limits.max_queued_requests == 0)
                 s->limits.max_queued_requests = 1;
         if (s->limits.max_frame_bytes < PROTOCOL_MAX_FRAME_MIN)

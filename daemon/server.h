@@ -6,8 +6,12 @@
  * request frames and reads one reply frame per request. The server bounds
  * what a client controls: connections (extra ones get a busy reply and are
  * closed), frame size (bad_frame, then close), requests waiting for a reply
- * (busy), queued reply bytes (a client that does not read is dropped) and
- * idleness (dropped after idle_timeout_usec with nothing in progress).
+ * (busy), queued reply bytes (a client that does not read is dropped),
+ * idleness (dropped after idle_timeout_usec with nothing in progress) and
+ * slowness (a frame begun must be whole within frame_timeout_usec). The last
+ * reserved_clients slots are only for root and the privileged uid (SlurmUser),
+ * so that other users of the socket's group cannot lock the hooks out; each
+ * other uid has at most max_clients_per_uid connections.
  */
 
 #include <jansson.h>
@@ -26,6 +30,10 @@ struct server_limits {
         unsigned max_queued_requests;   /* dispatched, not yet answered, all clients */
         size_t max_reply_bytes;         /* reply bytes queued for one client */
         uint64_t idle_timeout_usec;     /* 0: never */
+        uint64_t frame_timeout_usec;    /* a started frame must be whole within; 0: never */
+        unsigned reserved_clients;      /* of max_clients, only for root and privileged_uid */
+        unsigned max_clients_per_uid;   /* per other uid; 0: no cap */
+        uid_t privileged_uid;           /* besides root; (uid_t) -1: none */
 };
 
 /* Who is on the other end (SO_PEERCRED, read at accept). */

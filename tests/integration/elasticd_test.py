@@ -35,7 +35,7 @@ limits:
   max_frame_bytes: {max_frame}
   max_clients: {max_clients}
   max_hostlist_nodes: {max_nodes}
-groups:
+{extra_limits}groups:
 {groups}
 """
 
@@ -92,12 +92,13 @@ def slurm_conf(tmp):
 
 
 def config_text(tmp, groups=(("g", "cl[1-16]"),), mode="0660", socket_group="null", slurm_user="slurm",
-                admin_group="root", max_frame=65536, max_clients=8, max_nodes=2048):
+                admin_group="root", max_frame=65536, max_clients=8, max_nodes=2048, extra_limits=None):
     return BASE_CONFIG.format(
         clouds_file=clouds_file(tmp), slurm_conf=slurm_conf(tmp),
         state_dir=os.path.join(tmp, "state"), socket=os.path.join(tmp, "run", "elasticd.sock"),
         mode=mode, socket_group=socket_group, slurm_user=slurm_user, admin_group=admin_group, max_frame=max_frame,
         max_clients=max_clients, max_nodes=max_nodes,
+        extra_limits="".join("  %s: %s\n" % kv for kv in (extra_limits or {}).items()),
         groups="".join(GROUP.format(name=n, nodes=h) for n, h in groups))
 
 
