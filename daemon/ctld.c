@@ -55,13 +55,52 @@ struct ctld_nodes *ctld_nodes_free(struct ctld_nodes *n) {
                 free(x->features);
         }
         free(n->nodes);
+        free(n->index);
         free(n);
         return NULL;
+}
+
+static size_t name_hash(const char *s) {
+        uint64_t h = 1469598103934665603ULL;   /* FNV-1a */
+
+        for (; *s; s++)
+                h = (h ^ (unsigned char) *s) * 1099511628211ULL;
+        return (size_t) h;
+}
+
+int ctld_nodes_index(struct ctld_nodes *n) {
+        size_t size = 16;
+        uint32_t *index;
+
+        if (n->n >= UINT32_MAX / 2)
+                return -E2BIG;
+        while (size < n->n * 2)
+                size *= 2;
+        index = calloc(size, sizeof(*index));
+        if (!index)
+                return -ENOMEM;
+        for (size_t i = 0; i < n->n; i++) {
+                size_t k = name_hash(n->nodes[i].name) & (size - 1);
+
+                while (index[k] != 0)
+                        k = (k + 1) & (size - 1);
+                index[k] = (uint32_t) i + 1;
+        }
+        free(n->index);
+        n->index = index;
+        n->n_index = size;
+        return 0;
 }
 
 const struct ctld_node *ctld_nodes_find(const struct ctld_nodes *n, const char *name) {
         if (!n || !name)
                 return NULL;
+        if (n->index) {
+                for (size_t k = name_hash(name) & (n->n_index - 1); n->index[k] != 0; k = (k + 1) & (n->n_index - 1))
+                        if (strcmp(n->nodes[n->index[k] - 1].name, name) == 0)
+                                return &n->nodes[n->index[k] - 1];
+                return NULL;
+        }
         for (size_t i = 0; i < n->n; i++)
                 if (strcmp(n->nodes[i].name, name) == 0)
                         return &n->nodes[i];
@@ -123,6 +162,11 @@ int ctld_load_nodes_sync(struct ctld_nodes **ret, char **ret_error) {
                         goto oom;
         }
         slurm_free_node_info_msg(msg);
+        /* Built here, on the worker: lookups on the loop are O(1). */
+        if (ctld_nodes_index(n) < 0) {
+                ctld_nodes_free(n);
+                return -ENOMEM;
+        }
         *ret = n;
         return 0;
 oom:

@@ -26,10 +26,17 @@ struct ctld_node {
 struct ctld_nodes {
         struct ctld_node *nodes;
         size_t n;
+        /* Hash of the names (open addressing, slot = index + 1, 0 empty;
+         * n_index a power of two), so that a lookup by name is O(1). NULL:
+         * not built, ctld_nodes_find() searches linearly. */
+        uint32_t *index;
+        size_t n_index;
 };
 
 struct ctld_nodes *ctld_nodes_free(struct ctld_nodes *n);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct ctld_nodes *, ctld_nodes_free);
+/* Builds (again) the name index of N after its nodes changed. */
+int ctld_nodes_index(struct ctld_nodes *n);
 /* The node named NAME, or NULL. */
 const struct ctld_node *ctld_nodes_find(const struct ctld_nodes *n, const char *name);
 
