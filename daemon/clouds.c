@@ -11,8 +11,11 @@
 
 #include "clouds.h"
 #include "config.h"
+#include "fileread.h"
 
 #define CLOUDS_FILE_MAX (1024U * 1024U)
+/* A CA bundle (the system one is about 200 KiB). */
+#define CLOUDS_CACERT_MAX (16U * 1024U * 1024U)
 
 static char *free_secret(char *s) {
         if (s) {
@@ -184,36 +187,14 @@ static int fail_at(struct ctx *x, const struct yfile *f, const yaml_node_t *n, c
 }
 
 static int yfile_load(struct ctx *x, struct yfile *f) {
-        _cleanup_close_ int fd = -1;
-        _cleanup_free_ char *buf = NULL;
+        _cleanup_free_ char *buf = NULL, *problem = NULL;
         yaml_parser_t parser;
-        struct stat st;
         size_t len = 0;
         int r;
 
-        fd = open(f->path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-        if (fd < 0)
-                return fail(x, negative_errno(), "%s: cannot open: %s", f->path, strerror(errno));
-        if (fstat(fd, &st) < 0)
-                return fail(x, negative_errno(), "%s: cannot stat: %s", f->path, strerror(errno));
-        if (!S_ISREG(st.st_mode))
-                return fail(x, -EINVAL, "%s: not a regular file", f->path);
-        if ((size_t) st.st_size > CLOUDS_FILE_MAX)
-                return fail(x, -EFBIG, "%s: larger than %u bytes", f->path, CLOUDS_FILE_MAX);
-
-        buf = malloc((size_t) st.st_size + 1);
-        if (!buf)
-                return -ENOMEM;
-        while (len < (size_t) st.st_size) {
-                ssize_t n = read(fd, buf + len, (size_t) st.st_size - len);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n < 0)
-                        return fail(x, negative_errno(), "%s: cannot read: %s", f->path, strerror(errno));
-                if (n == 0)
-                        break;
-                len += (size_t) n;
-        }
+        r = fileread_all(f->path, 0, CLOUDS_FILE_MAX, &buf, &len, &problem);
+        if (r < 0)
+                return problem ? fail(x, r, "%s", problem) : r;
 
         if (!yaml_parser_initialize(&parser))
                 return -ENOMEM;
@@ -579,11 +560,18 @@ static int load_cloud(struct ctx *x, struct view *v, struct cloud_config *c) {
                 return fail_at(x, f, in, "identity_api_version", "only Identity v3 is supported");
         }
 
-        if (c->cacert && access(c->cacert, R_OK) < 0) {
-                char what[64];
-                yaml_node_t *cn = lookup(x, v, NULL, "cacert", &f, &r);
-                snprintf(what, sizeof(what), "cannot read the CA bundle: %s", strerror(errno));
-                return fail_at(x, f, cn, "cacert", what);
+        if (c->cacert) {
+                _cleanup_free_ char *why = NULL;
+                int fd = fileread_open(c->cacert, 0, CLOUDS_CACERT_MAX, NULL, &why);
+                if (fd >= 0)
+                        close(fd);
+                else {
+                        yaml_node_t *cn = lookup(x, v, NULL, "cacert", &f, &r);
+                        _cleanup_free_ char *what = NULL;
+                        if (!why || asprintf(&what, "the CA bundle %s", why) < 0)
+                                return -ENOMEM;
+                        return fail_at(x, f, cn, "cacert", what);
+                }
         }
 
         /* what the auth type needs; the position is the cloud's auth (or the cloud) */

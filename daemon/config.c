@@ -16,10 +16,15 @@
 
 #include "config-build.h"
 #include "config.h"
+#include "fileread.h"
 #include "hostlist.h"
 #include "strv.h"
 
 #define CONFIG_MAX_FILE_BYTES (1024 * 1024)
+/* A private key, a clouds.yaml or secure.yaml: far below this. */
+#define CONFIG_SECRET_FILE_MAX (1024 * 1024)
+/* A file copied to nodes. */
+#define CONFIG_SOURCE_FILE_MAX (64 * 1024 * 1024)
 #define CONFIG_MAX_ERRORS 50
 #define CONFIG_MAX_DEPTH 16          /* the schema needs 4 levels */
 #define CONFIG_MAX_GROUPS 1024
@@ -534,6 +539,7 @@ static void group_done(struct config_group *g) {
         }
         free(g->metadata);
         free(g->user_data);
+        free(g->user_data_content);
         free(g->availability_zone);
         free(g->gres);
         strv_free(g->features);
@@ -1196,33 +1202,33 @@ static void parse_metadata(struct parse *p, const struct field *f, const struct 
         g->n_metadata = n;
 }
 
+/* Read now, at load: the create on the event loop then only uses the bytes
+ * (a FIFO or a replaced file cannot block it). */
 static void parse_user_data(struct parse *p, const struct field *f, const struct ynode *v, const char *path, void *dst) {
-        struct stat st;
-        int fd;
+        /* dst is &group->user_data (the only field parsed this way) */
+        struct config_group *g = (struct config_group *) ((char *) dst - offsetof(struct config_group, user_data));
+        _cleanup_free_ char *problem = NULL, *data = NULL;
+        size_t len = 0;
+        int r;
 
         parse_path(p, f, v, path, dst);
         if (!*(char **) dst)
                 return;
-        /* stat first: opening a FIFO or a device could block or act */
-        if (stat(v->value, &st) < 0) {
-                diag(p, &v->mark, "cannot read %s %s: %m", path, v->value);
+        r = fileread_all(v->value, 0, NOVA_USER_DATA_MAX, &data, &len, &problem);
+        if (r == -ENOMEM || (r < 0 && !problem)) {
+                p->oom = true;
                 return;
         }
-        if (!S_ISREG(st.st_mode)) {
-                diag(p, &v->mark, "%s %s is not a regular file", path, v->value);
-                return;
+        if (r == -EFBIG)
+                diag(p, &v->mark, "%s: %s (Nova takes 65535 bytes of user data once base64-encoded)",
+                     path, problem);
+        else if (r < 0)
+                diag(p, &v->mark, "%s: %s", path, problem);
+        else {
+                free(g->user_data_content);
+                g->user_data_content = TAKE_PTR(data);
+                g->user_data_len = len;
         }
-        if (st.st_size > NOVA_USER_DATA_MAX) {
-                diag(p, &v->mark, "%s %s is %lld bytes; Nova accepts at most %d bytes of user data",
-                     path, v->value, (long long) st.st_size, NOVA_USER_DATA_MAX);
-                return;
-        }
-        fd = open(v->value, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-        if (fd < 0) {
-                diag(p, &v->mark, "cannot read %s %s: %m", path, v->value);
-                return;
-        }
-        close(fd);
 }
 
 static void parse_mapping(struct parse *p, const struct ynode *map, const char *where, const struct field *fields,
@@ -1247,17 +1253,19 @@ static void parse_private_key(struct parse *p, const struct field *f, const stru
 
 /* A file to copy: a readable regular file (checked now, read at each push). */
 static void parse_source_file(struct parse *p, const struct field *f, const struct ynode *v, const char *path, void *dst) {
-        struct stat st;
+        _cleanup_free_ char *problem = NULL;
+        int fd;
 
         parse_path(p, f, v, path, dst);
         if (!*(char **) dst)
                 return;
-        if (stat(v->value, &st) < 0 || access(v->value, R_OK) < 0) {
-                diag(p, &v->mark, "cannot read %s %s: %m", path, v->value);
-                return;
-        }
-        if (!S_ISREG(st.st_mode))
-                diag(p, &v->mark, "%s %s is not a regular file", path, v->value);
+        fd = fileread_open(v->value, 0, CONFIG_SOURCE_FILE_MAX, NULL, &problem);
+        if (fd >= 0)
+                close(fd);
+        else if (!problem)
+                p->oom = true;
+        else
+                diag(p, &v->mark, "%s: %s", path, problem);
 }
 
 /* Permission bits of a file put on a node, "0400" (or 400, 0o400). */
@@ -2000,19 +2008,19 @@ int config_load_string(const char *name, const char *text, size_t len, struct co
 
 int config_load(const char *path, struct config **ret, char **ret_errors) {
         _cleanup_close_ int fd = -1;
-        _cleanup_free_ char *buf = NULL;
+        _cleanup_free_ char *buf = NULL, *problem = NULL;
         size_t len = 0;
         struct stat st;
 
         if (ret_errors)
                 *ret_errors = NULL;
 
-        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-        if (fd < 0 || fstat(fd, &st) < 0) {
-                int r = negative_errno();
-                if (ret_errors && asprintf(ret_errors, "%s: cannot open: %s\n", path, strerror(-r)) < 0)
+        fd = fileread_open(path, 0, CONFIG_MAX_FILE_BYTES, &st, &problem);
+        if (fd < 0) {
+                if (ret_errors && asprintf(ret_errors, "%s%s\n", problem ? problem : path,
+                                           problem ? "" : ": cannot open") < 0)
                         *ret_errors = NULL;
-                return r;
+                return fd;
         }
         if (S_ISREG(st.st_mode) && (st.st_mode & S_IWOTH)) {
                 /* anyone could point elasticd at their own endpoints and collect its credentials */
@@ -2248,15 +2256,12 @@ int config_print(const struct config *c, FILE *f) {
 /* ---- misc ------------------------------------------------------------- */
 
 int config_check_secret_file(const char *path, char **ret_error) {
+        _cleanup_close_ int fd = -1;
         struct stat st;
-        int r;
 
-        if (stat(path, &st) < 0) {
-                r = negative_errno();
-                if (ret_error && asprintf(ret_error, "%s: %s", path, strerror(-r)) < 0)
-                        return -ENOMEM;
-                return r;
-        }
+        fd = fileread_open(path, 0, CONFIG_SECRET_FILE_MAX, &st, ret_error);
+        if (fd < 0)
+                return fd;
         if (st.st_uid != geteuid() && st.st_uid != 0) {
                 if (ret_error && asprintf(ret_error, "%s is owned by uid %u: a file holding secrets must be owned by uid %u or root",
                                           path, (unsigned) st.st_uid, (unsigned) geteuid()) < 0)

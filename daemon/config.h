@@ -49,6 +49,8 @@ struct config_group {
         struct config_kv *metadata; /* extra instance metadata */
         size_t n_metadata;
         char *user_data;            /* path to a user-data file, optional */
+        char *user_data_content;    /* its bytes, read at load (never on the loop); NUL-terminated */
+        size_t user_data_len;
         bool config_drive;          /* default false */
         unsigned min_nodes;         /* nodes kept powered (resize --min), default 0 */
         char *availability_zone;    /* optional */

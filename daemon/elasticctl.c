@@ -28,6 +28,7 @@
 #include "macro.h"
 #include "protocol.h"
 #include "config.h"
+#include "fileread.h"
 #include "slurmconf.h"
 
 enum {
@@ -502,39 +503,18 @@ static void text_sanitize(char *s) {
 
 /* Read SLURM_RESUME_FILE into *ret_obj, or explain in *ret_error why not. */
 static void resume_file_read(const char *path, json_t **ret_obj, char **ret_error) {
-        _cleanup_close_ int fd = -1;
-        _cleanup_free_ char *buf = NULL;
+        _cleanup_free_ char *buf = NULL, *problem = NULL;
+        int r;
         json_error_t jerr;
         size_t size = 0;
         char *e = NULL;
         json_t *o;
 
-        /* O_NONBLOCK: never hang slurmctld on a FIFO. */
-        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-        if (fd < 0) {
-                e = strf("cannot open SLURM_RESUME_FILE %s: %m", path);
-                goto fail;
-        }
-        buf = malloc(PROTOCOL_RESUME_FILE_MAX + 1);
-        if (!buf) {
-                e = strdup("out of memory reading SLURM_RESUME_FILE");
-                goto fail;
-        }
-        while (size <= PROTOCOL_RESUME_FILE_MAX) {
-                ssize_t n = read(fd, buf + size, PROTOCOL_RESUME_FILE_MAX + 1 - size);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n < 0) {
-                        e = strf("cannot read SLURM_RESUME_FILE %s: %m", path);
-                        goto fail;
-                }
-                if (n == 0)
-                        break;
-                size += (size_t) n;
-        }
-        if (size > PROTOCOL_RESUME_FILE_MAX) {
-                e = strf("SLURM_RESUME_FILE %s is larger than %zu bytes; not forwarded", path,
-                                PROTOCOL_RESUME_FILE_MAX);
+        /* Never hang slurmctld on a FIFO: regular files only, capped. */
+        r = fileread_all(path, 0, PROTOCOL_RESUME_FILE_MAX, &buf, &size, &problem);
+        if (r < 0) {
+                e = problem ? strf("SLURM_RESUME_FILE %s", problem)
+                            : strf("cannot read SLURM_RESUME_FILE %s: %s", path, strerror(-r));
                 goto fail;
         }
         o = json_loadb(buf, size, JSON_REJECT_DUPLICATES, &jerr);

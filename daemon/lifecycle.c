@@ -720,32 +720,20 @@ static int start_delete(struct lc_op *o, cloud_callback_t cb, void *ud, uint64_t
         return cloud_server_delete(o->l->env.cloud, o->instance_id, cb, ud, id);
 }
 
-static int read_user_data(const char *path, char **ret, size_t *ret_len, char **ret_error) {
-        _cleanup_close_ int fd = -1;
-        _cleanup_free_ char *buf = NULL;
-        struct stat st;
-        ssize_t n;
+/* The bytes config.c read at load: no file is opened on the event loop. */
+static int read_user_data(const struct config_group *g, char **ret, size_t *ret_len, char **ret_error) {
+        char *buf;
 
-        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-        if (fd < 0 || fstat(fd, &st) < 0) {
-                (void) asprintf(ret_error, "cannot read user data %s: %m", path);
-                return negative_errno();
+        if (!g->user_data_content) {
+                (void) asprintf(ret_error, "user data %s was not loaded with the configuration", g->user_data);
+                return -ENOENT;
         }
-        if (!S_ISREG(st.st_mode) || st.st_size > USER_DATA_MAX) {
-                (void) asprintf(ret_error, "user data %s is not a regular file of at most %d bytes",
-                                path, USER_DATA_MAX);
-                return -EFBIG;
-        }
-        buf = malloc((size_t) st.st_size + 1);
+        buf = malloc(g->user_data_len + 1);
         if (!buf)
                 return -ENOMEM;
-        n = read(fd, buf, (size_t) st.st_size);
-        if (n < 0) {
-                (void) asprintf(ret_error, "cannot read user data %s: %m", path);
-                return negative_errno();
-        }
-        *ret_len = (size_t) n;
-        *ret = TAKE_PTR(buf);
+        memcpy(buf, g->user_data_content, g->user_data_len + 1);
+        *ret_len = g->user_data_len;
+        *ret = buf;
         return 0;
 }
 
@@ -760,7 +748,7 @@ static int start_create(struct lc_op *o, cloud_callback_t cb, void *ud, uint64_t
         int r;
 
         if (g->user_data) {
-                r = read_user_data(g->user_data, &user_data, &user_data_len, &error);
+                r = read_user_data(g, &user_data, &user_data_len, &error);
                 if (r < 0) {
                         op_log(o, LOG_ERR, "%s", error ? error : strerror(-r));
                         return r;

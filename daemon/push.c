@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fileread.h"
 #include "strv.h"
 #include "worker.h"
 
@@ -34,6 +35,9 @@
 #define RETRY_MAX_USEC (2 * 1000000ULL)
 /* How much of a failing command's stderr goes into the reason. */
 #define STDERR_TAIL 160
+/* A private key, and a file copied to a node (config.c checks the same at load). */
+#define PUSH_KEY_MAX (1024 * 1024)
+#define PUSH_FILE_MAX (64 * 1024 * 1024)
 
 static uint64_t now_usec(void) {
         struct timespec ts;
@@ -619,15 +623,15 @@ static int check_hostkey(struct push_ctx *x) {
 
 static int authenticate(struct push_ctx *x) {
         const char *user = x->spec->user ? x->spec->user : "root";
+        _cleanup_free_ char *problem = NULL;
         _cleanup_close_ int fd = -1;
         int r;
 
         /* a clear message for a missing or unreadable key (libssh2's is vague) */
-        fd = open(x->spec->private_key, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-        if (fd < 0) {
-                r = negative_errno();
-                return fail(x, r, "private key %s: %s", x->spec->private_key, strerror(-r));
-        }
+        fd = fileread_open(x->spec->private_key, 0, PUSH_KEY_MAX, NULL, &problem);
+        if (fd < 0)
+                return problem ? fail(x, fd, "private key %s", problem)
+                               : fail(x, fd, "private key %s: %s", x->spec->private_key, strerror(-fd));
         x->wait_deadline = x->deadline;
         r = SSH_INT(x, libssh2_userauth_publickey_fromfile_ex(x->session, user, (unsigned) strlen(user), NULL,
                                                               x->spec->private_key, NULL));
@@ -780,7 +784,7 @@ static int run_command(struct push_ctx *x, const char *cmd) {
 /* ---- files ------------------------------------------------------------------ */
 
 static int copy_file(struct push_ctx *x, const struct push_file *f) {
-        _cleanup_free_ char *tmp = NULL, *qtmp = NULL, *qdest = NULL, *owner = NULL, *cmd = NULL;
+        _cleanup_free_ char *tmp = NULL, *qtmp = NULL, *qdest = NULL, *owner = NULL, *cmd = NULL, *problem = NULL;
         _cleanup_close_ int fd = -1;
         LIBSSH2_CHANNEL *ch;
         struct stat st;
@@ -789,13 +793,10 @@ static int copy_file(struct push_ctx *x, const struct push_file *f) {
         char text[STDERR_TAIL + 32];
         int status = 0, r;
 
-        fd = open(f->src, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-        if (fd < 0 || fstat(fd, &st) < 0) {
-                r = negative_errno();
-                return fail(x, r, "copy %s: %s: %s", f->dest, f->src, strerror(-r));
-        }
-        if (!S_ISREG(st.st_mode))
-                return fail(x, -EINVAL, "copy %s: %s is not a regular file", f->dest, f->src);
+        fd = fileread_open(f->src, 0, PUSH_FILE_MAX, &st, &problem);
+        if (fd < 0)
+                return problem ? fail(x, fd, "copy %s: %s", f->dest, problem)
+                               : fail(x, fd, "copy %s: %s: %s", f->dest, f->src, strerror(-fd));
 
         if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
                 rnd = now_usec() ^ (uint64_t) getpid();

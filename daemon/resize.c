@@ -12,6 +12,7 @@
 
 #include <slurm/slurm.h>
 
+#include "fileread.h"
 #include "hostlist.h"
 #include "log.h"
 #include "strv.h"
@@ -20,6 +21,7 @@
 /* How often a kept node that went down is looked at again. */
 #define ENFORCE_USEC (30 * USEC_PER_SEC)
 #define EXCLUSION_MAX (1024 * 1024)
+#define EXCLUSION_FILE_MAX (16 * 1024 * 1024)
 
 /* What a pass does, in order; each waits for its Slurm call. */
 enum pass_step {
@@ -95,13 +97,21 @@ int resize_write_exclusion_file(const char *path, const char *nodes, char **ret_
 
 int resize_read_exclusion_file(const char *path, char **ret_nodes) {
         _cleanup_fclose_ FILE *f = NULL;
+        int fd;
         _cleanup_free_ char *line = NULL;
         size_t cap = 0;
         ssize_t n;
 
-        f = fopen(path, "re");
-        if (!f)
-                return negative_errno();
+        /* Regular files only: a FIFO here would block the loop. */
+        fd = fileread_open(path, 0, EXCLUSION_FILE_MAX, NULL, NULL);
+        if (fd < 0)
+                return fd;
+        f = fdopen(fd, "re");
+        if (!f) {
+                int r = negative_errno();
+                close(fd);
+                return r;
+        }
         while ((n = getline(&line, &cap, f)) > 0) {
                 if (n > EXCLUSION_MAX)
                         return -EFBIG;

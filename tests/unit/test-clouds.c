@@ -65,7 +65,7 @@ static const char *password_cloud =
         "      project_domain_id: default\n"
         "    region_name: RegionTwo\n"
         "    interface: internal\n"
-        "    cacert: /dev/null\n"
+        "    cacert: /etc/passwd\n"
         "    verify: yes\n"
         "    identity_api_version: 3\n"
         "    compute_endpoint_override: http://nova.example.org:8774/v2.1/\n"
@@ -91,7 +91,7 @@ static void test_password(void) {
         CHECK_STR(c->project_domain_id, "default");
         CHECK_STR(c->region_name, "RegionTwo");
         CHECK_INT(c->interface, CLOUD_INTERFACE_INTERNAL);
-        CHECK_STR(c->cacert, "/dev/null");
+        CHECK_STR(c->cacert, "/etc/passwd");
         CHECK(c->verify);
         CHECK_STR(c->compute_endpoint_override, "http://nova.example.org:8774/v2.1/");
         CHECK(c->image_endpoint_override == NULL);
@@ -291,7 +291,8 @@ static void test_errors(void) {
                 { "clouds:\n  c:\n    verify: maybe\n    auth: {auth_url: http://k}\n", "one.yaml:3:13: cloud 'c': verify: expected true or false" },
                 { "clouds:\n  c:\n    identity_api_version: 2\n    auth: {auth_url: http://k}\n", "one.yaml:3:27: cloud 'c': identity_api_version: only Identity v3" },
                 { "clouds:\n  c:\n    regions: RegionOne\n    auth: {auth_url: http://k}\n", "one.yaml:3:14: cloud 'c': regions: expected a list" },
-                { "clouds:\n  c:\n    cacert: /nonexistent/ca.pem\n    auth: {auth_url: http://k}\n", "one.yaml:3:13: cloud 'c': cacert: cannot read the CA bundle: No such file or directory" },
+                { "clouds:\n  c:\n    cacert: /nonexistent/ca.pem\n    auth: {auth_url: http://k}\n", "one.yaml:3:13: cloud 'c': cacert: the CA bundle /nonexistent/ca.pem: cannot open: No such file or directory" },
+                { "clouds:\n  c:\n    cacert: /dev/null\n    auth: {auth_url: http://k}\n", "one.yaml:3:13: cloud 'c': cacert: the CA bundle /dev/null: is a character device, not a regular file" },
                 { "clouds:\n  c:\n    regions: [{}]\n    auth: {auth_url: http://k}\n", "cloud 'c': regions: the first entry has no name" },
                 { "clouds:\n  c:\n    auth:\n      password: " PW "\n     bad: [\n", "one.yaml:5:" },
                 { "clouds:\n  c:\n    auth: {password: '" PW "\n", "one.yaml:" },
@@ -482,6 +483,25 @@ static void cleanup(void) {
                 fprintf(stderr, "# cannot remove %s\n", dir);
 }
 
+/* A FIFO as clouds.yaml or secure.yaml is refused at once, never read
+ * (start-up would hang with SIGTERM blocked). */
+static void test_fifo(void) {
+        struct cloud_config *c = NULL;
+        char *err = NULL;
+
+        unlink(path("fifo.yaml"));
+        CHECK(mkfifo(path("fifo.yaml"), 0600) == 0);
+        CHECK_INT(clouds_load_files(path("fifo.yaml"), NULL, "c", &c, &err), -EINVAL);
+        CHECK(err && strstr(err, "fifo.yaml: is a FIFO, not a regular file"));
+        free(err);
+        err = NULL;
+        write_file("one.yaml", 0600, "clouds:\n  c: {auth: {auth_url: 'http://k'}}\n");
+        CHECK_INT(clouds_load_files(path("one.yaml"), path("fifo.yaml"), "c", &c, &err), -EINVAL);
+        CHECK(err && strstr(err, "fifo.yaml: is a FIFO, not a regular file"));
+        free(err);
+        unlink(path("fifo.yaml"));
+}
+
 int main(void) {
         snprintf(dir, sizeof(dir), "/tmp/test-clouds-%d", (int) getpid());
         if (mkdir(dir, 0700) < 0) {
@@ -497,6 +517,7 @@ int main(void) {
         RUN(test_errors);
         RUN(test_permissions);
         RUN(test_search);
+        RUN(test_fifo);
         cleanup();
         return test_done();
 }

@@ -272,7 +272,29 @@ static void test_missing_file(void) {
         CHECK(c == NULL);
         CHECK_STR(err, "config/does-not-exist.yaml: cannot open: No such file or directory\n");
         CHECK_INT(config_load("config", &c, &err2), -EINVAL);
-        CHECK_STR(err2, "config: not a regular file\n");
+        CHECK_STR(err2, "config: is a directory, not a regular file\n");
+}
+
+/* A FIFO where a file is expected is refused at once, never read (which
+ * would block until a writer came): the config itself and a group's
+ * user_data. */
+static void test_fifo(void) {
+        char dir[] = "/tmp/test-config-fifo-XXXXXX";
+        _cleanup_(config_freep) struct config *c = NULL, *c2 = NULL;
+        _cleanup_free_ char *err = NULL, *err2 = NULL, *fifo = NULL, *text = NULL;
+
+        CHECK(mkdtemp(dir) != NULL);
+        CHECK(asprintf(&fifo, "%s/fifo", dir) > 0);
+        CHECK(mkfifo(fifo, 0600) == 0);
+        CHECK_INT(config_load(fifo, &c, &err), -EINVAL);
+        CHECK(err && strstr(err, "is a FIFO, not a regular file"));
+        CHECK(asprintf(&text,
+                       "cluster: c1\ncloud: os\ngroups:\n"
+                       "  - {name: g, nodes: n1, flavor: f, image: i, user_data: %s}\n", fifo) > 0);
+        CHECK_INT(config_load_string("ud", text, strlen(text), &c2, &err2), -EINVAL);
+        CHECK(err2 && strstr(err2, "user_data: ") && strstr(err2, "is a FIFO, not a regular file"));
+        unlink(fifo);
+        rmdir(dir);
 }
 
 static void test_world_writable(void) {
@@ -341,13 +363,17 @@ static void test_user_data(void) {
                        "cluster: c1\ncloud: os\ngroups:\n"
                        "  - {name: g, nodes: n1, flavor: f, image: i, user_data: %s}\n", path) > 0);
         CHECK_INT(config_load_string("ud", text, strlen(text), &c, &err), 0);
-        if (c)
+        if (c) {
                 CHECK_STR(c->groups[0].user_data, path);
+                /* read at load: the create never opens the file */
+                CHECK_STR(c->groups[0].user_data_content, "#cloud-config\n");
+                CHECK_INT(c->groups[0].user_data_len, 14);
+        }
 
         /* too big for Nova */
         CHECK(ftruncate(fd, 60000) == 0);
         CHECK_INT(config_load_string("ud", text, strlen(text), &c2, &err2), -EINVAL);
-        CHECK(err2 && strstr(err2, "Nova accepts at most 49149 bytes of user data"));
+        CHECK(err2 && strstr(err2, "is 60000 bytes, more than the limit of 49149"));
         close(fd);
         unlink(path);
 }
@@ -514,6 +540,7 @@ int main(void) {
         RUN(test_node_order);
         RUN(test_example);
         RUN(test_missing_file);
+        RUN(test_fifo);
         RUN(test_world_writable);
         RUN(test_unicode_breaks);
         RUN(test_too_big);

@@ -188,7 +188,10 @@ def hook_bad_resume_file_still_sent():
     big = os.path.join(TMP, "big.json")
     with open(big, "w") as f:
         f.write('{"x":"' + "a" * (600 * 1024) + '"}')
-    cases.append((big, "larger than"))
+    cases.append((big, "more than the limit of"))
+    fifo = os.path.join(TMP, "fifo.json")
+    os.mkfifo(fifo)
+    cases.append((fifo, "is a FIFO, not a regular file"))
     arr = os.path.join(TMP, "arr.json")
     with open(arr, "w") as f:
         f.write("[1]")
