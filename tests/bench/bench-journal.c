@@ -9,7 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "journal.h"
+#include "journal/journal.h"
 
 #define RECORDS 100000
 

@@ -4,8 +4,8 @@
 #include <jansson.h>
 #include <sys/resource.h>
 
-#include "cloud.h"
-#include "log.h"
+#include "cloud/cloud.h"
+#include "util/log.h"
 #include "../cloud/testlib.h"
 
 #define TINY "012ff1c6-dc8d-4e82-8f73-8a2a63093040"

@@ -1,7 +1,7 @@
 /* cloudtest.h - helpers for the cloud client's tests: a copy of each result, waiting, creating, polling. */
 #pragma once
 
-#include "cloud.h"
+#include "cloud/cloud.h"
 #include "testlib.h"
 
 static sd_event *ev;

@@ -1,7 +1,7 @@
 /* test-cloud-real.c - the OpenStack client against a real cloud (e.g. the harness's Zed): skipped unless one is named. */
-#include "cloud.h"
+#include "cloud/cloud.h"
 #include "cloudtest.h"
-#include "log.h"
+#include "util/log.h"
 #include "testlib.h"
 #include "../unit/test.h"
 

@@ -1,9 +1,9 @@
 /* test-cloud.c - the OpenStack client against the emulator: every call, token renewal, every fault knob, a storm. */
 #include <jansson.h>
 
-#include "cloud.h"
+#include "cloud/cloud.h"
 #include "cloudtest.h"
-#include "log.h"
+#include "util/log.h"
 #include "testlib.h"
 #include "../unit/test.h"
 

@@ -2,7 +2,7 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 
-#include "log.h"
+#include "util/log.h"
 #include "testlib.h"
 #include "../unit/test.h"
 

@@ -13,7 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "http.h"
+#include "cloud/http.h"
 
 /* A child process that printed its port on its first stdout line. */
 struct test_server {

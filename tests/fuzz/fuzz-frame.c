@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "fuzz.h"
-#include "protocol.h"
+#include "proto/protocol.h"
 
 #define MAX_FRAME 4096
 

@@ -12,8 +12,8 @@
 #include <slurm/slurm.h>
 
 #include "fuzz.h"
-#include "hostlist.h"
-#include "strv.h"
+#include "util/hostlist.h"
+#include "util/strv.h"
 
 #define MAX_INPUT 4096
 #define MAX_NODES 5000

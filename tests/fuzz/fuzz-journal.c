@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "fuzz.h"
-#include "journal.h"
+#include "journal/journal.h"
 
 static char dir[64];
 static char path[128];

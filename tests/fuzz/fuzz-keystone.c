@@ -6,10 +6,10 @@
 #include <jansson.h>
 
 #include "fuzz.h"
-#include "glance.h"
-#include "keystone.h"
-#include "neutron.h"
-#include "osjson.h"
+#include "cloud/glance.h"
+#include "cloud/keystone.h"
+#include "cloud/neutron.h"
+#include "cloud/osjson.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         static const char *const services[] = { "compute", "image", "identity", "network" };

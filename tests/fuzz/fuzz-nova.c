@@ -5,8 +5,8 @@
 #include <string.h>
 
 #include "fuzz.h"
-#include "nova.h"
-#include "push.h"
+#include "cloud/nova.h"
+#include "push/push.h"
 
 /* The host keys of a console: never a result without a key, never more than the cap. */
 static void console_keys(const char *console) {

@@ -11,7 +11,7 @@
 #include <sys/stat.h>
 
 #include "fuzz.h"
-#include "macro.h"
+#include "util/macro.h"
 
 static int count;
 static size_t n_inputs;

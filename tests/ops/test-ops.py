@@ -93,7 +93,7 @@ def test_man_lint():
 
 def config_keys():
     """Every key the parser's tables accept, plus every key --check prints."""
-    text = open(os.path.join(SRC, "daemon/config.c")).read()
+    text = open(os.path.join(SRC, "daemon/conf/config.c")).read()
     keys = set(re.findall(r'\b(?:STR|NUM|SECTION|GSTR|SSTR|FSTR)\("([a-z_]+)"', text))
     keys |= set(re.findall(r'\{ "([a-z_]+)", parse_[a-z_]+,', text))
     r = run([ELASTICD, "--check", "-c", os.path.join(SRC, "daemon/elasticd.yaml.example")])

@@ -12,7 +12,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "push.h"
+#include "push/push.h"
 
 #define MAX_ITEMS 32
 

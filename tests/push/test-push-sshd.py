@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Pushes (daemon/push.c through tests/push/push-run) against a real sshd
+"""Pushes (daemon/push/push.c through tests/push/push-run) against a real sshd
 running in an instance namespace of the test harness: files land with
 their mode, owner and content; commands run in order and a failing one
 fails the push with its status and stderr; a host key other than the

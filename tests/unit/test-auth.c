@@ -1,7 +1,7 @@
 /* test-auth.c - who may send which request. */
 #include <string.h>
 
-#include "auth.h"
+#include "server/auth.h"
 #include "test.h"
 
 static void test_anyone_and_root(void) {

@@ -7,7 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "clouds.h"
+#include "cloud/clouds.h"
 #include "test.h"
 
 #define PW "SECRETpw-4711"

@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "config-build.h"
-#include "config.h"
+#include "conf/config.h"
 #include "test.h"
 
 static int update_golden;

@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ctld.h"
+#include "slurm/ctld.h"
 #include "test.h"
 
 static struct ctld_nodes *make(size_t count) {

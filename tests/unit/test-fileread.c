@@ -7,7 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "fileread.h"
+#include "util/fileread.h"
 #include "test.h"
 
 static char dir[64];

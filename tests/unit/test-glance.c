@@ -2,7 +2,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "glance.h"
+#include "cloud/glance.h"
 #include "osfixture.h"
 #include "test.h"
 

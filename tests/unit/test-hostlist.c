@@ -7,8 +7,8 @@
 #include <unistd.h>
 #include <slurm/slurm.h>
 
-#include "hostlist.h"
-#include "strv.h"
+#include "util/hostlist.h"
+#include "util/strv.h"
 #include "test.h"
 
 /* Expand TEXT and compare with the space-separated EXPECTED names. */
@@ -414,6 +414,82 @@ static void test_matches_libslurm(void) {
         }
 }
 
+/* libslurm's hostlist of S as a sorted, duplicate-free vector (NULL if it
+ * rejects S). */
+static char **slurm_names(const char *s, size_t *ret_n) {
+        hostlist_t hl = slurm_hostlist_create(s);
+        size_t m = 0, k = 0;
+        char **w, *h;
+
+        if (!hl)
+                return NULL;
+        w = calloc((size_t) slurm_hostlist_count(hl) + 1, sizeof(char *));
+        while (w && (h = slurm_hostlist_shift(hl)))
+                w[m++] = h;
+        slurm_hostlist_destroy(hl);
+        if (!w)
+                return NULL;
+        qsort(w, m, sizeof(char *), compare_namep);
+        for (size_t i = 0; i < m; i++)
+                if (k == 0 || strcmp(w[i], w[k - 1]) != 0)
+                        w[k++] = w[i];
+                else
+                        free(w[i]);
+        w[k] = NULL;
+        *ret_n = k;
+        return w;
+}
+
+/* The compressor (no libslurm) writes what both our expander and libslurm
+ * read back as exactly the names it was given: random sets mixing padding,
+ * prefixes with digits, names without numbers and long runs. */
+static void test_compress_matches_libslurm(void) {
+        static const char *const prefixes[] = { "cn", "cn-", "r1n", "gpu", "a.b_c", "x0" };
+        unsigned seed = 12345;
+
+        for (int t = 0; t < 300; t++) {
+                _cleanup_strv_free_ char **names = NULL, **ours = NULL, **theirs = NULL;
+                _cleanup_free_ char *s = NULL;
+                size_t n = 0, n_ours = 0, n_theirs = 0, count = (size_t) (rand_r(&seed) % 60) + 1;
+
+                names = calloc(count + 1, sizeof(char *));
+                CHECK(names != NULL);
+                for (size_t i = 0; i < count; i++) {
+                        const char *p = prefixes[rand_r(&seed) % ELEMENTSOF(prefixes)];
+                        int width = rand_r(&seed) % 4, v = rand_r(&seed) % (t % 3 == 0 ? 1200 : 25);
+                        char buf[64];
+
+                        if (rand_r(&seed) % 20 == 0)
+                                snprintf(buf, sizeof(buf), "%s-ib", p);
+                        else
+                                snprintf(buf, sizeof(buf), "%s%0*d", p, width, v);
+                        names[n++] = strdup(buf);
+                }
+                CHECK_INT(hostlist_compress(names, n, &s, NULL), 0);
+                qsort(names, n, sizeof(char *), compare_namep);
+                size_t k = 0;
+                for (size_t i = 0; i < n; i++)
+                        if (k == 0 || strcmp(names[i], names[k - 1]) != 0)
+                                names[k++] = names[i];
+                        else
+                                free(names[i]);
+                names[k] = NULL;
+
+                CHECK_INT(hostlist_expand(s, 100000, &ours, &n_ours, NULL), 0);
+                theirs = slurm_names(s, &n_theirs);
+                if (!theirs || n_ours != k || n_theirs != k) {
+                        TEST_FAIL("\"%s\": %zu names back, libslurm %zu, given %zu", s, n_ours, n_theirs, k);
+                        continue;
+                }
+                for (size_t i = 0; i < k; i++)
+                        if (strcmp(ours[i], names[i]) != 0 || strcmp(theirs[i], names[i]) != 0) {
+                                TEST_FAIL("\"%s\": name %zu \"%s\"/\"%s\", given \"%s\"", s, i, ours[i],
+                                          theirs[i], names[i]);
+                                break;
+                        }
+        }
+}
+
 /* Long lists of scattered nodes stay linear (libslurm's own parser is
  * quadratic there): no timing, only that it completes and is right. */
 static void test_scattered(void) {
@@ -497,6 +573,7 @@ int main(void) {
         RUN(test_100k);
         RUN(test_name_order);
         RUN(test_matches_libslurm);
+        RUN(test_compress_matches_libslurm);
         RUN(test_scattered);
         RUN(test_compress_bounded);
         return test_done();

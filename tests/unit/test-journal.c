@@ -12,7 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "journal.h"
+#include "journal/journal.h"
 #include "test.h"
 
 /* ---- helpers ------------------------------------------------------------ */

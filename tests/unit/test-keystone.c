@@ -4,9 +4,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "keystone.h"
+#include "cloud/keystone.h"
 #include "osfixture.h"
-#include "osjson.h"
+#include "cloud/osjson.h"
 #include "test.h"
 
 static json_t *request_body(const char *fixture) {

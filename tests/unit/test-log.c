@@ -3,7 +3,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "log.h"
+#include "util/log.h"
 #include "test.h"
 
 static void test_context_prefix(void) {

@@ -2,21 +2,21 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "metrics.h"
-#include "protocol.h"
+#include "metrics/metrics.h"
+#include "proto/protocol.h"
 #include "test.h"
 
 static void test_histogram_buckets(void) {
-        struct metrics_histogram h = {};
+        struct histogram h = {};
 
-        metrics_histogram_observe(&h, 0.5);   /* le 5 */
-        metrics_histogram_observe(&h, 5);     /* le 5: bounds are inclusive */
-        metrics_histogram_observe(&h, 45);    /* le 60 */
-        metrics_histogram_observe(&h, 5000);  /* +Inf */
+        histogram_observe(&h, 0.5);   /* le 5 */
+        histogram_observe(&h, 5);     /* le 5: bounds are inclusive */
+        histogram_observe(&h, 45);    /* le 60 */
+        histogram_observe(&h, 5000);  /* +Inf */
         CHECK(h.count == 4);
         CHECK(h.buckets[0] == 2);
         CHECK(h.buckets[4] == 1);
-        CHECK(h.buckets[METRICS_HISTOGRAM_BUCKETS - 1] == 1);
+        CHECK(h.buckets[HISTOGRAM_BUCKETS - 1] == 1);
         CHECK(h.sum > 5050.4 && h.sum < 5050.6);
 }
 

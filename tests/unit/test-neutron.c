@@ -2,7 +2,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "neutron.h"
+#include "cloud/neutron.h"
 #include "test.h"
 
 static void test_list(void) {

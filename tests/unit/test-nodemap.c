@@ -4,10 +4,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
-#include "hostlist.h"
-#include "nodemap.h"
-#include "strv.h"
+#include "conf/config.h"
+#include "util/hostlist.h"
+#include "conf/nodemap.h"
+#include "util/strv.h"
 #include "test.h"
 
 static const struct nodemap_group_def cluster[] = {

@@ -4,7 +4,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "nova.h"
+#include "cloud/nova.h"
 #include "osfixture.h"
 #include "test.h"
 

@@ -5,9 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "glance.h"
-#include "keystone.h"
-#include "nova.h"
+#include "cloud/glance.h"
+#include "cloud/keystone.h"
+#include "cloud/nova.h"
 #include "osfixture.h"
 
 static int match(const char *re, const char *s) {

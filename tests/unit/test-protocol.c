@@ -6,7 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "protocol.h"
+#include "proto/protocol.h"
 #include "test.h"
 
 /* A frame with BODY (not NUL-terminated in the frame) and LEN as the header. */

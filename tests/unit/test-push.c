@@ -9,7 +9,7 @@
 
 #include <systemd/sd-event.h>
 
-#include "push.h"
+#include "push/push.h"
 #include "test.h"
 
 #define KEY_ED25519 "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAJ/iFCjWJ5qjNvAVRakeujOzUEf+4RLzmv+Hs394j6B"

@@ -7,8 +7,8 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 
-#include "protocol.h"
-#include "server.h"
+#include "proto/protocol.h"
+#include "server/server.h"
 #include "test.h"
 
 static char dir[64];

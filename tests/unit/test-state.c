@@ -2,7 +2,7 @@
 #include <jansson.h>
 #include <string.h>
 
-#include "state.h"
+#include "journal/state.h"
 #include "test.h"
 
 static json_t *rec(const char *text) {

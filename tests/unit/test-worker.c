@@ -7,7 +7,7 @@
 #include <systemd/sd-event.h>
 
 #include "test.h"
-#include "worker.h"
+#include "util/worker.h"
 
 struct job {
         pthread_t loop_thread;

@@ -1,0 +1,1598 @@
+/* cloud.c - OpenStack calls as small state machines over the HTTP engine, one Keystone token shared by all. */
+#include <curl/curl.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cloud/cloud.h"
+#include "cloud/glance.h"
+#include "cloud/keystone.h"
+#include "util/log.h"
+#include "cloud/neutron.h"
+
+#define USEC_PER_SEC UINT64_C(1000000)
+#define USEC_PER_MSEC UINT64_C(1000)
+#define LIST_PAGES_MAX 1000
+#define LOOKUP_FAILURES_MAX 5
+
+enum call_kind {
+        CALL_CREATE,
+        CALL_SHOW,
+        CALL_LIST,
+        CALL_DELETE,
+        CALL_REBOOT,
+        CALL_REBUILD,
+        CALL_CONSOLE,
+        CALL_FLAVOR,
+        CALL_IMAGE,
+        CALL_NETWORK,
+};
+
+enum call_step {
+        STEP_MAIN,          /* the call's own request (create: the POST) */
+        STEP_LOOKUP,        /* create: find the server of an unclear POST */
+        STEP_LIST,          /* flavor/image/network resolve: search by name */
+};
+
+enum cache_kind {
+        CACHE_FLAVOR,
+        CACHE_IMAGE,
+        CACHE_NETWORK,
+};
+
+struct cache_entry {
+        enum cache_kind kind;
+        char *key;
+        char *id;
+        uint64_t until;
+        struct cache_entry *next;
+};
+
+struct cloud_call {
+        struct cloud *cloud;
+        struct cloud_call *prev, *next;
+        uint64_t id;
+        enum call_kind kind;
+        enum call_step step;
+        cloud_callback_t cb;
+        void *userdata;
+        char *label;
+
+        struct http_request *req;
+        uint64_t token_gen;        /* the token the request carried */
+        bool waiting_token;
+        bool reauthed;
+        sd_event_source *timer;    /* the next step after a delay, or a result to deliver */
+        int pending_error;         /* what the timer delivers, when it delivers */
+        bool timer_delivers;
+
+        char *arg;                 /* server id, name filter, or name/id to resolve */
+        char *body;                /* create, reboot, rebuild */
+
+        /* create */
+        char *node, *op;
+        unsigned posts;
+        unsigned lookup_failures;
+        int post_error;            /* the last POST's outcome, reported if nothing is found */
+
+        /* list and resolve paging */
+        char *marker;
+        unsigned pages;
+        char **found_ids;          /* resolve: ids whose name matched */
+        size_t n_found;
+
+        /* the result */
+        struct nova_server **servers;
+        size_t n_servers;
+        struct nova_server *server;
+        char *result_id;
+        char *console;
+        bool adopted;
+        struct os_error err;
+};
+
+struct cloud {
+        unsigned n_ref;
+        bool shut_down;
+        sd_event *event;
+        struct cloud_config *config;
+        struct cloud_options opts;
+        char *cluster;
+        char *tag;
+        struct http_engine *http;
+
+        struct keystone_token *token;
+        uint64_t token_until;      /* monotonic: not used for new requests after this */
+        uint64_t token_gen;
+        char *compute_url;
+        char *image_url;
+        char *image_url_error;
+        char *network_url;
+        char *network_url_error;
+        struct http_request *auth_req;
+        struct http_request *version_req;
+        bool version_ok;           /* the compute API speaks NOVA_MICROVERSION */
+        sd_event_source *auth_fail;
+        int auth_error;
+        struct os_error auth_err;
+
+        struct cloud_call *calls;
+        unsigned n_calls;
+        uint64_t next_call_id;
+        struct cache_entry *cache;
+        struct cloud_stats stats;
+};
+
+static uint64_t now_mono(struct cloud *c) {
+        uint64_t t = 0;
+
+        if (sd_event_now(c->event, CLOCK_MONOTONIC, &t) < 0) {
+                struct timespec ts;
+                clock_gettime(CLOCK_MONOTONIC, &ts);
+                t = (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
+        }
+        return t;
+}
+
+static void cloud_pin(struct cloud *c) {
+        c->n_ref++;
+}
+
+static void cloud_destroy(struct cloud *c) {
+        c->http = http_engine_free(c->http);
+        keystone_token_free(c->token);
+        free(c->compute_url);
+        free(c->image_url);
+        free(c->image_url_error);
+        free(c->network_url);
+        free(c->network_url_error);
+        os_error_clear(&c->auth_err);
+        sd_event_source_disable_unref(c->auth_fail);
+        while (c->cache) {
+                struct cache_entry *n = c->cache->next;
+                free(c->cache->key);
+                free(c->cache->id);
+                free(c->cache);
+                c->cache = n;
+        }
+        clouds_free(c->config);
+        free(c->cluster);
+        free(c->tag);
+        sd_event_unref(c->event);
+        free(c);
+}
+
+static void cloud_unpin(struct cloud *c) {
+        if (--c->n_ref == 0)
+                cloud_destroy(c);
+}
+
+const char *cloud_cluster_tag(const struct cloud *c) {
+        return c ? c->tag : NULL;
+}
+
+/* Map an HTTP error status to the errno documented in cloud.h. */
+static int status_to_errno(long status, const char *message) {
+        if (status == 400)
+                return -EINVAL;
+        if (status == 401)
+                return -EACCES;
+        if (status == 403)
+                return message && strcasestr(message, "quota") ? -EDQUOT : -EPERM;
+        if (status == 404)
+                return -ENOENT;
+        if (status == 409)
+                return -EBUSY;
+        if (status == 413)
+                return -EDQUOT;
+        if (status == 429)
+                return -EAGAIN;
+        if (status >= 500)
+                return -EREMOTEIO;
+        return -EPROTO;
+}
+
+/* Percent-encode S for a URL path segment or query value. */
+static char *url_escape(const char *s) {
+        char *e = curl_easy_escape(NULL, s, 0);
+        char *r;
+
+        if (!e)
+                return NULL;
+        r = strdup(e);
+        curl_free(e);
+        return r;
+}
+
+/* A Nova name filter (a regular expression) that matches NAME exactly. */
+static char *name_regex(const char *name) {
+        size_t n = strlen(name);
+        char *r = malloc(2 * n + 3), *p;
+
+        if (!r)
+                return NULL;
+        p = r;
+        *p++ = '^';
+        for (const char *s = name; *s; s++) {
+                if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+                      *s == '-' || *s == '_' || (unsigned char) *s >= 0x80))
+                        *p++ = '\\';
+                *p++ = *s;
+        }
+        *p++ = '$';
+        *p = 0;
+        return r;
+}
+
+/* ---- cache ---- */
+
+static const char *cache_get(struct cloud *c, enum cache_kind kind, const char *key) {
+        uint64_t now = now_mono(c);
+
+        for (struct cache_entry *e = c->cache; e; e = e->next)
+                if (e->kind == kind && strcmp(e->key, key) == 0 && e->until > now)
+                        return e->id;
+        return NULL;
+}
+
+static void cache_put(struct cloud *c, enum cache_kind kind, const char *key, const char *id) {
+        struct cache_entry *e;
+
+        for (e = c->cache; e; e = e->next)
+                if (e->kind == kind && strcmp(e->key, key) == 0)
+                        break;
+        if (!e) {
+                e = calloc(1, sizeof(*e));
+                if (!e)
+                        return;
+                e->kind = kind;
+                e->key = strdup(key);
+                if (!e->key) {
+                        free(e);
+                        return;
+                }
+                e->next = c->cache;
+                c->cache = e;
+        }
+        char *copy = strdup(id);
+        if (!copy)
+                return;
+        free(e->id);
+        e->id = copy;
+        e->until = now_mono(c) + c->opts.cache_ttl_usec;
+}
+
+/* ---- calls ---- */
+
+/* Free a call already taken off its cloud's list. */
+static struct cloud_call *call_free(struct cloud_call *k) {
+        if (!k)
+                return NULL;
+        if (k->req) {
+                http_request_cancel(k->req);
+                k->req = http_request_unref(k->req);
+        }
+        sd_event_source_disable_unref(k->timer);
+        free(k->label);
+        free(k->arg);
+        free(k->body);
+        free(k->node);
+        free(k->op);
+        free(k->marker);
+        for (size_t i = 0; i < k->n_found; i++)
+                free(k->found_ids[i]);
+        free(k->found_ids);
+        for (size_t i = 0; i < k->n_servers; i++)
+                nova_server_free(k->servers[i]);
+        free(k->servers);
+        nova_server_free(k->server);
+        free(k->result_id);
+        free(k->console);
+        os_error_clear(&k->err);
+        free(k);
+        return NULL;
+}
+
+static void call_unlink(struct cloud_call *k) {
+        struct cloud *c = k->cloud;
+
+        if (k->prev)
+                k->prev->next = k->next;
+        else
+                c->calls = k->next;
+        if (k->next)
+                k->next->prev = k->prev;
+        k->prev = k->next = NULL;
+        c->n_calls--;
+}
+
+/* Deliver the result and free the call. The call leaves the list first, so
+ * the callback may cancel anything or free the cloud. */
+static void call_finish(struct cloud_call *k, int error) {
+        struct cloud *c = k->cloud;
+        struct cloud_result res = {
+                .error = error,
+                .os = &k->err,
+                .id = k->result_id,
+                .adopted = k->adopted,
+                .server = k->server,
+                .servers = k->servers,
+                .n_servers = k->n_servers,
+                .console = k->console,
+        };
+
+        if (error < 0) {
+                c->stats.calls_failed++;
+                if (!k->err.message)
+                        (void) os_error_set(&k->err, error, "%s", strerror(-error));
+        }
+        log_req(LOG_DEBUG, k->label, "cloud: call %" PRIu64 " done: %d %s", k->id, error,
+                k->err.message ? k->err.message : "");
+        call_unlink(k);
+        if (k->req) {
+                http_request_cancel(k->req);
+                k->req = http_request_unref(k->req);
+        }
+        cloud_pin(c);
+        if (k->cb)
+                k->cb(c, &res, k->userdata);
+        k->cloud = NULL;
+        call_free(k);
+        cloud_unpin(c);
+}
+
+static int call_new(struct cloud *c, enum call_kind kind, cloud_callback_t cb, void *userdata,
+                    struct cloud_call **ret) {
+        struct cloud_call *k;
+
+        if (c->shut_down)
+                return -ESHUTDOWN;
+        if (c->n_calls >= c->opts.max_calls)
+                return -EBUSY;
+        k = calloc(1, sizeof(*k));
+        if (!k)
+                return -ENOMEM;
+        k->cloud = c;
+        k->id = ++c->next_call_id;
+        k->kind = kind;
+        k->cb = cb;
+        k->userdata = userdata;
+        k->next = c->calls;
+        if (c->calls)
+                c->calls->prev = k;
+        c->calls = k;
+        c->n_calls++;
+        *ret = k;
+        return 0;
+}
+
+static int on_call_timer(sd_event_source *s, uint64_t usec, void *userdata);
+
+/* Run the call's next step after DELAY, or (DELIVER) finish it with ERROR:
+ * either way from the event loop, never from the caller's stack. */
+static int call_later(struct cloud_call *k, uint64_t delay, bool deliver, int error) {
+        struct cloud *c = k->cloud;
+        int r;
+
+        k->timer = sd_event_source_disable_unref(k->timer);
+        r = sd_event_add_time(c->event, &k->timer, CLOCK_MONOTONIC, now_mono(c) + delay, 0, on_call_timer, k);
+        if (r < 0)
+                return r;
+        k->timer_delivers = deliver;
+        k->pending_error = error;
+        return 0;
+}
+
+static bool token_usable(struct cloud *c) {
+        return c->token && now_mono(c) < c->token_until;
+}
+
+/* A token, and a compute API known to be new enough. */
+static bool cloud_ready(struct cloud *c) {
+        return c->version_ok && token_usable(c);
+}
+
+static void call_http_done(struct http_request *req, const struct http_response *resp, void *userdata);
+
+/* Send one request for call K with the current token. */
+static int call_send(struct cloud_call *k, const char *method, const char *url, bool compute,
+                     uint64_t timeout, bool idempotent) {
+        struct cloud *c = k->cloud;
+        _cleanup_(http_request_unrefp) struct http_request *r = NULL;
+        int e;
+
+        e = http_request_new(c->http, method, url, &r);
+        if (e < 0)
+                return os_error_set(&k->err, e, "%s %s: cannot make the request", method, url);
+        if ((e = http_request_add_header(r, "X-Auth-Token", c->token->token)) < 0 ||
+            (e = http_request_add_header(r, "Accept", "application/json")) < 0)
+                return e;
+        if (compute && ((e = http_request_add_header(r, "OpenStack-API-Version", "compute " NOVA_MICROVERSION)) < 0 ||
+                        (e = http_request_add_header(r, "X-OpenStack-Nova-API-Version", NOVA_MICROVERSION)) < 0))
+                return e;
+        if (k->body && strcmp(method, "POST") == 0) {
+                if ((e = http_request_add_header(r, "Content-Type", "application/json")) < 0 ||
+                    (e = http_request_set_body(r, k->body, strlen(k->body), false)) < 0)
+                        return e;
+        }
+        http_request_set_timeout(r, timeout);
+        http_request_set_idempotent(r, idempotent);
+        http_request_set_max_body(r, OS_BODY_MAX);
+        if (k->label)
+                (void) http_request_set_label(r, k->label);
+        e = http_request_start(r, call_http_done, k);
+        if (e < 0)
+                return os_error_set(&k->err, e, "%s %s: cannot queue the request", method, url);
+        k->req = TAKE_PTR(r);
+        k->token_gen = c->token_gen;
+        return 0;
+}
+
+static int step_send(struct cloud_call *k);
+static int auth_start(struct cloud *c);
+static int version_start(struct cloud *c);
+
+/* Send the call's current step, first getting a token (and checking the
+ * compute API version, once) if needed. */
+static int call_run(struct cloud_call *k) {
+        struct cloud *c = k->cloud;
+
+        if (!cloud_ready(c)) {
+                k->waiting_token = true;
+                return token_usable(c) ? version_start(c) : auth_start(c);
+        }
+        return step_send(k);
+}
+
+static int on_call_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        struct cloud_call *k = userdata;
+        int r;
+
+        k->timer = sd_event_source_disable_unref(k->timer);
+        if (k->timer_delivers) {
+                call_finish(k, k->pending_error);
+                return 0;
+        }
+        r = call_run(k);
+        if (r < 0)
+                call_finish(k, r);
+        return 0;
+}
+
+/* ---- authentication ---- */
+
+static void auth_fail_waiters(struct cloud *c, int error) {
+        struct cloud_call *k;
+
+        cloud_pin(c);
+        for (;;) {
+                for (k = c->calls; k && !k->waiting_token; k = k->next)
+                        ;
+                if (!k || c->shut_down)
+                        break;
+                k->waiting_token = false;
+                os_error_clear(&k->err);
+                k->err.status = c->auth_err.status;
+                if (c->auth_err.message)
+                        (void) os_error_set(&k->err, error, "authentication: %s", c->auth_err.message);
+                (void) os_error_set_request_id(&k->err, c->auth_err.request_id);
+                call_finish(k, error);
+        }
+        cloud_unpin(c);
+}
+
+static void auth_resume_waiters(struct cloud *c) {
+        struct cloud_call *k;
+
+        cloud_pin(c);
+        for (;;) {
+                for (k = c->calls; k && !k->waiting_token; k = k->next)
+                        ;
+                if (!k || c->shut_down)
+                        break;
+                k->waiting_token = false;
+                int r = step_send(k);
+                if (r < 0)
+                        call_finish(k, r);
+        }
+        cloud_unpin(c);
+}
+
+static int on_auth_fail(sd_event_source *s, void *userdata) {
+        struct cloud *c = userdata;
+
+        auth_fail_waiters(c, c->auth_error);
+        return 0;
+}
+
+/* Start c->auth_err from RESP; on a transport failure fail the waiters and
+ * return true. */
+static bool auth_response_failed(struct cloud *c, struct http_request *req, const struct http_response *resp,
+                                 const char *method) {
+        os_error_clear(&c->auth_err);
+        c->auth_err.status = resp->status;
+        (void) os_error_set_request_id(&c->auth_err, resp->request_id);
+        if (resp->error >= 0)
+                return false;
+        (void) os_error_set(&c->auth_err, resp->error, "%s %s: %s", method, http_request_get_url(req),
+                            resp->error_text);
+        auth_fail_waiters(c, resp->error);
+        return true;
+}
+
+/* An endpoint only some calls need (image, network): its URL, or why it is
+ * missing in *ret_why for those calls to report. */
+static void optional_endpoint(struct cloud *c, const struct keystone_token *t, const char *type, char **ret_url,
+                              char **ret_why) {
+        struct os_error e = {};
+
+        *ret_why = mfree(*ret_why);
+        if (keystone_endpoint_url(t, c->config, type, ret_url, &e) < 0 &&
+            asprintf(ret_why, "%s", e.message ? e.message : "no such endpoint") < 0)
+                *ret_why = NULL;
+        os_error_clear(&e);
+}
+
+static void auth_done(struct http_request *req, const struct http_response *resp, void *userdata) {
+        struct cloud *c = userdata;
+        _cleanup_(keystone_token_freep) struct keystone_token *t = NULL;
+        _cleanup_free_ char *compute = NULL, *image = NULL, *network = NULL;
+        int r;
+
+        c->auth_req = http_request_unref(c->auth_req);
+        if (auth_response_failed(c, req, resp, "POST"))
+                return;
+        if (resp->status != 201) {
+                (void) keystone_parse_error(resp->body, resp->body_size, &c->auth_err);
+                if (!c->auth_err.message)
+                        (void) os_error_from_body(&c->auth_err, resp->body, resp->body_size);
+                auth_fail_waiters(c, status_to_errno(resp->status, c->auth_err.message));
+                return;
+        }
+        r = keystone_parse_token(resp->subject_token, resp->body, resp->body_size, &t, &c->auth_err);
+        if (r >= 0)
+                r = keystone_endpoint_url(t, c->config, "compute", &compute, &c->auth_err);
+        if (r < 0) {
+                auth_fail_waiters(c, r);
+                return;
+        }
+        /* Only image calls need Glance, only network names Neutron. */
+        optional_endpoint(c, t, "image", &image, &c->image_url_error);
+        optional_endpoint(c, t, "network", &network, &c->network_url_error);
+
+        /* Renew before expiry: margin is at most half the token's lifetime. */
+        time_t now = time(NULL);
+        uint64_t life = t->expires_at > now ? (uint64_t) (t->expires_at - now) * USEC_PER_SEC : 0;
+        uint64_t margin = c->opts.token_margin_usec < life / 2 ? c->opts.token_margin_usec : life / 2;
+
+        keystone_token_free(c->token);
+        c->token = TAKE_PTR(t);
+        c->token_until = now_mono(c) + life - margin;
+        c->token_gen++;
+        free(c->compute_url);
+        c->compute_url = TAKE_PTR(compute);
+        free(c->image_url);
+        c->image_url = TAKE_PTR(image);
+        free(c->network_url);
+        c->network_url = TAKE_PTR(network);
+        c->stats.auths++;
+        log_debug("cloud: new token, valid for %" PRIu64 " s, used for %" PRIu64 " s", life / USEC_PER_SEC,
+                  (life - margin) / USEC_PER_SEC);
+        if (!c->version_ok) {
+                r = version_start(c);
+                if (r < 0)
+                        auth_fail_waiters(c, r);
+                return;
+        }
+        auth_resume_waiters(c);
+}
+
+static void version_done(struct http_request *req, const struct http_response *resp, void *userdata) {
+        struct cloud *c = userdata;
+        unsigned minor = 0;
+        int r;
+
+        c->version_req = http_request_unref(c->version_req);
+        if (auth_response_failed(c, req, resp, "GET"))
+                return;
+        if (resp->status != 200) {
+                (void) os_error_from_body(&c->auth_err, resp->body, resp->body_size);
+                auth_fail_waiters(c, status_to_errno(resp->status, c->auth_err.message));
+                return;
+        }
+        r = nova_parse_version(resp->body, resp->body_size, &minor, &c->auth_err);
+        if (r >= 0 && minor < NOVA_MICROVERSION_MINOR)
+                r = os_error_set(&c->auth_err, -EPROTONOSUPPORT,
+                                 "the compute API supports microversions up to 2.%u; elasticd needs %s "
+                                 "(tags at create: OpenStack Pike or newer)",
+                                 minor, NOVA_MICROVERSION);
+        if (r < 0) {
+                auth_fail_waiters(c, r);
+                return;
+        }
+        log_debug("cloud: compute API up to microversion 2.%u", minor);
+        c->version_ok = true;
+        os_error_clear(&c->auth_err);
+        auth_resume_waiters(c);
+}
+
+/* GET <compute endpoint>/ once per cloud: refuse a Nova without 2.52 with a
+ * clear message instead of odd 400s later. */
+static int version_start(struct cloud *c) {
+        _cleanup_(http_request_unrefp) struct http_request *r = NULL;
+        _cleanup_free_ char *url = NULL;
+        int e;
+
+        if (c->version_req || c->auth_req)
+                return 0;
+        e = asprintf(&url, "%s/", c->compute_url) < 0 ? -ENOMEM : 0;
+        if (e >= 0)
+                e = http_request_new(c->http, "GET", url, &r);
+        if (e >= 0 && (e = http_request_add_header(r, "Accept", "application/json")) >= 0)
+                e = http_request_add_header(r, "X-Auth-Token", c->token->token);
+        if (e >= 0) {
+                http_request_set_timeout(r, c->opts.api_timeout_usec);
+                (void) http_request_set_label(r, "version");
+                e = http_request_start(r, version_done, c);
+        }
+        if (e < 0) {
+                url = mfree(url);
+                os_error_clear(&c->auth_err);
+                (void) os_error_set(&c->auth_err, e, "cannot check the compute API version: %s", strerror(-e));
+                c->auth_error = e;
+                return sd_event_source_set_enabled(c->auth_fail, SD_EVENT_ONESHOT);
+        }
+        c->version_req = TAKE_PTR(r);
+        return 0;
+}
+
+static int auth_start(struct cloud *c) {
+        _cleanup_(http_request_unrefp) struct http_request *r = NULL;
+        _cleanup_free_ char *url = NULL;
+        char *body = NULL;
+        int e;
+
+        if (c->auth_req)
+                return 0;
+        os_error_clear(&c->auth_err);
+        e = keystone_tokens_url(c->config, &url, &c->auth_err);
+        if (e >= 0)
+                e = keystone_auth_body(c->config, &body, &c->auth_err);
+        if (e >= 0)
+                e = http_request_new(c->http, "POST", url, &r);
+        if (e >= 0 && (e = http_request_add_header(r, "Content-Type", "application/json")) >= 0 &&
+            (e = http_request_add_header(r, "Accept", "application/json")) >= 0)
+                e = http_request_set_body(r, body, strlen(body), true);
+        body = keystone_auth_body_free(body);
+        if (e >= 0) {
+                /* A second token is harmless: auth may be retried like a GET. */
+                http_request_set_idempotent(r, true);
+                http_request_set_timeout(r, c->opts.api_timeout_usec);
+                (void) http_request_set_label(r, "auth");
+                e = http_request_start(r, auth_done, c);
+        }
+        if (e < 0) {
+                /* Fail the waiters from the loop, with the message. */
+                if (!c->auth_err.message)
+                        (void) os_error_set(&c->auth_err, e, "cannot start authentication: %s", strerror(-e));
+                c->auth_error = e;
+                return sd_event_source_set_enabled(c->auth_fail, SD_EVENT_ONESHOT);
+        }
+        c->auth_req = TAKE_PTR(r);
+        return 0;
+}
+
+/* ---- steps ---- */
+
+static int step_send(struct cloud_call *k) {
+        struct cloud *c = k->cloud;
+        _cleanup_free_ char *url = NULL, *esc = NULL, *esc2 = NULL, *re = NULL, *mk = NULL;
+        uint64_t t = c->opts.api_timeout_usec;
+        int n = -1;
+
+        if (k->kind != CALL_IMAGE && k->kind != CALL_NETWORK && !c->compute_url)
+                return -ENOENT;
+        if (k->kind == CALL_IMAGE && !c->image_url)
+                return os_error_set(&k->err, -ENOENT, "no image endpoint: %s",
+                                    c->image_url_error ? c->image_url_error : "unknown");
+        if (k->kind == CALL_NETWORK && !c->network_url)
+                return os_error_set(&k->err, -ENOENT, "no network endpoint: %s",
+                                    c->network_url_error ? c->network_url_error : "unknown");
+        if (k->arg && !(esc = url_escape(k->arg)))
+                return -ENOMEM;
+        if (k->marker && !(mk = url_escape(k->marker)))
+                return -ENOMEM;
+
+        switch (k->kind) {
+        case CALL_CREATE:
+                if (k->step == STEP_MAIN) {
+                        c->stats.create_posts++;
+                        k->posts++;
+                        n = asprintf(&url, "%s/servers", c->compute_url);
+                        if (n < 0)
+                                return -ENOMEM;
+                        return call_send(k, "POST", url, true, c->opts.create_timeout_usec, false);
+                }
+                /* STEP_LOOKUP: the name is unique enough for one page. */
+                c->stats.create_lookups++;
+                if (!(re = name_regex(k->arg)) || !(esc2 = url_escape(re)))
+                        return -ENOMEM;
+                n = asprintf(&url, "%s/servers/detail?name=%s&tags=%s&limit=%u", c->compute_url, esc2, c->tag,
+                             c->opts.page_size);
+                break;
+        case CALL_SHOW:
+                n = asprintf(&url, "%s/servers/%s", c->compute_url, esc);
+                break;
+        case CALL_LIST:
+                if (k->arg && !(re = name_regex(k->arg)))
+                        return -ENOMEM;
+                if (re && !(esc2 = url_escape(re)))
+                        return -ENOMEM;
+                n = asprintf(&url, "%s/servers/detail?tags=%s&limit=%u%s%s%s%s", c->compute_url, c->tag,
+                             c->opts.page_size, esc2 ? "&name=" : "", esc2 ? esc2 : "", mk ? "&marker=" : "",
+                             mk ? mk : "");
+                break;
+        case CALL_DELETE:
+                n = asprintf(&url, "%s/servers/%s", c->compute_url, esc);
+                if (n < 0)
+                        return -ENOMEM;
+                return call_send(k, "DELETE", url, true, t, true);
+        case CALL_REBOOT:
+        case CALL_REBUILD:
+                n = asprintf(&url, "%s/servers/%s/action", c->compute_url, esc);
+                if (n < 0)
+                        return -ENOMEM;
+                return call_send(k, "POST", url, true, t, false);
+        case CALL_CONSOLE:
+                /* reads only: safe to repeat */
+                n = asprintf(&url, "%s/servers/%s/action", c->compute_url, esc);
+                if (n < 0)
+                        return -ENOMEM;
+                return call_send(k, "POST", url, true, t, true);
+        case CALL_FLAVOR:
+                if (k->step == STEP_MAIN)
+                        n = asprintf(&url, "%s/flavors/%s", c->compute_url, esc);
+                else
+                        n = asprintf(&url, "%s/flavors/detail?limit=%u%s%s", c->compute_url, c->opts.page_size,
+                                     mk ? "&marker=" : "", mk ? mk : "");
+                break;
+        case CALL_IMAGE:
+                if (k->step == STEP_MAIN)
+                        n = asprintf(&url, "%s/images/%s", c->image_url, esc);
+                else
+                        n = asprintf(&url, "%s/images?name=%s&limit=%u%s%s", c->image_url, esc, c->opts.page_size,
+                                     mk ? "&marker=" : "", mk ? mk : "");
+                break;
+        case CALL_NETWORK:
+                /* Neutron's name filter is exact; a marker appears only when it paginates. */
+                n = asprintf(&url, "%s/networks?name=%s%s%s", c->network_url, esc, mk ? "&marker=" : "",
+                             mk ? mk : "");
+                break;
+        }
+        if (n < 0)
+                return -ENOMEM;
+        return call_send(k, "GET", url, k->kind != CALL_IMAGE && k->kind != CALL_NETWORK, t, true);
+}
+
+/* Fill K's error from a failed HTTP exchange and return the errno. */
+static int call_http_error(struct cloud_call *k, struct http_request *req, const struct http_response *resp) {
+        const char *url = http_request_get_url(req);
+        const char *path = url;
+        struct cloud *c = k->cloud;
+
+        /* Messages name the path, not the whole endpoint URL. */
+        if (c->compute_url && strncmp(url, c->compute_url, strlen(c->compute_url)) == 0)
+                path = url + strlen(c->compute_url);
+        else if (c->image_url && strncmp(url, c->image_url, strlen(c->image_url)) == 0)
+                path = url + strlen(c->image_url);
+        else if (c->network_url && strncmp(url, c->network_url, strlen(c->network_url)) == 0)
+                path = url + strlen(c->network_url);
+
+        os_error_clear(&k->err);
+        k->err.status = resp->status;
+        (void) os_error_set_request_id(&k->err, resp->request_id);
+        if (resp->error < 0)
+                return os_error_set(&k->err, resp->error, "%s %s: %s", http_request_get_method(req), path,
+                                    resp->error_text);
+        (void) os_error_from_body(&k->err, resp->body, resp->body_size);
+        return status_to_errno(resp->status, k->err.message);
+}
+
+static uint64_t create_backoff(struct cloud_call *k, const struct http_response *resp) {
+        if (resp->retry_after_usec > 0)
+                return resp->retry_after_usec;
+        uint64_t d = 500 * USEC_PER_MSEC << (k->posts < 6 ? k->posts : 6);
+        return d > 30 * USEC_PER_SEC ? 30 * USEC_PER_SEC : d;
+}
+
+static bool server_is_ours(struct cloud_call *k, const struct nova_server *s) {
+        const char *cl = nova_server_metadata_get(s, CLOUD_META_CLUSTER);
+        const char *node = nova_server_metadata_get(s, CLOUD_META_NODE);
+        const char *op = nova_server_metadata_get(s, CLOUD_META_OP);
+
+        if (!s->name || strcmp(s->name, k->arg) != 0)
+                return false;
+        if (!cl || strcmp(cl, k->cloud->cluster) != 0 || !node || strcmp(node, k->node) != 0)
+                return false;
+        return !k->op || (op && strcmp(op, k->op) == 0);
+}
+
+static void create_done(struct cloud_call *k, struct http_request *req, const struct http_response *resp) {
+        struct cloud *c = k->cloud;
+        int r;
+
+        if (k->step == STEP_LOOKUP) {
+                _cleanup_(nova_server_page_freep) struct nova_server_page *p = NULL;
+
+                if (resp->error == 0 && resp->status == 200)
+                        r = nova_parse_server_page(resp->body, resp->body_size, &p, &k->err);
+                else
+                        r = call_http_error(k, req, resp);
+                if (r < 0) {
+                        /* Never POST again without knowing: look again, then give up. */
+                        if (++k->lookup_failures < LOOKUP_FAILURES_MAX &&
+                            call_later(k, c->opts.create_recheck_usec, false, 0) >= 0)
+                                return;
+                        (void) os_error_set(&k->err, -EIO, "create of %s: outcome unknown, the lookup failed: %s",
+                                            k->arg, k->err.message ? k->err.message : strerror(-r));
+                        call_finish(k, -EIO);
+                        return;
+                }
+                for (size_t i = 0; i < p->n_servers; i++)
+                        if (server_is_ours(k, p->servers[i])) {
+                                k->result_id = strdup(p->servers[i]->id);
+                                if (!k->result_id) {
+                                        call_finish(k, -ENOMEM);
+                                        return;
+                                }
+                                k->adopted = true;
+                                c->stats.create_adopted++;
+                                os_error_clear(&k->err);
+                                call_finish(k, 0);
+                                return;
+                        }
+                /* Not created: POST again, if attempts remain. */
+                if (k->posts >= c->opts.create_attempts) {
+                        (void) os_error_set(&k->err, k->post_error, "create of %s: not created after %u attempts, "
+                                            "the last: %s", k->arg, k->posts,
+                                            k->err.message ? k->err.message : strerror(-k->post_error));
+                        call_finish(k, k->post_error);
+                        return;
+                }
+                k->step = STEP_MAIN;
+                r = call_run(k);
+                if (r < 0)
+                        call_finish(k, r);
+                return;
+        }
+
+        if (resp->error == 0 && resp->status == 202) {
+                r = nova_parse_server_created(resp->body, resp->body_size, &k->result_id, &k->err);
+                if (r >= 0) {
+                        os_error_clear(&k->err);
+                        (void) os_error_set_request_id(&k->err, resp->request_id);
+                        k->err.status = resp->status;
+                        call_finish(k, 0);
+                        return;
+                }
+                /* Created, but the answer is unreadable: find it. */
+                k->post_error = r;
+        } else
+                k->post_error = call_http_error(k, req, resp);
+
+        bool not_sent = resp->error == -ECONNREFUSED || resp->error == -EHOSTUNREACH;
+        bool refused = resp->error == 0 && resp->status == 429;
+        bool unclear = (resp->error < 0 && !not_sent && resp->error != -EKEYREJECTED && resp->error != -EINVAL &&
+                        resp->error != -ENOMEM) ||
+                       (resp->error == 0 && (resp->status >= 500 || resp->status == 202));
+
+        if (not_sent || refused) {
+                if (k->posts < c->opts.create_attempts &&
+                    call_later(k, create_backoff(k, resp), false, 0) >= 0)
+                        return;
+                call_finish(k, k->post_error);
+                return;
+        }
+        if (unclear) {
+                /* "Maybe created": look before POSTing again. */
+                k->step = STEP_LOOKUP;
+                k->lookup_failures = 0;
+                if (call_later(k, c->opts.create_recheck_usec, false, 0) >= 0)
+                        return;
+        }
+        call_finish(k, k->post_error);
+}
+
+static int page_append(struct cloud_call *k, struct nova_server_page *p) {
+        struct cloud *c = k->cloud;
+        size_t n = 0;
+
+        for (size_t i = 0; i < p->n_servers; i++) {
+                const char *cl = nova_server_metadata_get(p->servers[i], CLOUD_META_CLUSTER);
+                if (cl && strcmp(cl, c->cluster) == 0 && (!k->arg || strcmp(p->servers[i]->name, k->arg) == 0))
+                        n++;
+        }
+        if (n == 0)
+                return 0;
+        struct nova_server **a = realloc(k->servers, (k->n_servers + n) * sizeof(*a));
+        if (!a)
+                return -ENOMEM;
+        k->servers = a;
+        for (size_t i = 0; i < p->n_servers; i++) {
+                const char *cl = nova_server_metadata_get(p->servers[i], CLOUD_META_CLUSTER);
+                if (cl && strcmp(cl, c->cluster) == 0 && (!k->arg || strcmp(p->servers[i]->name, k->arg) == 0))
+                        k->servers[k->n_servers++] = TAKE_PTR(p->servers[i]);
+        }
+        return 0;
+}
+
+static enum cache_kind resolve_cache_kind(enum call_kind kind) {
+        return kind == CALL_FLAVOR ? CACHE_FLAVOR : kind == CALL_IMAGE ? CACHE_IMAGE : CACHE_NETWORK;
+}
+
+static int found_add(struct cloud_call *k, const char *id) {
+        char **a = realloc(k->found_ids, (k->n_found + 1) * sizeof(*a));
+        if (!a)
+                return -ENOMEM;
+        k->found_ids = a;
+        if (!(a[k->n_found] = strdup(id)))
+                return -ENOMEM;
+        k->n_found++;
+        return 0;
+}
+
+/* After the last page of a name search: exactly one match resolves. */
+static void resolve_finish(struct cloud_call *k, const char *what) {
+        if (k->n_found == 0) {
+                (void) os_error_set(&k->err, -ENOENT, "no %s named %s'%s'", what,
+                                    k->kind == CALL_NETWORK ? "" : "or with id ", k->arg);
+                call_finish(k, -ENOENT);
+                return;
+        }
+        if (k->n_found > 1) {
+                (void) os_error_set(&k->err, -ENOTUNIQ, "%zu %ss are named '%s' (%s, %s%s): use the id", k->n_found,
+                                    what, k->arg, k->found_ids[0], k->found_ids[1], k->n_found > 2 ? ", ..." : "");
+                call_finish(k, -ENOTUNIQ);
+                return;
+        }
+        k->result_id = TAKE_PTR(k->found_ids[0]);
+        k->n_found = 0;
+        cache_put(k->cloud, resolve_cache_kind(k->kind), k->arg, k->result_id);
+        os_error_clear(&k->err);
+        call_finish(k, 0);
+}
+
+static void next_page(struct cloud_call *k, char **marker) {
+        int r;
+
+        free(k->marker);
+        k->marker = TAKE_PTR(*marker);
+        if (++k->pages >= LIST_PAGES_MAX) {
+                (void) os_error_set(&k->err, -E2BIG, "more than %u pages", LIST_PAGES_MAX);
+                call_finish(k, -E2BIG);
+                return;
+        }
+        r = call_run(k);
+        if (r < 0)
+                call_finish(k, r);
+}
+
+static void flavor_done(struct cloud_call *k, struct http_request *req, const struct http_response *resp) {
+        _cleanup_(nova_flavor_list_freep) struct nova_flavor_list *l = NULL;
+        int r;
+
+        if (resp->error == 0 && resp->status == 404 && k->step == STEP_MAIN) {
+                /* Not an id: search by name. */
+                k->step = STEP_LIST;
+                r = call_run(k);
+                if (r < 0)
+                        call_finish(k, r);
+                return;
+        }
+        if (resp->error < 0 || resp->status != 200) {
+                call_finish(k, call_http_error(k, req, resp));
+                return;
+        }
+        r = nova_parse_flavors(resp->body, resp->body_size, &l, &k->err);
+        if (r < 0) {
+                call_finish(k, r);
+                return;
+        }
+        if (k->step == STEP_MAIN) {
+                if (l->n_flavors != 1) {
+                        call_finish(k, os_error_set(&k->err, -EBADMSG, "flavor %s: not one flavor", k->arg));
+                        return;
+                }
+                if (found_add(k, l->flavors[0].id) < 0) {
+                        call_finish(k, -ENOMEM);
+                        return;
+                }
+                resolve_finish(k, "flavor");
+                return;
+        }
+        for (size_t i = 0; i < l->n_flavors; i++)
+                if (l->flavors[i].name && strcmp(l->flavors[i].name, k->arg) == 0 && found_add(k, l->flavors[i].id) < 0) {
+                        call_finish(k, -ENOMEM);
+                        return;
+                }
+        if (l->next_marker && l->n_flavors > 0) {
+                next_page(k, &l->next_marker);
+                return;
+        }
+        resolve_finish(k, "flavor");
+}
+
+static void image_done(struct cloud_call *k, struct http_request *req, const struct http_response *resp) {
+        int r;
+
+        if (k->step == STEP_MAIN) {
+                _cleanup_(glance_image_freep) struct glance_image *i = NULL;
+
+                if (resp->error == 0 && resp->status == 404) {
+                        k->step = STEP_LIST;
+                        r = call_run(k);
+                        if (r < 0)
+                                call_finish(k, r);
+                        return;
+                }
+                if (resp->error < 0 || resp->status != 200) {
+                        call_finish(k, call_http_error(k, req, resp));
+                        return;
+                }
+                r = glance_parse_image(resp->body, resp->body_size, &i, &k->err);
+                if (r >= 0)
+                        r = found_add(k, i->id);
+                if (r < 0) {
+                        call_finish(k, r);
+                        return;
+                }
+                resolve_finish(k, "image");
+                return;
+        }
+
+        _cleanup_(glance_image_list_freep) struct glance_image_list *l = NULL;
+        if (resp->error < 0 || resp->status != 200) {
+                call_finish(k, call_http_error(k, req, resp));
+                return;
+        }
+        r = glance_parse_image_list(resp->body, resp->body_size, &l, &k->err);
+        if (r < 0) {
+                call_finish(k, r);
+                return;
+        }
+        for (size_t i = 0; i < l->n_images; i++)
+                if (l->images[i].name && strcmp(l->images[i].name, k->arg) == 0 &&
+                    (!l->images[i].status || strcmp(l->images[i].status, "active") == 0) &&
+                    found_add(k, l->images[i].id) < 0) {
+                        call_finish(k, -ENOMEM);
+                        return;
+                }
+        if (l->next_marker && l->n_images > 0) {
+                next_page(k, &l->next_marker);
+                return;
+        }
+        resolve_finish(k, "image");
+}
+
+static void network_done(struct cloud_call *k, struct http_request *req, const struct http_response *resp) {
+        _cleanup_(neutron_network_list_freep) struct neutron_network_list *l = NULL;
+        int r;
+
+        if (resp->error < 0 || resp->status != 200) {
+                call_finish(k, call_http_error(k, req, resp));
+                return;
+        }
+        r = neutron_parse_network_list(resp->body, resp->body_size, &l, &k->err);
+        if (r < 0) {
+                call_finish(k, r);
+                return;
+        }
+        /* The filter is server-side; check the names anyway. */
+        for (size_t i = 0; i < l->n_networks; i++)
+                if (l->networks[i].name && strcmp(l->networks[i].name, k->arg) == 0 &&
+                    found_add(k, l->networks[i].id) < 0) {
+                        call_finish(k, -ENOMEM);
+                        return;
+                }
+        if (l->next_marker && l->n_networks > 0) {
+                next_page(k, &l->next_marker);
+                return;
+        }
+        resolve_finish(k, "network");
+}
+
+static size_t method_index(const char *m) {
+        static const char *const methods[] = { "GET", "POST", "PUT", "DELETE" };
+        for (size_t i = 0; i < ELEMENTSOF(methods); i++)
+                if (strcmp(m, methods[i]) == 0)
+                        return i;
+        return 4;
+}
+
+static void call_http_done(struct http_request *req, const struct http_response *resp, void *userdata) {
+        struct cloud_call *k = userdata;
+        struct cloud *c = k->cloud;
+        size_t cls = resp->error < 0 ? 4 : resp->status >= 200 && resp->status < 600 ? (size_t) (resp->status / 100 - 2) : 4;
+        int r;
+
+        c->stats.http[method_index(http_request_get_method(req))][cls]++;
+        /* The engine pins REQ for this callback; drop the call's own reference. */
+        k->req = http_request_unref(k->req);
+
+        if (resp->error == 0 && resp->status == 401 && !k->reauthed) {
+                /* The token expired or was revoked: fetch a new one once, then repeat.
+                 * A 401 means nothing was done, so this is safe for a POST, too. */
+                k->reauthed = true;
+                c->stats.reauths_on_401++;
+                if (k->token_gen == c->token_gen)
+                        c->token_until = 0;
+                if (k->kind == CALL_CREATE && k->step == STEP_MAIN)
+                        k->posts--;
+                r = call_run(k);
+                if (r < 0)
+                        call_finish(k, r);
+                return;
+        }
+
+        switch (k->kind) {
+        case CALL_CREATE:
+                create_done(k, req, resp);
+                return;
+        case CALL_SHOW:
+                if (resp->error == 0 && resp->status == 200) {
+                        r = nova_parse_server(resp->body, resp->body_size, &k->server, &k->err);
+                        if (r >= 0) {
+                                os_error_clear(&k->err);
+                                (void) os_error_set_request_id(&k->err, resp->request_id);
+                                k->err.status = resp->status;
+                        }
+                        call_finish(k, r < 0 ? r : 0);
+                } else
+                        call_finish(k, call_http_error(k, req, resp));
+                return;
+        case CALL_LIST: {
+                _cleanup_(nova_server_page_freep) struct nova_server_page *p = NULL;
+
+                if (resp->error < 0 || resp->status != 200) {
+                        call_finish(k, call_http_error(k, req, resp));
+                        return;
+                }
+                r = nova_parse_server_page(resp->body, resp->body_size, &p, &k->err);
+                if (r >= 0)
+                        r = page_append(k, p);
+                if (r < 0) {
+                        call_finish(k, r);
+                        return;
+                }
+                if (p->next_marker && p->n_servers > 0) {
+                        next_page(k, &p->next_marker);
+                        return;
+                }
+                os_error_clear(&k->err);
+                (void) os_error_set_request_id(&k->err, resp->request_id);
+                k->err.status = resp->status;
+                call_finish(k, 0);
+                return;
+        }
+        case CALL_DELETE:
+        case CALL_REBOOT:
+        case CALL_REBUILD:
+                if (resp->error == 0 && (resp->status == 202 || resp->status == 204 ||
+                                         (k->kind == CALL_DELETE && resp->status == 404))) {
+                        os_error_clear(&k->err);
+                        (void) os_error_set_request_id(&k->err, resp->request_id);
+                        k->err.status = resp->status;
+                        call_finish(k, 0);
+                } else
+                        call_finish(k, call_http_error(k, req, resp));
+                return;
+        case CALL_CONSOLE:
+                if (resp->error == 0 && resp->status == 200) {
+                        int e = nova_parse_console(resp->body, resp->body_size, &k->console, &k->err);
+                        if (e < 0) {
+                                call_finish(k, e);
+                                return;
+                        }
+                        os_error_clear(&k->err);
+                        (void) os_error_set_request_id(&k->err, resp->request_id);
+                        k->err.status = resp->status;
+                        call_finish(k, 0);
+                } else
+                        call_finish(k, call_http_error(k, req, resp));
+                return;
+        case CALL_FLAVOR:
+                flavor_done(k, req, resp);
+                return;
+        case CALL_IMAGE:
+                image_done(k, req, resp);
+                return;
+        case CALL_NETWORK:
+                network_done(k, req, resp);
+                return;
+        }
+}
+
+/* ---- public ---- */
+
+int cloud_new(sd_event *event, struct cloud_config *config, const struct cloud_options *opts,
+              struct cloud **ret, char **ret_error) {
+        struct cloud *c;
+        struct http_options h;
+        struct os_error err = {};
+        _cleanup_free_ char *url = NULL;
+        char *body = NULL;
+        int r;
+
+        if (!event || !config || !opts || !ret)
+                return -EINVAL;
+        if (!opts->cluster || !*opts->cluster || strpbrk(opts->cluster, "/,") || strlen(opts->cluster) > 50) {
+                if (ret_error)
+                        *ret_error = strdup("cluster name must be 1-50 characters without '/' or ','");
+                return -EINVAL;
+        }
+        /* Check the credentials are complete now rather than at the first call. */
+        r = keystone_tokens_url(config, &url, &err);
+        if (r >= 0)
+                r = keystone_auth_body(config, &body, &err);
+        body = keystone_auth_body_free(body);
+        if (r < 0) {
+                if (ret_error)
+                        *ret_error = os_error_to_string(&err);
+                os_error_clear(&err);
+                return r;
+        }
+
+        c = calloc(1, sizeof(*c));
+        if (!c)
+                return -ENOMEM;
+        c->n_ref = 1;
+        c->event = sd_event_ref(event);
+        c->opts = *opts;
+        c->opts.cluster = NULL;
+        if (!c->opts.api_timeout_usec)
+                c->opts.api_timeout_usec = 60 * USEC_PER_SEC;
+        if (!c->opts.create_timeout_usec)
+                c->opts.create_timeout_usec = 120 * USEC_PER_SEC;
+        if (!c->opts.create_recheck_usec)
+                c->opts.create_recheck_usec = 5 * USEC_PER_SEC;
+        if (!c->opts.create_attempts)
+                c->opts.create_attempts = 5;
+        if (!c->opts.max_calls)
+                c->opts.max_calls = 1024;
+        if (!c->opts.token_margin_usec)
+                c->opts.token_margin_usec = 300 * USEC_PER_SEC;
+        if (!c->opts.cache_ttl_usec)
+                c->opts.cache_ttl_usec = 600 * USEC_PER_SEC;
+        if (!c->opts.page_size)
+                c->opts.page_size = 1000;
+
+        r = -ENOMEM;
+        c->cluster = strdup(opts->cluster);
+        if (!c->cluster || asprintf(&c->tag, "elasticd.%s", opts->cluster) < 0) {
+                c->tag = NULL;
+                goto fail;
+        }
+        r = sd_event_add_defer(event, &c->auth_fail, on_auth_fail, c);
+        if (r < 0)
+                goto fail;
+        (void) sd_event_source_set_enabled(c->auth_fail, SD_EVENT_OFF);
+
+        /* Each call has at most one request queued: room for all of them, plus auth. */
+        h = opts->http;
+        h.ca_file = config->cacert;
+        h.insecure = !config->verify;
+        h.timeout_usec = c->opts.api_timeout_usec;
+        if (h.max_queued < c->opts.max_calls + 1)
+                h.max_queued = c->opts.max_calls + 1;
+        r = http_engine_new(event, &h, &c->http);
+        if (r < 0)
+                goto fail;
+
+        c->config = config;
+        *ret = c;
+        return 0;
+fail:
+        cloud_destroy(c);
+        return r;
+}
+
+struct cloud *cloud_free(struct cloud *c) {
+        if (!c)
+                return NULL;
+        c->shut_down = true;
+        while (c->calls) {
+                struct cloud_call *k = c->calls;
+                call_unlink(k);
+                k->cloud = NULL;
+                call_free(k);
+        }
+        if (c->auth_req) {
+                http_request_cancel(c->auth_req);
+                c->auth_req = http_request_unref(c->auth_req);
+        }
+        if (c->version_req) {
+                http_request_cancel(c->version_req);
+                c->version_req = http_request_unref(c->version_req);
+        }
+        (void) sd_event_source_set_enabled(c->auth_fail, SD_EVENT_OFF);
+        http_engine_cancel_all(c->http);
+        cloud_unpin(c);
+        return NULL;
+}
+
+void cloud_get_stats(const struct cloud *c, struct cloud_stats *ret) {
+        if (!c || !ret)
+                return;
+        *ret = c->stats;
+        ret->calls_active = c->n_calls;
+        http_engine_get_stats(c->http, &ret->transport);
+}
+
+/* Start K, or free it and return why not. */
+static int call_start(struct cloud_call *k, uint64_t *ret_call_id) {
+        struct cloud *c = k->cloud;
+        uint64_t id = k->id;
+        int r;
+
+        r = call_run(k);
+        if (r < 0) {
+                call_unlink(k);
+                k->cloud = NULL;
+                call_free(k);
+                return r;
+        }
+        c->stats.calls_started++;
+        if (ret_call_id)
+                *ret_call_id = id;
+        return 0;
+}
+
+/* K cannot be sent (bad input): report ERROR and K's message through the
+ * callback, like every other failure. */
+static int call_fail_later(struct cloud_call *k, int error, uint64_t *ret_call_id) {
+        struct cloud *c = k->cloud;
+        int r = call_later(k, 0, true, error);
+
+        if (r < 0) {
+                call_unlink(k);
+                k->cloud = NULL;
+                call_free(k);
+                return r;
+        }
+        c->stats.calls_started++;
+        if (ret_call_id)
+                *ret_call_id = k->id;
+        return 0;
+}
+
+static int call_set_label(struct cloud_call *k, const char *what, const char *arg) {
+        if (asprintf(&k->label, "%s %s", what, arg ? arg : "") < 0) {
+                k->label = NULL;
+                return -ENOMEM;
+        }
+        return 0;
+}
+
+static int simple_call(struct cloud *c, enum call_kind kind, const char *what, const char *arg, cloud_callback_t cb,
+                       void *userdata, uint64_t *ret_call_id, struct cloud_call **ret) {
+        struct cloud_call *k = NULL;
+        int r;
+
+        if (!c || !cb || (arg && !*arg))
+                return -EINVAL;
+        r = call_new(c, kind, cb, userdata, &k);
+        if (r < 0)
+                return r;
+        if ((arg && !(k->arg = strdup(arg))) || call_set_label(k, what, arg) < 0) {
+                call_unlink(k);
+                k->cloud = NULL;
+                call_free(k);
+                return -ENOMEM;
+        }
+        if (ret) {
+                *ret = k;
+                return 0;
+        }
+        return call_start(k, ret_call_id);
+}
+
+int cloud_server_show(struct cloud *c, const char *id, cloud_callback_t cb, void *userdata, uint64_t *ret_call_id) {
+        if (!id)
+                return -EINVAL;
+        return simple_call(c, CALL_SHOW, "show", id, cb, userdata, ret_call_id, NULL);
+}
+
+int cloud_servers_list(struct cloud *c, const char *name, cloud_callback_t cb, void *userdata,
+                       uint64_t *ret_call_id) {
+        return simple_call(c, CALL_LIST, "list", name, cb, userdata, ret_call_id, NULL);
+}
+
+int cloud_server_delete(struct cloud *c, const char *id, cloud_callback_t cb, void *userdata, uint64_t *ret_call_id) {
+        if (!id)
+                return -EINVAL;
+        return simple_call(c, CALL_DELETE, "delete", id, cb, userdata, ret_call_id, NULL);
+}
+
+int cloud_server_reboot(struct cloud *c, const char *id, bool hard, cloud_callback_t cb, void *userdata,
+                        uint64_t *ret_call_id) {
+        struct cloud_call *k = NULL;
+        int r;
+
+        if (!id)
+                return -EINVAL;
+        r = simple_call(c, CALL_REBOOT, hard ? "reboot-hard" : "reboot", id, cb, userdata, NULL, &k);
+        if (r < 0)
+                return r;
+        r = nova_server_reboot_body(hard, &k->body);
+        if (r < 0) {
+                call_unlink(k);
+                k->cloud = NULL;
+                call_free(k);
+                return r;
+        }
+        return call_start(k, ret_call_id);
+}
+
+int cloud_server_console(struct cloud *c, const char *id, unsigned lines, cloud_callback_t cb, void *userdata,
+                         uint64_t *ret_call_id) {
+        struct cloud_call *k = NULL;
+        int r;
+
+        if (!id)
+                return -EINVAL;
+        r = simple_call(c, CALL_CONSOLE, "console", id, cb, userdata, NULL, &k);
+        if (r < 0)
+                return r;
+        r = nova_server_console_body(lines, &k->body);
+        if (r < 0) {
+                call_unlink(k);
+                k->cloud = NULL;
+                call_free(k);
+                return r;
+        }
+        return call_start(k, ret_call_id);
+}
+
+int cloud_server_rebuild(struct cloud *c, const char *id, const char *image_id, cloud_callback_t cb, void *userdata,
+                         uint64_t *ret_call_id) {
+        struct cloud_call *k = NULL;
+        int r;
+
+        if (!id || !image_id)
+                return -EINVAL;
+        r = simple_call(c, CALL_REBUILD, "rebuild", id, cb, userdata, NULL, &k);
+        if (r < 0)
+                return r;
+        r = nova_server_rebuild_body(image_id, &k->body, &k->err);
+        if (r < 0)
+                return call_fail_later(k, r, ret_call_id);
+        return call_start(k, ret_call_id);
+}
+
+static int resolve(struct cloud *c, enum call_kind kind, const char *name_or_id, cloud_callback_t cb, void *userdata,
+                   uint64_t *ret_call_id) {
+        struct cloud_call *k = NULL;
+        const char *cached;
+        int r;
+
+        if (!name_or_id)
+                return -EINVAL;
+        r = simple_call(c, kind, kind == CALL_FLAVOR ? "flavor" : kind == CALL_IMAGE ? "image" : "network",
+                        name_or_id, cb, userdata, NULL, &k);
+        if (r < 0)
+                return r;
+        /* Nova takes a network uuid, "none" and "auto" as they are. */
+        if (kind == CALL_NETWORK && neutron_network_is_literal(name_or_id))
+                cached = name_or_id;
+        else
+                cached = cache_get(c, resolve_cache_kind(kind), name_or_id);
+        if (cached) {
+                k->result_id = strdup(cached);
+                r = k->result_id ? call_later(k, 0, true, 0) : -ENOMEM;
+                if (r < 0) {
+                        call_unlink(k);
+                        k->cloud = NULL;
+                        call_free(k);
+                        return r;
+                }
+                c->stats.calls_started++;
+                if (ret_call_id)
+                        *ret_call_id = k->id;
+                return 0;
+        }
+        /* Glance answers 400 to a malformed id: search by name straight away. */
+        if ((kind == CALL_IMAGE && !neutron_is_uuid(name_or_id)) || kind == CALL_NETWORK)
+                k->step = STEP_LIST;
+        return call_start(k, ret_call_id);
+}
+
+int cloud_flavor_resolve(struct cloud *c, const char *name_or_id, cloud_callback_t cb, void *userdata,
+                         uint64_t *ret_call_id) {
+        return resolve(c, CALL_FLAVOR, name_or_id, cb, userdata, ret_call_id);
+}
+
+int cloud_image_resolve(struct cloud *c, const char *name_or_id, cloud_callback_t cb, void *userdata,
+                        uint64_t *ret_call_id) {
+        return resolve(c, CALL_IMAGE, name_or_id, cb, userdata, ret_call_id);
+}
+
+int cloud_network_resolve(struct cloud *c, const char *name_or_id, cloud_callback_t cb, void *userdata,
+                          uint64_t *ret_call_id) {
+        return resolve(c, CALL_NETWORK, name_or_id, cb, userdata, ret_call_id);
+}
+
+static const char *create_meta(const struct nova_create *spec, const char *key) {
+        for (size_t i = 0; i < spec->n_metadata; i++)
+                if (spec->metadata[i].key && strcmp(spec->metadata[i].key, key) == 0)
+                        return spec->metadata[i].value;
+        return NULL;
+}
+
+int cloud_server_create(struct cloud *c, const struct nova_create *spec, cloud_callback_t cb, void *userdata,
+                        uint64_t *ret_call_id) {
+        struct cloud_call *k = NULL;
+        struct nova_create s;
+        const char *cl, *node, *op;
+        const char **tags = NULL;
+        size_t n_tags = 0;
+        int r;
+
+        if (!c || !spec || !cb || !spec->name || !*spec->name)
+                return -EINVAL;
+        cl = create_meta(spec, CLOUD_META_CLUSTER);
+        node = create_meta(spec, CLOUD_META_NODE);
+        op = create_meta(spec, CLOUD_META_OP);
+        /* Without them a lost reply could never be matched to its server. */
+        if (!cl || strcmp(cl, c->cluster) != 0 || !node || !*node)
+                return -EINVAL;
+
+        r = simple_call(c, CALL_CREATE, op ? op : "create", spec->name, cb, userdata, NULL, &k);
+        if (r < 0)
+                return r;
+        if (!(k->node = strdup(node)) || (op && !(k->op = strdup(op)))) {
+                r = -ENOMEM;
+                goto fail;
+        }
+
+        /* The cluster tag is what the list filter finds. */
+        s = *spec;
+        for (; spec->tags && spec->tags[n_tags]; n_tags++)
+                ;
+        tags = calloc(n_tags + 2, sizeof(*tags));
+        if (!tags) {
+                r = -ENOMEM;
+                goto fail;
+        }
+        bool tagged = false;
+        for (size_t i = 0; i < n_tags; i++) {
+                tags[i] = spec->tags[i];
+                tagged = tagged || strcmp(spec->tags[i], c->tag) == 0;
+        }
+        tags[n_tags] = tagged ? NULL : c->tag;
+        s.tags = tags;
+        r = nova_server_create_body(&s, &k->body, &k->err);
+        free(tags);
+        if (r < 0)
+                return call_fail_later(k, r, ret_call_id);
+        return call_start(k, ret_call_id);
+fail:
+        call_unlink(k);
+        k->cloud = NULL;
+        call_free(k);
+        return r;
+}
+
+int cloud_cancel(struct cloud *c, uint64_t call_id) {
+        if (!c)
+                return -EINVAL;
+        for (struct cloud_call *k = c->calls; k; k = k->next)
+                if (k->id == call_id) {
+                        call_unlink(k);
+                        k->cloud = NULL;
+                        call_free(k);
+                        return 0;
+                }
+        return -ENOENT;
+}

@@ -1,0 +1,125 @@
+/* state.h - what elasticd knows: accepted requests and each node's latest operation, rebuilt from the journal. */
+#pragma once
+
+/*
+ * Every change is a journal record (a JSON object with a "kind"), and the
+ * in-memory state is only ever changed by state_apply() of such a record:
+ * the same function replays the journal at start-up and applies a request's
+ * records after they are on disk, so a restart rebuilds exactly what was
+ * accepted. Records:
+ *
+ *   {"kind":"seq","next":N}                       id counter floor (compaction)
+ *   {"kind":"request","id":R,"type":T,...}        an accepted request
+ *   {"kind":"op","id":O,"node":N,"group":G,"op":K,"state":S,"request":R,"time":T}
+ *                                                 a node operation, created
+ *   {"kind":"op_state","id":O,"node":N,"state":S,"time":T[,"note":...]}
+ *                                                 a node operation changed state
+ *   {"kind":"node","node":N,"op":O,"step":S,"time":T[,"instance_id":I|null]
+ *    [,"address":A|null][,"note":...]}
+ *                                                 the lifecycle's progress on a
+ *                                                 node: the step its operation
+ *                                                 reached, the instance it knows
+ *                                                 (null: none), why it failed
+ *
+ * Rule when a hook names a node that already has an active operation:
+ * the same kind again is a no-op ("already pending"); another kind
+ * supersedes it: the old operation becomes "cancelled" (op_state record
+ * with a note naming the new one) and the new one is created. slurmctld's
+ * latest decision about a node is the one that counts (a suspend after a
+ * resume means it gave up on the node, a resume after a suspend means it
+ * wants the node back).
+ */
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/macro.h"
+
+enum state_op_kind {
+        STATE_OP_RESUME,
+        STATE_OP_SUSPEND,
+        STATE_OP_RESUME_FAIL,
+        STATE_OP_REBOOT,
+        _STATE_OP_KIND_MAX,
+};
+
+enum state_op_state {
+        STATE_OP_PENDING,   /* accepted, nothing done yet */
+        STATE_OP_RUNNING,   /* the lifecycle work is acting on it */
+        STATE_OP_DONE,
+        STATE_OP_FAILED,
+        STATE_OP_CANCELLED, /* superseded by a later request */
+        _STATE_OP_STATE_MAX,
+};
+
+/* "resume", "suspend", "resume_fail", "reboot" (the request type names). */
+const char *state_op_kind_to_string(enum state_op_kind k);
+int state_op_kind_from_string(const char *s);
+/* "pending", "running", "done", "failed", "cancelled". */
+const char *state_op_state_to_string(enum state_op_state s);
+int state_op_state_from_string(const char *s);
+/* Pending or running: the node still has work to do. */
+bool state_op_state_is_active(enum state_op_state s);
+
+struct state_op {
+        char *id;
+        enum state_op_kind kind;
+        enum state_op_state state;
+        char *request_id;
+        int64_t created;   /* unix seconds */
+        int64_t changed;   /* unix seconds of the last state change */
+};
+
+struct state_node {
+        char *name;
+        char *group;
+        struct state_op op; /* the latest operation (every node here has one) */
+        /* From "node" records (the lifecycle); NULL until set. */
+        char *step;         /* the step the latest operation reached */
+        char *instance_id;  /* the node's instance, as far as elasticd knows */
+        char *address;      /* the instance's address given to Slurm */
+        char *note;         /* why the operation failed, or what it did */
+        int64_t step_changed;
+};
+
+struct state;
+
+/* ID_PREFIX: distinguishes this daemon run in ids, e.g. "3fa2". */
+int state_new(const char *id_prefix, struct state **ret);
+struct state *state_free(struct state *s);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct state *, state_free);
+
+/* Apply one journal record. -EBADMSG with *ret_error (malloc'd) naming the
+ * problem when the record is malformed; the state is then unchanged. Records
+ * of an unknown kind are ignored (returns 0) so newer journals replay. */
+int state_apply(struct state *s, json_t *record, char **ret_error);
+
+/* A fresh id "<letter>-<prefix>-<n>" (letter 'r' request, 'o' operation).
+ * Ids never repeat: the counter continues past every id applied. */
+int state_new_id(struct state *s, char letter, char **ret);
+
+struct state_node *state_node_find(struct state *s, const char *name);
+
+/* Call FN for every node, in node order (hostlist_name_compare: cl2 before cl10). FN returning
+ * non-zero stops the walk. */
+typedef int (*state_node_fn)(const struct state_node *n, void *userdata);
+void state_foreach_node(struct state *s, state_node_fn fn, void *userdata);
+
+size_t state_n_nodes(const struct state *s);
+/* Nodes whose latest operation is in state ST. */
+size_t state_n_nodes_in(const struct state *s, enum state_op_state st);
+size_t state_n_requests(const struct state *s);
+
+/* The minimum node count last asked for GROUP by resize, or -ENOENT. */
+int state_resize_min(const struct state *s, const char *group, unsigned *ret);
+
+/* The records that rebuild this state (for journal compaction): the id
+ * counter, requests that a node's latest operation still refers to, the
+ * latest resize of each group and each node's latest operation. */
+int state_live_records(struct state *s, json_t **ret_array);
+
+/* The journal record of accepted request ID while an operation refers to
+ * it (borrowed), or NULL. */
+json_t *state_request_record(struct state *s, const char *id);

@@ -1,0 +1,630 @@
+/* request.c - one handler per request type; hook requests are journalled before they are answered. */
+#include "server/request.h"
+
+#include <stdarg.h>
+#include <string.h>
+#include <time.h>
+
+#include "config-build.h"
+#include "util/hostlist.h"
+#include "util/log.h"
+#include "metrics/metrics.h"
+#include "util/strv.h"
+
+/* A journal append slower than this is worth a warning: the hook waits for it. */
+#define JOURNAL_SLOW_USEC (100 * 1000ULL)
+
+typedef int (*request_handler)(struct request_context *ctx, const char *id, const struct protocol_request *req,
+                               const struct server_peer *peer, json_t **ret_result, struct protocol_error *err);
+
+static uint64_t now_monotonic(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000ULL + (uint64_t) ts.tv_nsec / 1000;
+}
+
+size_t request_ops_active(const struct request_context *ctx) {
+        return state_n_nodes_in(ctx->state, STATE_OP_PENDING) + state_n_nodes_in(ctx->state, STATE_OP_RUNNING);
+}
+
+/* Make RECORDS (an array) durable, then apply them to the state. On failure
+ * nothing is applied. */
+static int commit_records(struct request_context *ctx, const char *id, json_t *records,
+                          uint64_t *ret_usec, struct protocol_error *err) {
+        _cleanup_free_ char *jerr = NULL;
+        uint64_t t0, dt;
+        size_t i;
+        json_t *rec;
+        int r;
+
+        t0 = now_monotonic();
+        r = journal_append_many(ctx->journal, records, &jerr);
+        dt = now_monotonic() - t0;
+        if (r < 0) {
+                log_req(LOG_ERR, id, "Cannot journal the request: %s", jerr ? jerr : strerror(-r));
+                protocol_error_set(err, PROTOCOL_ERROR_JOURNAL_FAILED,
+                                   "the request could not be made durable (%s); nothing was accepted",
+                                   jerr ? jerr : strerror(-r));
+                return r;
+        }
+        if (ret_usec)
+                *ret_usec = dt;
+        ctx->n_journal_writes++;
+        ctx->journal_usec_total += dt;
+        if (dt > ctx->journal_usec_max)
+                ctx->journal_usec_max = dt;
+        if (dt > JOURNAL_SLOW_USEC)
+                log_req(LOG_WARNING, id, "Journal append with fdatasync took %.1f ms", (double) dt / 1000.0);
+        else
+                log_req(LOG_DEBUG, id, "Journal append with fdatasync took %.3f ms", (double) dt / 1000.0);
+
+        json_array_foreach(records, i, rec) {
+                _cleanup_free_ char *serr = NULL;
+
+                r = state_apply(ctx->state, rec, &serr);
+                if (r < 0)
+                        /* Our own record: a bug. It is on disk, so a restart tells the same story. */
+                        log_req(LOG_ERR, id, "Cannot apply journal record %zu: %s", i, serr ? serr : strerror(-r));
+        }
+        ctx->n_accepted++;
+        if (ctx->state_changed)
+                ctx->state_changed(ctx->userdata);
+        return 0;
+}
+
+static json_t *request_record(const char *id, const struct protocol_request *req, const struct server_peer *peer,
+                              time_t now) {
+        json_t *o;
+
+        o = json_pack("{s:s, s:s, s:s, s:i, s:i, s:I}",
+                      "kind", "request",
+                      "id", id,
+                      "type", protocol_request_type_to_string(req->type),
+                      "uid", (int) peer->uid,
+                      "pid", (int) peer->pid,
+                      "time", (json_int_t) now);
+        if (!o)
+                return NULL;
+#define SET_STR(field)                                                                      \
+        if (req->field && json_object_set_new(o, #field, json_string(req->field)) < 0)     \
+                return json_decref(o), NULL
+        SET_STR(client);
+        SET_STR(job_id);
+        SET_STR(reason);
+        SET_STR(features);
+        SET_STR(resume_file_error);
+#undef SET_STR
+        if (req->resume_file && json_object_set(o, "resume_file", req->resume_file) < 0)
+                return json_decref(o), NULL;
+        return o;
+}
+
+/* Compress names into a hostlist for messages; "?" if that fails. */
+static char *compress_or_placeholder(char **names, size_t n) {
+        char *s = NULL;
+
+        if (hostlist_compress(names, n, &s, NULL) < 0 || !s)
+                return strdup("?");
+        return s;
+}
+
+/* A hook repeated while its operation runs is the same request, except a
+ * reboot whose instance already rebooted (waiting for slurmd): Slurm asking
+ * again then means another reboot. */
+static bool same_op_pending(const struct state_node *sn, enum state_op_kind kind) {
+        if (sn->op.kind != kind)
+                return false;
+        return !(kind == STATE_OP_REBOOT && sn->step && strcmp(sn->step, "registering") == 0);
+}
+
+static int handle_hook(struct request_context *ctx, const char *id, const struct protocol_request *req,
+                       const struct server_peer *peer, json_t **ret_result, struct protocol_error *err) {
+        _cleanup_(strv_freep) char **nodes = NULL;
+        _cleanup_free_ char **pending = NULL;
+        _cleanup_free_ size_t *groups = NULL;
+        _cleanup_free_ char **unknown = NULL;
+        _cleanup_free_ char *msg = NULL, *compressed = NULL, *pending_list = NULL;
+        _cleanup_(json_decrefp) json_t *records = NULL, *ops = NULL, *rec = NULL, *result = NULL;
+        size_t n = 0, n_unknown = 0, n_pending = 0, n_new = 0, n_superseded = 0;
+        enum state_op_kind kind;
+        time_t now = time(NULL);
+        uint64_t t0 = now_monotonic(), journal_usec = 0;
+        char superseded_count[32];
+        int r;
+
+        switch (req->type) {
+        case PROTOCOL_REQUEST_RESUME:      kind = STATE_OP_RESUME; break;
+        case PROTOCOL_REQUEST_SUSPEND:     kind = STATE_OP_SUSPEND; break;
+        case PROTOCOL_REQUEST_RESUME_FAIL: kind = STATE_OP_RESUME_FAIL; break;
+        case PROTOCOL_REQUEST_REBOOT:      kind = STATE_OP_REBOOT; break;
+        default:
+                protocol_error_set(err, PROTOCOL_ERROR_INTERNAL, "not a hook request");
+                return -EINVAL;
+        }
+
+        r = hostlist_expand(req->nodes, ctx->config->limits.max_hostlist_nodes, &nodes, &n, &msg);
+        if (r == -E2BIG) {
+                protocol_error_set(err, PROTOCOL_ERROR_TOO_MANY_NODES, "%s (limits.max_hostlist_nodes is %u)",
+                                   msg ? msg : "too many nodes", ctx->config->limits.max_hostlist_nodes);
+                return r;
+        }
+        if (r < 0) {
+                protocol_error_set(err, r == -EINVAL ? PROTOCOL_ERROR_BAD_HOSTLIST : PROTOCOL_ERROR_INTERNAL,
+                                   "%s", msg ? msg : strerror(-r));
+                return r;
+        }
+        if (n == 0) {
+                protocol_error_set(err, PROTOCOL_ERROR_BAD_HOSTLIST, "the hostlist \"%s\" names no node", req->nodes);
+                return -EINVAL;
+        }
+
+        pending = calloc(n, sizeof(*pending));
+        if (!pending)
+                return -ENOMEM;
+        groups = calloc(n, sizeof(*groups));
+        unknown = calloc(n, sizeof(*unknown));
+        if (!groups || !unknown)
+                return -ENOMEM;
+        /* The configuration refuses a node in two groups: one lookup each. */
+        for (size_t i = 0; i < n; i++)
+                if (config_node_find(ctx->config, nodes[i], &groups[i], NULL) < 0)
+                        unknown[n_unknown++] = nodes[i];
+        if (n_unknown > 0) {
+                /* What is wrong first, then the nodes, cut between nodes to
+                 * fit the reply's message. */
+                _cleanup_free_ char *list = NULL;
+                char head[PROTOCOL_MESSAGE_MAX];
+                size_t len;
+
+                len = (size_t) snprintf(head, sizeof(head), "%zu node%s in no node group of %s: ", n_unknown,
+                                        n_unknown == 1 ? "" : "s", ctx->config->path);
+                if (hostlist_compress_bounded(unknown, n_unknown,
+                                              len < sizeof(head) ? sizeof(head) - 1 - len : 0, &list, NULL) < 0)
+                        list = NULL;
+                protocol_error_set(err, PROTOCOL_ERROR_UNKNOWN_NODE, "%s%s", head, list ? list : "?");
+                return -ENOENT;
+        }
+
+        records = json_array();
+        ops = json_array();
+        rec = request_record(id, req, peer, now);
+        if (!records || !ops || !rec)
+                return -ENOMEM;
+        compressed = compress_or_placeholder(nodes, n);
+        if (!compressed || json_object_set_new(rec, "nodes", json_string(compressed)) < 0 ||
+            json_array_append(records, rec) < 0)
+                return -ENOMEM;
+
+        for (size_t i = 0; i < n; i++) {
+                const struct state_node *sn = state_node_find(ctx->state, nodes[i]);
+                _cleanup_free_ char *op_id = NULL;
+                json_t *o;
+
+                if (sn && state_op_state_is_active(sn->op.state)) {
+                        if (same_op_pending(sn, kind)) {
+                                pending[n_pending++] = nodes[i];
+                                continue;
+                        }
+                        /* Superseded: slurmctld's latest decision wins (state.h). */
+                        o = json_pack("{s:s, s:s, s:s, s:s, s:I, s:s}",
+                                      "kind", "op_state", "id", sn->op.id, "node", sn->name,
+                                      "state", "cancelled", "time", (json_int_t) now,
+                                      "note", "superseded");
+                        if (!o || json_object_set_new(o, "by_request", json_string(id)) < 0 ||
+                            json_array_append_new(records, o) < 0)
+                                return -ENOMEM;
+                        /* Per node at debug: the request's own line counts them. */
+                        log_ctx_msg(LOG_DEBUG, &(struct log_ctx) { .request = id, .node = sn->name, .op = sn->op.id },
+                                    "Pending %s superseded by %s", state_op_kind_to_string(sn->op.kind),
+                                    state_op_kind_to_string(kind));
+                        n_superseded++;
+                }
+
+                r = state_new_id(ctx->state, 'o', &op_id);
+                if (r < 0)
+                        return r;
+                o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I}",
+                              "kind", "op", "id", op_id, "node", nodes[i],
+                              "group", ctx->config->groups[groups[i]].name,
+                              "op", state_op_kind_to_string(kind), "state", "pending",
+                              "request", id, "time", (json_int_t) now);
+                if (!o || json_array_append_new(records, o) < 0 || json_array_append_new(ops, json_string(op_id)) < 0)
+                        return -ENOMEM;
+                n_new++;
+        }
+        if (json_object_set_new(rec, "operations", json_integer((json_int_t) n_new)) < 0)
+                return -ENOMEM;
+
+        r = commit_records(ctx, id, records, &journal_usec, err);
+        if (r < 0)
+                return r;
+
+        result = json_pack("{s:I, s:s, s:I}", "accepted", (json_int_t) n, "nodes", compressed,
+                           "operations_created", (json_int_t) n_new);
+        if (!result)
+                return -ENOMEM;
+        if (n_new <= REQUEST_REPLY_OPS_MAX)
+                r = json_object_set(result, "operations", ops);
+        else
+                r = json_object_set_new(result, "operations", json_integer((json_int_t) n_new));
+        if (r < 0)
+                return -ENOMEM;
+        if (n_pending > 0) {
+                pending_list = compress_or_placeholder(pending, n_pending);
+                if (json_object_set_new(result, "already_pending", json_string(pending_list ? pending_list : "?")) < 0)
+                        return -ENOMEM;
+        }
+        if (n_superseded > 0 && json_object_set_new(result, "superseded", json_integer((json_int_t) n_superseded)) < 0)
+                return -ENOMEM;
+
+        snprintf(superseded_count, sizeof(superseded_count), "%zu", n_superseded);
+        log_req(LOG_INFO, id,
+                "%s %s (%zu node%s) from uid %u pid %d%s%s: accepted, %zu new operation%s%s%s%s%s "
+                "(%.1f ms, journal %.1f ms)",
+                protocol_request_type_to_string(req->type), compressed, n, n == 1 ? "" : "s",
+                (unsigned) peer->uid, (int) peer->pid, req->job_id ? " job " : "", req->job_id ? req->job_id : "",
+                n_new, n_new == 1 ? "" : "s",
+                n_pending ? ", already pending: " : "", n_pending ? pending_list : "",
+                n_superseded ? ", superseding other operations: " : "", n_superseded ? superseded_count : "",
+                (double) (now_monotonic() - t0) / 1000.0, (double) journal_usec / 1000.0);
+        *ret_result = TAKE_PTR(result);
+        return 0;
+}
+
+static int handle_resize(struct request_context *ctx, const char *id, const struct protocol_request *req,
+                         const struct server_peer *peer, json_t **ret_result, struct protocol_error *err) {
+        const struct config *cfg = ctx->config;
+        _cleanup_(json_decrefp) json_t *records = NULL, *rec = NULL;
+        const struct config_group *g;
+        size_t n_nodes = 0;
+        int idx, r;
+
+        if (req->group) {
+                idx = config_group_find(cfg, req->group);
+                if (idx < 0) {
+                        protocol_error_set(err, PROTOCOL_ERROR_NOT_FOUND, "no node group \"%s\" in %s",
+                                           req->group, cfg->path);
+                        return -ENOENT;
+                }
+        } else if (cfg->n_groups == 1) {
+                idx = 0;
+        } else {
+                protocol_error_set(err, PROTOCOL_ERROR_BAD_REQUEST,
+                                   "%zu node groups are configured: name one with \"group\"", cfg->n_groups);
+                return -EINVAL;
+        }
+        g = &cfg->groups[idx];
+        n_nodes = g->n_nodes;
+        if (req->min > n_nodes) {
+                protocol_error_set(err, PROTOCOL_ERROR_BAD_REQUEST, "group \"%s\" has %zu nodes, cannot keep %u up",
+                                   g->name, n_nodes, req->min);
+                return -EINVAL;
+        }
+
+        records = json_array();
+        rec = request_record(id, req, peer, time(NULL));
+        if (!records || !rec ||
+            json_object_set_new(rec, "group", json_string(g->name)) < 0 ||
+            json_object_set_new(rec, "min", json_integer(req->min)) < 0 ||
+            json_object_set_new(rec, "wait", json_boolean(req->wait)) < 0 ||
+            json_object_set_new(rec, "operations", json_integer(0)) < 0 ||
+            json_array_append(records, rec) < 0)
+                return -ENOMEM;
+        r = commit_records(ctx, id, records, NULL, err);
+        if (r < 0)
+                return r;
+
+        log_req(LOG_INFO, id, "resize group %s to min %u from uid %u pid %d: accepted", g->name, req->min,
+                (unsigned) peer->uid, (int) peer->pid);
+        resize_kick(ctx->resize);
+        /* "wait" is done by the client: elasticctl resize --wait polls status's "resize". */
+        *ret_result = json_pack("{s:s, s:I, s:b}", "group", g->name, "min", (json_int_t) req->min,
+                                "accepted", 1);
+        return *ret_result ? 0 : -ENOMEM;
+}
+
+static int handle_reload(struct request_context *ctx, const char *id, const struct protocol_request *req,
+                         const struct server_peer *peer, json_t **ret_result, struct protocol_error *err) {
+        _cleanup_free_ char *error = NULL;
+        int r;
+
+        log_req(LOG_INFO, id, "Reload asked by uid %u pid %d", (unsigned) peer->uid, (int) peer->pid);
+        r = ctx->reload(ctx->userdata, &error);
+        if (r < 0) {
+                protocol_error_set(err, PROTOCOL_ERROR_INTERNAL,
+                                   "reload failed, the running configuration stays: %s",
+                                   error ? error : strerror(-r));
+                return r;
+        }
+        *ret_result = json_pack("{s:b}", "reloaded", 1);
+        return *ret_result ? 0 : -ENOMEM;
+}
+
+static int handle_ping(struct request_context *ctx, const char *id, const struct protocol_request *req,
+                       const struct server_peer *peer, json_t **ret_result, struct protocol_error *err) {
+        *ret_result = json_pack("{s:s}", "version", ELASTICD_VERSION);
+        return *ret_result ? 0 : -ENOMEM;
+}
+
+static int handle_status(struct request_context *ctx, const char *id, const struct protocol_request *req,
+                         const struct server_peer *peer, json_t **ret_result, struct protocol_error *err) {
+        _cleanup_(json_decrefp) json_t *result = NULL, *by_state = NULL, *journal = NULL;
+        uint64_t uptime = (now_monotonic() - ctx->start_usec) / 1000000;
+        struct journal_stats js;
+
+        by_state = json_object();
+        if (!by_state)
+                return -ENOMEM;
+        for (int st = 0; st < _STATE_OP_STATE_MAX; st++)
+                if (json_object_set_new(by_state, state_op_state_to_string(st),
+                                        json_integer((json_int_t) state_n_nodes_in(ctx->state, st))) < 0)
+                        return -ENOMEM;
+        journal_get_stats(ctx->journal, &js);
+        journal = json_pack("{s:s, s:I, s:I, s:I, s:I, s:f, s:f}",
+                            "dir", ctx->state_dir,
+                            "bytes", (json_int_t) js.bytes,
+                            "records", (json_int_t) js.records,
+                            "compactions", (json_int_t) js.compactions,
+                            "appends_since_start", (json_int_t) ctx->n_journal_writes,
+                            "append_ms_avg", ctx->n_journal_writes ?
+                                    (double) ctx->journal_usec_total / (double) ctx->n_journal_writes / 1000.0 : 0.0,
+                            "append_ms_max", (double) ctx->journal_usec_max / 1000.0);
+        result = json_pack("{s:s, s:I, s:s, s:s, s:b, s:I, s:I, s:O, s:I, s:I, s:I, s:O}",
+                           "version", ELASTICD_VERSION,
+                           "uptime_seconds", (json_int_t) uptime,
+                           "config", ctx->config->path ? ctx->config->path : "",
+                           "socket", server_path(ctx->server),
+                           "socket_activated", server_activated(ctx->server),
+                           "groups", (json_int_t) ctx->config->n_groups,
+                           "nodes_known", (json_int_t) state_n_nodes(ctx->state),
+                           "nodes_by_operation_state", by_state,
+                           "operations_pending", (json_int_t) request_ops_active(ctx),
+                           "requests_accepted", (json_int_t) ctx->n_accepted,
+                           "clients", (json_int_t) server_n_clients(ctx->server),
+                           "journal", journal);
+        if (!result)
+                return -ENOMEM;
+        if (ctx->lifecycle) {
+                struct lifecycle_stats ls;
+                json_t *ops = json_object(), *o;
+
+                lifecycle_get_stats(ctx->lifecycle, &ls);
+                for (int k = 0; ops && k < _STATE_OP_KIND_MAX; k++) {
+                        o = json_pack("{s:I, s:I, s:I}", "started", (json_int_t) ls.started[k], "succeeded",
+                                      (json_int_t) ls.succeeded[k], "failed", (json_int_t) ls.failed[k]);
+                        if (!o || json_object_set_new(ops, state_op_kind_to_string(k), o) < 0)
+                                return json_decref(ops), -ENOMEM;
+                }
+                if (!ops || json_object_set_new(result, "operations", ops) < 0 ||
+                    json_object_set_new(result, "operations_in_flight", json_integer(ls.active)) < 0 ||
+                    json_object_set_new(result, "instances_created", json_integer((json_int_t) ls.instances_created)) < 0 ||
+                    json_object_set_new(result, "instances_deleted", json_integer((json_int_t) ls.instances_deleted)) < 0 ||
+                    json_object_set_new(result, "orphans_deleted", json_integer((json_int_t) ls.orphans_deleted)) < 0 ||
+                    json_object_set_new(result, "cloud_errors_last_hour", json_integer(ls.cloud_errors_last_hour)) < 0)
+                        return -ENOMEM;
+        }
+        if (ctx->resize) {
+                json_t *groups = json_object();
+
+                if (!groups || resize_status(ctx->resize, groups) < 0) {
+                        json_decref(groups);
+                        return -ENOMEM;
+                }
+                if (json_object_set_new(result, "resize", groups) < 0)
+                        return -ENOMEM;
+        }
+        *ret_result = TAKE_PTR(result);
+        return 0;
+}
+
+int request_metrics_text(struct request_context *ctx, char **ret_text) {
+        struct metrics_source src = {
+                .state = ctx->state,
+                .journal = ctx->journal,
+                .lifecycle = ctx->lifecycle,
+                .cloud = ctx->cloud,
+                .requests = ctx->n_requests,
+                .requests_refused = ctx->n_refused,
+                .uptime_seconds = (now_monotonic() - ctx->start_usec) / 1000000,
+        };
+
+        return metrics_render(&src, ret_text);
+}
+
+static int handle_metrics(struct request_context *ctx, const char *id, const struct protocol_request *req,
+                          const struct server_peer *peer, json_t **ret_result, struct protocol_error *err) {
+        _cleanup_free_ char *text = NULL;
+        int r;
+
+        r = request_metrics_text(ctx, &text);
+        if (r < 0)
+                return r;
+        *ret_result = json_pack("{s:s}", "text", text);
+        return *ret_result ? 0 : -ENOMEM;
+}
+
+static json_t *node_json(const struct request_context *ctx, const char *name, const char *group,
+                         const struct state_node *sn, time_t now) {
+        const char *slurm_state = NULL, *instance_status = NULL;
+        json_t *o;
+
+        /* What the lifecycle last saw of Slurm and Nova; null = not seen yet. */
+        lifecycle_node_view(ctx->lifecycle, name, &slurm_state, &instance_status);
+        o = json_pack("{s:s, s:o, s:s, s:n, s:o, s:n}",
+                      "name", name,
+                      "slurm_state", slurm_state ? json_string(slurm_state) : json_null(),
+                      "group", group ? group : (sn ? sn->group : "-"),
+                      "instance_id",
+                      "instance_status", instance_status ? json_string(instance_status) : json_null(),
+                      "address");
+        if (!o)
+                return NULL;
+        if (sn) {
+                int64_t age = now - sn->op.created;
+                if (json_object_set_new(o, "operation", json_string(state_op_kind_to_string(sn->op.kind))) < 0 ||
+                    json_object_set_new(o, "operation_state",
+                                        json_string(state_op_state_to_string(sn->op.state))) < 0 ||
+                    json_object_set_new(o, "operation_id", json_string(sn->op.id)) < 0 ||
+                    json_object_set_new(o, "operation_age_seconds", json_integer(age > 0 ? age : 0)) < 0 ||
+                    json_object_set_new(o, "request", sn->op.request_id ? json_string(sn->op.request_id)
+                                                                        : json_null()) < 0 ||
+                    (sn->instance_id && json_object_set_new(o, "instance_id", json_string(sn->instance_id)) < 0) ||
+                    (sn->address && json_object_set_new(o, "address", json_string(sn->address)) < 0) ||
+                    (sn->step && json_object_set_new(o, "step", json_string(sn->step)) < 0) ||
+                    (sn->note && json_object_set_new(o, "note", json_string(sn->note)) < 0))
+                        return json_decref(o), NULL;
+        } else if (json_object_set_new(o, "operation", json_null()) < 0 ||
+                   json_object_set_new(o, "operation_age_seconds", json_null()) < 0)
+                return json_decref(o), NULL;
+        return o;
+}
+
+struct nodes_walk {
+        struct request_context *ctx;
+        json_t *array;
+        time_t now;
+        int r;
+};
+
+/* Nodes the journal knows that no configured group has (any more). */
+static int add_unconfigured_node(const struct state_node *sn, void *userdata) {
+        struct nodes_walk *w = userdata;
+
+        if (config_node_find(w->ctx->config, sn->name, NULL, NULL) >= 0)
+                return 0;
+        if (json_array_append_new(w->array, node_json(w->ctx, sn->name, NULL, sn, w->now)) < 0) {
+                w->r = -ENOMEM;
+                return 1;
+        }
+        return 0;
+}
+
+static int handle_nodes(struct request_context *ctx, const char *id, const struct protocol_request *req,
+                        const struct server_peer *peer, json_t **ret_result, struct protocol_error *err) {
+        _cleanup_(json_decrefp) json_t *array = NULL;
+        struct nodes_walk w = { .ctx = ctx, .now = time(NULL) };
+
+        array = json_array();
+        if (!array)
+                return -ENOMEM;
+        /* Every configured node, group by group, then what only the journal knows. */
+        for (size_t g = 0; g < ctx->config->n_groups; g++) {
+                const struct config_group *group = &ctx->config->groups[g];
+
+                for (size_t i = 0; i < group->n_nodes; i++)
+                        if (json_array_append_new(array, node_json(ctx, group->node_names[i], group->name,
+                                                                   state_node_find(ctx->state, group->node_names[i]),
+                                                                   w.now)) < 0)
+                                return -ENOMEM;
+        }
+        w.array = array;
+        state_foreach_node(ctx->state, add_unconfigured_node, &w);
+        if (w.r < 0)
+                return w.r;
+        *ret_result = json_pack("{s:O}", "nodes", array);
+        return *ret_result ? 0 : -ENOMEM;
+}
+
+static const request_handler handlers[_PROTOCOL_REQUEST_MAX] = {
+        [PROTOCOL_REQUEST_RESUME] = handle_hook,
+        [PROTOCOL_REQUEST_SUSPEND] = handle_hook,
+        [PROTOCOL_REQUEST_RESUME_FAIL] = handle_hook,
+        [PROTOCOL_REQUEST_REBOOT] = handle_hook,
+        [PROTOCOL_REQUEST_RESIZE] = handle_resize,
+        [PROTOCOL_REQUEST_STATUS] = handle_status,
+        [PROTOCOL_REQUEST_NODES] = handle_nodes,
+        [PROTOCOL_REQUEST_RELOAD] = handle_reload,
+        [PROTOCOL_REQUEST_PING] = handle_ping,
+        [PROTOCOL_REQUEST_METRICS] = handle_metrics,
+};
+
+static void send_reply(struct server_client *c, const char *id, json_t *result, const struct protocol_error *err) {
+        _cleanup_(json_decrefp) json_t *reply = NULL;
+        int r;
+
+        if (err)
+                r = protocol_reply_error(id, err->code, err->message, &reply);
+        else
+                r = protocol_reply_ok(id, result, &reply);
+        if (r >= 0)
+                r = server_client_reply(c, reply);
+        if (r == -EMSGSIZE) {
+                log_req(LOG_WARNING, id, "Reply too large for one frame");
+                json_decref(reply);
+                reply = NULL;
+                r = protocol_reply_error(id, PROTOCOL_ERROR_INTERNAL,
+                                         "the reply is larger than the largest frame elasticd sends", &reply);
+                if (r >= 0)
+                        r = server_client_reply(c, reply);
+        }
+        if (r < 0 && r != -ENOTCONN) {
+                /* Last resort: a reply without a body cannot fail for size. */
+                log_req(LOG_ERR, id, "Cannot send the reply: %s", strerror(-r));
+                json_decref(reply);
+                reply = NULL;
+                if (protocol_reply_error(id, PROTOCOL_ERROR_INTERNAL, "out of memory", &reply) >= 0)
+                        (void) server_client_reply(c, reply);
+        }
+}
+
+void request_handle(struct server_client *c, json_t *body, const struct protocol_error *frame_err, void *userdata) {
+        struct request_context *ctx = userdata;
+        const struct server_peer *peer = server_client_peer(c);
+        _cleanup_(protocol_request_freep) struct protocol_request *req = NULL;
+        _cleanup_(json_decrefp) json_t *result = NULL;
+        _cleanup_free_ char *id = NULL, *denied = NULL;
+        struct protocol_error err = {};
+        const char *type;
+        int r;
+
+        if (state_new_id(ctx->state, 'r', &id) < 0)
+                id = NULL; /* the reply carries null: still answer */
+
+        if (frame_err) {
+                ctx->n_refused++;
+                log_req(LOG_WARNING, id, "Bad frame from uid %u pid %d: %s", (unsigned) peer->uid, (int) peer->pid,
+                        frame_err->message);
+                send_reply(c, id, NULL, frame_err);
+                return;
+        }
+
+        r = protocol_request_parse(body, &req, &err);
+        if (r < 0) {
+                if (r == -ENOMEM)
+                        protocol_error_set(&err, PROTOCOL_ERROR_INTERNAL, "out of memory");
+                ctx->n_refused++;
+                log_req(LOG_WARNING, id, "Bad request from uid %u pid %d: %s", (unsigned) peer->uid, (int) peer->pid,
+                        err.message);
+                send_reply(c, id, NULL, &err);
+                return;
+        }
+        type = protocol_request_type_to_string(req->type);
+
+        r = auth_check(ctx->auth, protocol_request_type_access(req->type), type, peer->uid, peer->gid, &denied);
+        if (r < 0) {
+                protocol_error_set(&err, PROTOCOL_ERROR_PERMISSION_DENIED, "%s",
+                                   denied ? denied : "permission denied");
+                ctx->n_refused++;
+                log_req(LOG_WARNING, id, "Refused %s from uid %u pid %d: %s", type, (unsigned) peer->uid,
+                        (int) peer->pid, err.message);
+                send_reply(c, id, NULL, &err);
+                return;
+        }
+
+        ctx->n_requests[req->type]++;
+        log_req(LOG_DEBUG, id, "%s from uid %u pid %d", type, (unsigned) peer->uid, (int) peer->pid);
+        r = handlers[req->type](ctx, id, req, peer, &result, &err);
+        if (r < 0) {
+                if (err.message[0] == 0)
+                        protocol_error_set(&err, PROTOCOL_ERROR_INTERNAL, "%s failed: %s", type, strerror(-r));
+                log_req(err.code == PROTOCOL_ERROR_INTERNAL || err.code == PROTOCOL_ERROR_JOURNAL_FAILED
+                                ? LOG_ERR : LOG_WARNING,
+                        id, "%s%s%s from uid %u pid %d failed: %s: %s", type, req->nodes ? " " : "",
+                        req->nodes ? req->nodes : "", (unsigned) peer->uid, (int) peer->pid,
+                        protocol_error_code_to_string(err.code), err.message);
+                send_reply(c, id, NULL, &err);
+                return;
+        }
+        send_reply(c, id, result, NULL);
+}

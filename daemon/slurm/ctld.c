@@ -1,0 +1,368 @@
+/* ctld.c - libslurm node calls, made on one worker thread (libslurm RPCs
+ * block, and one thread keeps calls to slurmctld ordered). */
+#include "slurm/ctld.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <slurm/slurm.h>
+#include <slurm/slurm_errno.h>
+
+#include "util/worker.h"
+
+/* Exported by libslurm 22.05 but not declared in its headers. The string is
+ * xmalloc'd: release it with slurm_xfree, never free(). */
+extern char *slurm_node_state_string_complete(uint32_t inx);
+extern void slurm_xfree(void **item);
+
+/* How many calls may wait for the worker before callers get -EBUSY. */
+#define CTLD_MAX_QUEUED 4096
+
+struct ctld {
+        struct worker_pool *pool;
+};
+
+static char *strdup_or_null(const char *s) {
+        return s ? strdup(s) : NULL;
+}
+
+static int slurm_error(const char *what, char **ret_error) {
+        int e = slurm_get_errno();
+        char *msg = NULL;
+
+        if (asprintf(&msg, "%s: %s", what, slurm_strerror(e)) < 0)
+                msg = NULL;
+        if (ret_error)
+                *ret_error = msg;
+        else
+                free(msg);
+        /* Slurm's own codes are not errnos; keep a plain errno when it is one. */
+        return e > 0 && e < 1000 ? -e : -EIO;
+}
+
+struct ctld_nodes *ctld_nodes_free(struct ctld_nodes *n) {
+        if (!n)
+                return NULL;
+        for (size_t i = 0; i < n->n; i++) {
+                struct ctld_node *x = &n->nodes[i];
+                free(x->name);
+                free(x->state_str);
+                free(x->addr);
+                free(x->hostname);
+                free(x->reason);
+                free(x->features);
+        }
+        free(n->nodes);
+        free(n->index);
+        free(n);
+        return NULL;
+}
+
+static size_t name_hash(const char *s) {
+        uint64_t h = 1469598103934665603ULL;   /* FNV-1a */
+
+        for (; *s; s++)
+                h = (h ^ (unsigned char) *s) * 1099511628211ULL;
+        return (size_t) h;
+}
+
+int ctld_nodes_index(struct ctld_nodes *n) {
+        size_t size = 16;
+        uint32_t *index;
+
+        if (n->n >= UINT32_MAX / 2)
+                return -E2BIG;
+        while (size < n->n * 2)
+                size *= 2;
+        index = calloc(size, sizeof(*index));
+        if (!index)
+                return -ENOMEM;
+        for (size_t i = 0; i < n->n; i++) {
+                size_t k = name_hash(n->nodes[i].name) & (size - 1);
+
+                while (index[k] != 0)
+                        k = (k + 1) & (size - 1);
+                index[k] = (uint32_t) i + 1;
+        }
+        free(n->index);
+        n->index = index;
+        n->n_index = size;
+        return 0;
+}
+
+const struct ctld_node *ctld_nodes_find(const struct ctld_nodes *n, const char *name) {
+        if (!n || !name)
+                return NULL;
+        if (n->index) {
+                for (size_t k = name_hash(name) & (n->n_index - 1); n->index[k] != 0; k = (k + 1) & (n->n_index - 1))
+                        if (strcmp(n->nodes[n->index[k] - 1].name, name) == 0)
+                                return &n->nodes[n->index[k] - 1];
+                return NULL;
+        }
+        for (size_t i = 0; i < n->n; i++)
+                if (strcmp(n->nodes[i].name, name) == 0)
+                        return &n->nodes[i];
+        return NULL;
+}
+
+const char *ctld_state_base_name(uint32_t state) {
+        switch (state & NODE_STATE_BASE) {
+        case NODE_STATE_DOWN:
+                return "DOWN";
+        case NODE_STATE_IDLE:
+                return "IDLE";
+        case NODE_STATE_ALLOCATED:
+                return "ALLOCATED";
+        case NODE_STATE_MIXED:
+                return "MIXED";
+        case NODE_STATE_FUTURE:
+                return "FUTURE";
+        default:
+                return "UNKNOWN";
+        }
+}
+
+int ctld_load_nodes_sync(struct ctld_nodes **ret, char **ret_error) {
+        node_info_msg_t *msg = NULL;
+        struct ctld_nodes *n;
+
+        /* SHOW_ALL: nodes of hidden partitions too; cloud nodes need PrivateData=cloud. */
+        if (slurm_load_node((time_t) 0, &msg, SHOW_ALL) != SLURM_SUCCESS)
+                return slurm_error("loading nodes from slurmctld", ret_error);
+
+        n = calloc(1, sizeof(*n));
+        if (!n)
+                goto oom;
+        n->nodes = calloc(msg->record_count ? msg->record_count : 1, sizeof(*n->nodes));
+        if (!n->nodes)
+                goto oom;
+
+        for (uint32_t i = 0; i < msg->record_count; i++) {
+                node_info_t *ni = &msg->node_array[i];
+                struct ctld_node *x;
+                char *s;
+
+                if (!ni->name)
+                        continue;
+                x = &n->nodes[n->n++];
+                x->name = strdup(ni->name);
+                x->state = ni->node_state;
+                s = slurm_node_state_string_complete(ni->node_state);
+                x->state_str = strdup(s ? s : "UNKNOWN");
+                slurm_xfree((void **) &s);
+                x->addr = strdup_or_null(ni->node_addr);
+                x->hostname = strdup_or_null(ni->node_hostname);
+                x->reason = ni->reason && ni->reason[0] ? strdup(ni->reason) : NULL;
+                x->features = strdup_or_null(ni->features);
+                x->boot_time = ni->boot_time;
+                x->reason_time = ni->reason_time;
+                if (!x->name || !x->state_str)
+                        goto oom;
+        }
+        slurm_free_node_info_msg(msg);
+        /* Built here, on the worker: lookups on the loop are O(1). */
+        if (ctld_nodes_index(n) < 0) {
+                ctld_nodes_free(n);
+                return -ENOMEM;
+        }
+        *ret = n;
+        return 0;
+oom:
+        slurm_free_node_info_msg(msg);
+        ctld_nodes_free(n);
+        return -ENOMEM;
+}
+
+int ctld_update_sync(const struct ctld_update *u, char **ret_error) {
+        update_node_msg_t m;
+        _cleanup_free_ char *what = NULL;
+
+        if (!u || !u->nodes)
+                return -EINVAL;
+
+        slurm_init_update_node_msg(&m);
+        /* libslurm's field types are not const; it does not modify them. */
+        m.node_names = (char *) u->nodes;
+        m.node_addr = (char *) u->addr;
+        m.node_hostname = (char *) u->hostname;
+        m.reason = (char *) u->reason;
+        if (u->state)
+                m.node_state = u->state;
+        if (slurm_update_node(&m) == SLURM_SUCCESS)
+                return 0;
+        if (asprintf(&what, "updating node(s) %s", u->nodes) < 0)
+                return -ENOMEM;
+        return slurm_error(what, ret_error);
+}
+
+int ctld_reconfigure_sync(char **ret_error) {
+        if (slurm_reconfigure() == SLURM_SUCCESS)
+                return 0;
+        return slurm_error("asking slurmctld to reconfigure", ret_error);
+}
+
+/* One asynchronous call: what to do on the worker, and its outcome. */
+enum ctld_call_kind {
+        CALL_LOAD_NODES,
+        CALL_UPDATE,
+        CALL_RECONFIGURE,
+};
+
+struct ctld_call {
+        enum ctld_call_kind kind;
+        char *nodes, *addr, *hostname, *reason;
+        uint32_t state;
+        int r;
+        char *error;
+        struct ctld_nodes *result;
+        ctld_nodes_cb nodes_cb;
+        ctld_done_cb done_cb;
+        void *userdata;
+};
+
+static struct ctld_call *call_free(struct ctld_call *c) {
+        if (!c)
+                return NULL;
+        free(c->nodes);
+        free(c->addr);
+        free(c->hostname);
+        free(c->reason);
+        free(c->error);
+        ctld_nodes_free(c->result);
+        free(c);
+        return NULL;
+}
+
+static void call_run(void *userdata) {
+        struct ctld_call *c = userdata;
+
+        switch (c->kind) {
+        case CALL_LOAD_NODES:
+                c->r = ctld_load_nodes_sync(&c->result, &c->error);
+                break;
+        case CALL_UPDATE:
+                c->r = ctld_update_sync(&(struct ctld_update){ .nodes = c->nodes, .addr = c->addr,
+                                                               .hostname = c->hostname,
+                                                               .state = c->state, .reason = c->reason },
+                                        &c->error);
+                break;
+        case CALL_RECONFIGURE:
+                c->r = ctld_reconfigure_sync(&c->error);
+                break;
+        }
+}
+
+static void call_done(void *userdata, bool cancelled) {
+        struct ctld_call *c = userdata;
+
+        if (cancelled) {
+                c->r = -ECANCELED;
+                free(c->error);
+                c->error = strdup("cancelled: elasticd is stopping");
+        }
+        if (c->kind == CALL_LOAD_NODES) {
+                struct ctld_nodes *n = TAKE_PTR(c->result);
+                c->nodes_cb(c->r, n, c->r < 0 ? c->error : NULL, c->userdata);
+        } else if (c->done_cb) {
+                c->done_cb(c->r, c->r < 0 ? c->error : NULL, c->userdata);
+        }
+        call_free(c);
+}
+
+static int call_submit(struct ctld *ctl, struct ctld_call *c) {
+        int r = worker_pool_submit(ctl->pool, call_run, call_done, c);
+        if (r < 0)
+                call_free(c);
+        return r;
+}
+
+int ctld_new(sd_event *event, const char *slurm_conf, struct ctld **ret) {
+        static bool initialised;
+        struct ctld *c;
+        int r;
+
+        if (!initialised) {
+                /* libslurm retries a missing slurm.conf for a minute, then exits. */
+                const char *path = slurm_conf ? slurm_conf : getenv("SLURM_CONF");
+                if (path && access(path, R_OK) < 0)
+                        return negative_errno();
+                slurm_init(slurm_conf);
+                initialised = true;
+        }
+        c = calloc(1, sizeof(*c));
+        if (!c)
+                return -ENOMEM;
+        r = worker_pool_new(event, "slurmctld", 1, CTLD_MAX_QUEUED, &c->pool);
+        if (r < 0) {
+                free(c);
+                return r;
+        }
+        *ret = c;
+        return 0;
+}
+
+struct ctld *ctld_free(struct ctld *c) {
+        if (!c)
+                return NULL;
+        worker_pool_free(c->pool);
+        free(c);
+        return NULL;
+}
+
+unsigned ctld_pending(const struct ctld *c) {
+        return c ? worker_pool_pending(c->pool) : 0;
+}
+
+int ctld_load_nodes(struct ctld *ctl, ctld_nodes_cb cb, void *userdata) {
+        struct ctld_call *c;
+
+        if (!ctl || !cb)
+                return -EINVAL;
+        c = calloc(1, sizeof(*c));
+        if (!c)
+                return -ENOMEM;
+        c->kind = CALL_LOAD_NODES;
+        c->nodes_cb = cb;
+        c->userdata = userdata;
+        return call_submit(ctl, c);
+}
+
+int ctld_update(struct ctld *ctl, const struct ctld_update *u, ctld_done_cb cb, void *userdata) {
+        struct ctld_call *c;
+
+        if (!ctl || !u || !u->nodes)
+                return -EINVAL;
+        c = calloc(1, sizeof(*c));
+        if (!c)
+                return -ENOMEM;
+        c->kind = CALL_UPDATE;
+        c->nodes = strdup(u->nodes);
+        c->addr = strdup_or_null(u->addr);
+        c->hostname = strdup_or_null(u->hostname);
+        c->reason = strdup_or_null(u->reason);
+        c->state = u->state;
+        c->done_cb = cb;
+        c->userdata = userdata;
+        if (!c->nodes || (u->addr && !c->addr) || (u->hostname && !c->hostname) ||
+            (u->reason && !c->reason)) {
+                call_free(c);
+                return -ENOMEM;
+        }
+        return call_submit(ctl, c);
+}
+
+int ctld_reconfigure(struct ctld *ctl, ctld_done_cb cb, void *userdata) {
+        struct ctld_call *c;
+
+        if (!ctl)
+                return -EINVAL;
+        c = calloc(1, sizeof(*c));
+        if (!c)
+                return -ENOMEM;
+        c->kind = CALL_RECONFIGURE;
+        c->done_cb = cb;
+        c->userdata = userdata;
+        return call_submit(ctl, c);
+}
