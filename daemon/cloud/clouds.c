@@ -12,6 +12,7 @@
 #include "cloud/clouds.h"
 #include "conf/config.h"
 #include "util/fileread.h"
+#include "util/urlredact.h"
 
 #define CLOUDS_FILE_MAX (1024U * 1024U)
 /* A CA bundle (the system one is about 200 KiB). */
@@ -580,6 +581,27 @@ static int load_cloud(struct ctx *x, struct view *v, struct cloud_config *c) {
                 n = cloud_file->cloud;
         if (!c->auth_url)
                 return fail_at(x, f, n, "auth.auth_url", "missing");
+        {
+                /* A URL's secrets would end up in logs and errors: refuse them
+                 * (and never quote the URL here). */
+                const struct { const char *key; const char *value; } urls[] = {
+                        { "auth.auth_url", c->auth_url },
+                        { "compute_endpoint_override", c->compute_endpoint_override },
+                        { "image_endpoint_override", c->image_endpoint_override },
+                        { "identity_endpoint_override", c->identity_endpoint_override },
+                        { "network_endpoint_override", c->network_endpoint_override },
+                };
+                for (size_t i = 0; i < sizeof(urls) / sizeof(urls[0]); i++)
+                        if (urls[i].value && urlredact_has_secret(urls[i].value)) {
+                                struct yfile *uf = f;
+                                const char *leaf = strchr(urls[i].key, '.') ? strchr(urls[i].key, '.') + 1 : urls[i].key;
+                                yaml_node_t *un = lookup(x, v, strchr(urls[i].key, '.') ? "auth" : NULL, leaf, &uf, &r);
+                                return fail_at(x, uf, un ? un : n, urls[i].key,
+                                               "the URL carries credentials (user:password@ or a token in the query); "
+                                               "give a plain URL and put the credentials in auth.username/auth.password "
+                                               "(or an application credential), preferably in secure.yaml");
+                        }
+        }
         if (c->auth_type == CLOUD_AUTH_PASSWORD) {
                 if (!c->password)
                         return fail_at(x, f, n, "auth.password", "missing (password auth)");

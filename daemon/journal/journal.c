@@ -1,6 +1,7 @@
 /* journal.c - append-only JSON-lines journal with fdatasync'd appends, torn-tail recovery and atomic compaction. */
 #include "journal/journal.h"
 #include "util/errmsg.h"
+#include "util/urlredact.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -173,7 +174,21 @@ static int format_record(json_t *record, uint64_t seq, bool own, bool more,
                 free(d.buf);
                 return -ENOMEM;
         }
-        d.buf[d.len++] = '\n'; /* dump_put keeps room */
+        d.buf[d.len] = '\0'; /* dump_put keeps room */
+        if (strstr(d.buf, "://")) {
+                /* No URL's password or token is written to disk. Each
+                 * redaction grows the text by at most 2 bytes per 2 bytes. */
+                size_t size = 2 * d.len + 2;
+                char *clean = malloc(size);
+                if (!clean) {
+                        free(d.buf);
+                        return -ENOMEM;
+                }
+                d.len = urlredact(d.buf, clean, size);
+                free(d.buf);
+                d.buf = clean;
+        }
+        d.buf[d.len++] = '\n';
         *ret = d.buf;
         *ret_len = d.len;
         return 0;

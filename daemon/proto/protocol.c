@@ -1,5 +1,6 @@
 /* protocol.c - frames, request validation and reply building for elasticd's socket. */
 #include "proto/protocol.h"
+#include "util/urlredact.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -109,6 +110,12 @@ void protocol_error_set(struct protocol_error *err, enum protocol_error_code cod
         va_start(ap, fmt);
         vsnprintf(err->message, sizeof(err->message), fmt, ap);
         va_end(ap);
+        /* Replies never carry a URL's password or token. */
+        if (strstr(err->message, "://")) {
+                char clean[sizeof(err->message)];
+                urlredact(err->message, clean, sizeof(clean));
+                memcpy(err->message, clean, sizeof(clean));
+        }
 }
 
 /* ---- Requests ------------------------------------------------------------ */

@@ -1,5 +1,6 @@
 /* log.c - journald or stderr logging with per-request context. */
 #include "util/log.h"
+#include "util/urlredact.h"
 
 #include <stdbool.h>
 #include <stdio.h>
@@ -62,6 +63,12 @@ void log_ctx_msgv(int level, const struct log_ctx *ctx, const char *fmt, va_list
                 return;
 
         vsnprintf(msg, sizeof(msg), fmt, ap);
+        /* No URL's password or token reaches a log line, whoever logs it. */
+        if (strstr(msg, "://")) {
+                char clean[sizeof(msg)];
+                urlredact(msg, clean, sizeof(clean));
+                memcpy(msg, clean, sizeof(msg));
+        }
 
         if (ctx) {
                 size_t n = 0;

@@ -293,6 +293,8 @@ static void test_errors(void) {
                 { "clouds:\n  c:\n    regions: RegionOne\n    auth: {auth_url: http://k}\n", "one.yaml:3:14: cloud 'c': regions: expected a list" },
                 { "clouds:\n  c:\n    cacert: /nonexistent/ca.pem\n    auth: {auth_url: http://k}\n", "one.yaml:3:13: cloud 'c': cacert: the CA bundle /nonexistent/ca.pem: cannot open: No such file or directory" },
                 { "clouds:\n  c:\n    cacert: /dev/null\n    auth: {auth_url: http://k}\n", "one.yaml:3:13: cloud 'c': cacert: the CA bundle /dev/null: is a character device, not a regular file" },
+                { "clouds:\n  c:\n    auth: {auth_url: 'http://demo:" PW "@k/v3', username: u, password: p}\n", "one.yaml:3:22: cloud 'c': auth.auth_url: the URL carries credentials (user:password@ or a token in the query); give a plain URL and put the credentials in auth.username/auth.password" },
+                { "clouds:\n  c:\n    compute_endpoint_override: 'http://n/v2.1?token=" PW "'\n    auth: {auth_url: http://k}\n", "one.yaml:3:32: cloud 'c': compute_endpoint_override: the URL carries credentials" },
                 { "clouds:\n  c:\n    regions: [{}]\n    auth: {auth_url: http://k}\n", "cloud 'c': regions: the first entry has no name" },
                 { "clouds:\n  c:\n    auth:\n      password: " PW "\n     bad: [\n", "one.yaml:5:" },
                 { "clouds:\n  c:\n    auth: {password: '" PW "\n", "one.yaml:" },

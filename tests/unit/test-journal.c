@@ -189,6 +189,32 @@ static void test_append_replay(void) {
         CHECK_INT(st.torn_bytes, 0);
 }
 
+/* A URL's password or token never reaches the file; the line stays JSON. */
+static void test_url_redacted(void) {
+        _cleanup_dir_ char *dir = make_dir();
+        _cleanup_free_ char *path = file_in(dir, JOURNAL_FILE), *text = NULL, *err = NULL;
+        _cleanup_(journal_freep) struct journal *j = NULL;
+        json_t *rec, *all;
+
+        CHECK(dir != NULL);
+        j = open_ok(dir);
+        if (!j)
+                return;
+        rec = json_pack("{s:s, s:s}", "kind", "op_state",
+                        "note", "POST http://u:SECRETpw@k/v3?token=SECRETtok\\\"x: refused");
+        CHECK_INT(journal_append(j, rec, &err), 0);
+        json_decref(rec);
+        text = read_file(path, NULL);
+        CHECK(text && !strstr(text, "SECRET"));
+        CHECK(text && strstr(text, "http://***@k/v3?token=***"));
+        all = replay_all(j);
+        CHECK(all && json_array_size(all) == 1);
+        if (all && json_array_size(all) == 1)
+                CHECK_STR(json_string_value(json_object_get(json_array_get(all, 0), "note")),
+                          "POST http://***@k/v3?token=***\\\"x: refused");
+        json_decref(all);
+}
+
 static void test_append_many(void) {
         _cleanup_dir_ char *dir = make_dir();
         _cleanup_free_ char *path = file_in(dir, JOURNAL_FILE), *e1 = NULL, *e2 = NULL;
@@ -890,6 +916,7 @@ static void test_compact_crash_each_step(void) {
 
 int main(void) {
         RUN(test_append_replay);
+        RUN(test_url_redacted);
         RUN(test_append_many);
         RUN(test_creates_dir);
         RUN(test_visible_after_close);

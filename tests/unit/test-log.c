@@ -1,4 +1,4 @@
-/* test-log.c - the stderr log line carries the request context. */
+/* test-log.c - the stderr log line carries the request context and no URL secret. */
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -27,7 +27,29 @@ static void test_context_prefix(void) {
         CHECK(strstr(buf, "not shown") == NULL);
 }
 
+/* Whoever logs a URL, its password or token does not reach the line. */
+static void test_url_redacted(void) {
+        char buf[4096] = "";
+        FILE *f = tmpfile();
+        int saved = dup(STDERR_FILENO);
+
+        CHECK(f != NULL);
+        dup2(fileno(f), STDERR_FILENO);
+        log_setup("test", LOG_INFO);
+        log_warning("POST %s: %d", "http://demo:SECRETpw@keystone:5000/v3/auth/tokens?token=SECRETtok", 401);
+        fflush(stderr);
+        dup2(saved, STDERR_FILENO);
+        close(saved);
+        rewind(f);
+        size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+        buf[n] = 0;
+        fclose(f);
+        CHECK(strstr(buf, "POST http://***@keystone:5000/v3/auth/tokens?token=***: 401") != NULL);
+        CHECK(strstr(buf, "SECRET") == NULL);
+}
+
 int main(void) {
         RUN(test_context_prefix);
+        RUN(test_url_redacted);
         return test_done();
 }
