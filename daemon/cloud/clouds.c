@@ -11,6 +11,7 @@
 
 #include "cloud/clouds.h"
 #include "conf/config.h"
+#include "conf/yamlcheck.h"
 #include "util/fileread.h"
 #include "util/urlredact.h"
 
@@ -197,6 +198,14 @@ static int yfile_load(struct ctx *x, struct yfile *f) {
         if (r < 0)
                 return problem ? fail(x, r, "%s", problem) : r;
 
+        /* elasticd.yaml's rules (nesting, duplicate keys) before anything is
+         * built: a hostile depth stops the scan at once. */
+        problem = mfree(problem);
+        r = yamlcheck_scan(f->path, buf, len, YAMLCHECK_MAX_DEPTH, &problem);
+        if (r < 0) {
+                explicit_bzero(buf, len);
+                return problem ? fail(x, r, "%s", problem) : r;
+        }
         if (!yaml_parser_initialize(&parser))
                 return -ENOMEM;
         yaml_parser_set_input_string(&parser, (const unsigned char *) buf, len);

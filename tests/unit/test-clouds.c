@@ -295,6 +295,9 @@ static void test_errors(void) {
                 { "clouds:\n  c:\n    cacert: /dev/null\n    auth: {auth_url: http://k}\n", "one.yaml:3:13: cloud 'c': cacert: the CA bundle /dev/null: is a character device, not a regular file" },
                 { "clouds:\n  c:\n    auth: {auth_url: 'http://demo:" PW "@k/v3', username: u, password: p}\n", "one.yaml:3:22: cloud 'c': auth.auth_url: the URL carries credentials (user:password@ or a token in the query); give a plain URL and put the credentials in auth.username/auth.password" },
                 { "clouds:\n  c:\n    compute_endpoint_override: 'http://n/v2.1?token=" PW "'\n    auth: {auth_url: http://k}\n", "one.yaml:3:32: cloud 'c': compute_endpoint_override: the URL carries credentials" },
+                { "clouds:\n  c:\n    auth: {auth_url: http://k}\n    region_name: A\n    region_name: B\n", "one.yaml:5:5: duplicate key (first at line 4, column 5)" },
+                { "clouds:\n  c:\n    auth: {auth_url: http://k, password: " PW ", password: x}\n", "one.yaml:3:57: duplicate key (first at line 3, column 32)" },
+                { "clouds:\n  c:\n    {a: b}: c\n", "one.yaml:3:5: a key must be a plain name, not a mapping" },
                 { "clouds:\n  c:\n    regions: [{}]\n    auth: {auth_url: http://k}\n", "cloud 'c': regions: the first entry has no name" },
                 { "clouds:\n  c:\n    auth:\n      password: " PW "\n     bad: [\n", "one.yaml:5:" },
                 { "clouds:\n  c:\n    auth: {password: '" PW "\n", "one.yaml:" },
@@ -485,6 +488,35 @@ static void cleanup(void) {
                 fprintf(stderr, "# cannot remove %s\n", dir);
 }
 
+/* 200,000 levels of nesting: refused at level 17 with its place, at once
+ * (libyaml's loader took 552 s); a duplicate key in secure.yaml too. */
+static void test_nesting_and_secure_dups(void) {
+        struct cloud_config *c = NULL;
+        char *err = NULL, *deep;
+        size_t n = 200000;
+
+        deep = malloc(2 * n + 64);
+        CHECK(deep != NULL);
+        if (!deep)
+                return;
+        strcpy(deep, "clouds: ");
+        memset(deep + 8, '[', n);
+        deep[8 + n] = '\0';
+        write_file("one.yaml", 0600, deep);
+        free(deep);
+        CHECK_INT(clouds_load_files(path("one.yaml"), NULL, "c", &c, &err), -EINVAL);
+        CHECK(err && strstr(err, "one.yaml:1:24: nested deeper than 16 levels"));
+        free(err);
+        err = NULL;
+
+        write_file("one.yaml", 0600, "clouds:\n  c: {auth: {auth_url: 'http://k', username: u}}\n");
+        write_file("secure.yaml", 0600, "clouds:\n  c:\n    auth:\n      password: " PW "\n      password: " PW "\n");
+        CHECK_INT(clouds_load_files(path("one.yaml"), path("secure.yaml"), "c", &c, &err), -EINVAL);
+        CHECK(err && strstr(err, "secure.yaml:5:7: duplicate key (first at line 4, column 7)"));
+        check_no_secret(err);
+        free(err);
+}
+
 /* A FIFO as clouds.yaml or secure.yaml is refused at once, never read
  * (start-up would hang with SIGTERM blocked). */
 static void test_fifo(void) {
@@ -520,6 +552,7 @@ int main(void) {
         RUN(test_permissions);
         RUN(test_search);
         RUN(test_fifo);
+        RUN(test_nesting_and_secure_dups);
         cleanup();
         return test_done();
 }
