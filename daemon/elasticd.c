@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
 #include <time.h>
@@ -419,6 +420,51 @@ static int open_socket(struct elasticd *d) {
         return 0;
 }
 
+/* --check: what start-up checks that needs no network, each problem on
+ * stderr. Returns the number of problems. */
+static int check_startup(const struct config *c) {
+        _cleanup_(auth_freep) struct auth *a = NULL;
+        _cleanup_(nodemap_freep) struct nodemap *m = NULL;
+        _cleanup_free_ char *warning = NULL, *error = NULL;
+        struct cloud_config *cc = NULL;
+        struct sockaddr_un sa;
+        int problems = 0, r;
+
+        if (strlen(c->socket_path) >= sizeof(sa.sun_path)) {
+                fprintf(stderr, "elasticd: socket_path %s is %zu bytes; a Unix socket path has at most %zu\n",
+                        c->socket_path, strlen(c->socket_path), sizeof(sa.sun_path) - 1);
+                problems++;
+        }
+        if (c->socket_group) {
+                struct group gr, *res = NULL;
+                char buf[16384];
+
+                if (getgrnam_r(c->socket_group, &gr, buf, sizeof(buf), &res) != 0 || !res) {
+                        fprintf(stderr, "elasticd: socket_group \"%s\" does not exist\n", c->socket_group);
+                        problems++;
+                }
+        }
+        r = auth_new(c->slurm_user, c->admin_group, &a, &warning);
+        if (r < 0) {
+                fprintf(stderr, "elasticd: cannot resolve slurm_user and admin_group: %s\n", strerror(-r));
+                problems++;
+        } else if (warning)
+                fprintf(stderr, "elasticd: warning: %s\n", warning);
+        r = nodemap_new_from_config(c, &m, &error);
+        if (r < 0) {
+                fprintf(stderr, "elasticd: cannot map the nodes to their groups: %s\n", error ? error : strerror(-r));
+                problems++;
+        }
+        error = mfree(error);
+        r = clouds_load(c->clouds_file, c->cloud, &cc, &error);
+        if (r < 0) {
+                fprintf(stderr, "elasticd: cannot load cloud \"%s\": %s\n", c->cloud, error ? error : strerror(-r));
+                problems++;
+        } else
+                clouds_free(cc);
+        return problems;
+}
+
 /* The cloud client, the Slurm adapter, and what drives them. */
 static int open_cloud_and_slurm(struct elasticd *d) {
         _cleanup_free_ char *error = NULL;
@@ -662,9 +708,10 @@ int main(int argc, char *argv[]) {
                 return 1;
         }
         if (check) {
+                int problems = check_startup(d.config);
                 r = config_print(d.config, stdout);
                 config_free(d.config);
-                return r < 0 ? 1 : 0;
+                return r < 0 || problems > 0 ? 1 : 0;
         }
 
         r = run(&d);

@@ -436,6 +436,25 @@ def test_check_option():
         check("bogus_key" in p.stderr, p.stderr)
         p = subprocess.run([ELASTICD, "-c", d.config], capture_output=True, text=True, timeout=30)
         check(p.returncode == 1 and "bogus_key" in p.stderr, p.stderr)
+        # What start-up refuses without the network, --check refuses too:
+        # a socket path too long for sun_path, a missing group, a clouds.yaml
+        # that is a FIFO (refused at once, never opened for a blocking read).
+        good = config_text(tmp)
+        long_sock = os.path.join(tmp, "s" * 120 + ".sock")
+        d.write_config(good.replace(os.path.join(tmp, "run", "elasticd.sock"), long_sock))
+        p = subprocess.run([ELASTICD, "--check", "-c", d.config], capture_output=True, text=True, timeout=10)
+        check(p.returncode == 1 and "a Unix socket path has at most 107" in p.stderr, p.stderr)
+        d.write_config(good.replace("group: null", "group: no-such-group-elasticd"))
+        p = subprocess.run([ELASTICD, "--check", "-c", d.config], capture_output=True, text=True, timeout=10)
+        check(p.returncode == 1 and 'socket_group "no-such-group-elasticd" does not exist' in p.stderr, p.stderr)
+        fifo = os.path.join(tmp, "fifo-clouds.yaml")
+        os.mkfifo(fifo)
+        d.write_config(good.replace("clouds_file: " + os.path.join(tmp, "clouds.yaml"), "clouds_file: " + fifo))
+        p = subprocess.run([ELASTICD, "--check", "-c", d.config], capture_output=True, text=True, timeout=10)
+        check(p.returncode == 1 and "is a FIFO, not a regular file" in p.stderr, p.stderr)
+        # elasticd.yaml itself a FIFO: refused, no hang.
+        p = subprocess.run([ELASTICD, "--check", "-c", fifo], capture_output=True, text=True, timeout=10)
+        check(p.returncode == 1 and "is a FIFO, not a regular file" in p.stderr, p.stderr)
     finally:
         cleanup(tmp)
 
