@@ -34,10 +34,12 @@ def opened(kind):
         return
     conns[s] = [kind, 0]
     sel.register(s, selectors.EVENT_READ)
-for _ in range(n_idle):
-    opened("idle")
-for _ in range(n_slow):
-    opened("slow")
+# Interleaved, so that under a per-uid cap both kinds hold slots.
+for i in range(max(n_idle, n_slow)):
+    if i < n_slow:
+        opened("slow")
+    if i < n_idle:
+        opened("idle")
 print("ready", flush=True)
 last = time.monotonic()
 while True:
