@@ -877,6 +877,10 @@ class Api:
                 if r.get("port"):
                     raise nova_fault(400, "Port %s could not be found." % r["port"])
             self._check_quota(req, flavor, count)
+            if (c.cfg["flavor_faults"].get(flavor["name"]) or
+                    c.cfg["flavor_faults"].get(flavor["id"])) == "quota":
+                self._quota_fault("Quota exceeded for cores: Requested %d, but already used "
+                                  "0 of 0 cores" % (flavor["vcpus"] * count))
             made = []
             for i in range(count):
                 sname = name if count == 1 else "%s-%d" % (name, i + 1)
@@ -959,13 +963,15 @@ class Api:
                                ("ram", "quota_ram", flavor["ram"] * count)):
             allowed = c.cfg[key]
             if allowed is not None and used[res] + need > allowed:
-                msg = ("Quota exceeded for %s: Requested %d, but already used %d of "
-                       "%d %s" % (res, need, used[res], allowed, res))
-                if c.cfg["quota_status"] == 413:
-                    r = nova_fault(413, msg, {"retryAfter": "0"})
-                    r.headers.append(("Retry-After", "0"))
-                    raise r
-                raise nova_fault(403, msg)
+                self._quota_fault("Quota exceeded for %s: Requested %d, but already used %d "
+                                  "of %d %s" % (res, need, used[res], allowed, res))
+
+    def _quota_fault(self, msg):
+        if self.cloud.cfg["quota_status"] == 413:
+            r = nova_fault(413, msg, {"retryAfter": "0"})
+            r.headers.append(("Retry-After", "0"))
+            raise r
+        raise nova_fault(403, msg)
 
     # ---- Nova: show, delete, actions --------------------------------
     def nova_show(self, req, sid):
@@ -1595,10 +1601,13 @@ class Handler(BaseHTTPRequestHandler):
 
     def _serve(self, ctx, cloud, path, query, body, rid, entry):
         with cloud.lock:
-            delay = cloud.cfg["latency"] + cloud.cfg["latency_by_method"].get(self.command, 0.0)
+            delay = (cloud.cfg["latency"] + cloud.cfg["latency_by_method"].get(self.command, 0.0) +
+                     cloud.path_latency(self.command, path))
             fault = None
             fm, fp = cloud.cfg["fault_method"], cloud.cfg["fault_path"]
-            if (not fm or fm == self.command) and (not fp or re.search(fp, path)):
+            if cloud.in_outage(path):
+                fault = str(cloud.cfg["outage_status"])
+            elif (not fm or fm == self.command) and (not fp or re.search(fp, path)):
                 if cloud.roll("drop_rate", "drop_next"):
                     fault = "drop-after" if cloud.cfg["drop_after"] else "drop"
                 elif cloud.roll("ratelimit_rate", "ratelimit_next"):

@@ -107,6 +107,11 @@ DEFAULT_CONFIG = {
     "max_vcpus": 1024,          # flavors above this get NoValidHost
     "latency": 0.0,             # seconds added to every API call
     "latency_by_method": {},    # {"POST": 2.0}
+    "latency_by_path": {},      # {"^POST /compute/v2.1/servers$": 30.0}: regex on "METHOD PATH"
+    "flavor_faults": {},        # {flavor name or id: "novalidhost" | "spawn" | "quota"}
+    "outage_seconds": 0.0,      # setting it starts a window: matching calls answer outage_status
+    "outage_path": None,        # ... regex on the path (null: every API call), e.g. "^/v3"
+    "outage_status": 503,
     "workers": 0,               # >0: API calls served N at a time
     "error_rate": 0.0,          # fraction of API calls answered 5xx
     "error_next": 0,            # the next N API calls answered 5xx
@@ -416,6 +421,8 @@ class Cloud:
                              else list(self.default_pool))
             if "seed" in changes:
                 self.rng = random.Random(new["seed"])
+            if "outage_seconds" in changes:
+                self.outage_until = now() + new["outage_seconds"]
             self.cfg = new
             self.cfg_changed.notify_all()
             return dict(self.cfg)
@@ -423,7 +430,7 @@ class Cloud:
     @staticmethod
     def _check_knob(k, v):
         d = DEFAULT_CONFIG[k]
-        if k.endswith("_regex") or k == "fault_path":
+        if k.endswith("_regex") or k in ("fault_path", "outage_path"):
             if v is not None:
                 if not isinstance(v, str):
                     raise ConfigError("%s must be a regex string or null" % k)
@@ -465,6 +472,25 @@ class Cloud:
                     any(c not in (500, 502, 503, 504) for c in v)):
                 raise ConfigError("error_codes must be a list of 500/502/503/504")
             return v
+        if k == "latency_by_path":
+            if not isinstance(v, dict) or any(
+                    not isinstance(x, (int, float)) or isinstance(x, bool) or x < 0 for x in v.values()):
+                raise ConfigError("latency_by_path must map regexes to seconds")
+            for rx in v:
+                try:
+                    re.compile(rx)
+                except re.error as e:
+                    raise ConfigError("latency_by_path: bad regex %r: %s" % (rx, e))
+            return {rx: float(x) for rx, x in v.items()}
+        if k == "flavor_faults":
+            if not isinstance(v, dict) or any(
+                    x not in ("novalidhost", "spawn", "quota") for x in v.values()):
+                raise ConfigError("flavor_faults must map flavors to novalidhost, spawn or quota")
+            return dict(v)
+        if k == "outage_status":
+            if v not in (500, 502, 503, 504):
+                raise ConfigError("outage_status must be 500, 502, 503 or 504")
+            return v
         if k == "latency_by_method":
             if not isinstance(v, dict) or any(
                     not isinstance(x, (int, float)) or x < 0 for x in v.values()):
@@ -490,6 +516,21 @@ class Cloud:
             return v
         return v
 
+    def in_outage(self, path):
+        """Whether an outage window (outage_seconds) covers PATH now."""
+        if now() >= self.outage_until:
+            return False
+        rx = self.cfg["outage_path"]
+        return not rx or re.search(rx, path) is not None
+
+    def path_latency(self, method, path):
+        """Seconds latency_by_path adds to METHOD PATH (the first match)."""
+        key = "%s %s" % (method, path)
+        for rx, sec in self.cfg["latency_by_path"].items():
+            if re.search(rx, key):
+                return sec
+        return 0.0
+
     def roll(self, rate_key, next_key):
         """True when the fault with this rate/next-N pair fires now."""
         if self.cfg[next_key] > 0:
@@ -512,6 +553,7 @@ class Cloud:
                          if self.cfg["address_pool"] else list(self.default_pool))
             self.used_addresses = set()
             self.rng = random.Random(self.cfg["seed"])
+            self.outage_until = now() + self.cfg["outage_seconds"]
             self.log = []
             self.stats = {"total": 0, "in_flight": 0, "max_in_flight": 0,
                           "by_method": {}, "by_route": {}, "by_status": {},
@@ -646,6 +688,9 @@ class Cloud:
         c = self.cfg
         if srv.flavor["vcpus"] > c["max_vcpus"]:
             return "novalidhost"
+        ff = c["flavor_faults"].get(srv.flavor["name"]) or c["flavor_faults"].get(srv.flavor["id"])
+        if ff in ("novalidhost", "spawn"):
+            return ff
         if c["build_error_regex"] and re.search(c["build_error_regex"], srv.name):
             return c["build_error_kind"]
         if self.roll("build_error_rate", "build_error_next"):

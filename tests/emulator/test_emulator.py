@@ -911,6 +911,39 @@ def fault_drop_and_latency():
 
 
 @test
+def fault_flavor_outage_path_latency():
+    E.control("POST", "config", {"flavor_faults": {"small": "quota"}})
+    st, _, out = E.call("POST", "/compute/v2.1/servers", {"server": {
+        "name": "fq", "imageRef": IMAGE, "flavorRef": "1", "networks": "none"}}, token=TOKEN)
+    eq((st, out["forbidden"]["message"].startswith("Quota exceeded for cores")), (403, True), "quota")
+    E.control("POST", "config", {"flavor_faults": {"1": "novalidhost"}})
+    st, _, out = E.call("POST", "/compute/v2.1/servers", {"server": {
+        "name": "fn", "imageRef": IMAGE, "flavorRef": "1", "networks": "none"}}, token=TOKEN)
+    eq(st, 202, "novalidhost accepted")
+    sid = out["server"]["id"]
+    wait_for(lambda: E.server(sid)["status"] == "ERROR", what="novalidhost build")
+    assert E.server(sid)["fault"]["message"].startswith("No valid host"), E.server(sid)
+    eq(E.call("POST", "/_emulator/config", {"flavor_faults": {"1": "boom"}})[0], 400, "bad kind")
+    E.control("POST", "config", {"flavor_faults": {}})
+    # an outage of Keystone only, for a window
+    E.control("POST", "config", {"outage_path": "^/v3", "outage_seconds": 1.0})
+    eq(E.call("POST", "/v3/auth/tokens", password_auth("demo", "demo"))[0], 503, "keystone out")
+    eq(E.call("GET", "/compute/v2.1/flavors", token=TOKEN)[0], 200, "nova spared")
+    wait_for(lambda: E.call("POST", "/v3/auth/tokens", password_auth("demo", "demo"))[0] == 201,
+             what="the outage to end")
+    eq(E.control("GET", "stats")["faults"].get("503", 0) >= 1, True, "outage counted")
+    E.control("POST", "config", {"latency_by_path": {"^GET /compute/v2.1/flavors$": 0.4}})
+    t = time.time()
+    E.call("GET", "/compute/v2.1/flavors/detail", token=TOKEN)
+    assert time.time() - t < 0.4, "other path spared"
+    t = time.time()
+    E.call("GET", "/compute/v2.1/flavors", token=TOKEN)
+    assert time.time() - t >= 0.4, "path latency"
+    eq(E.call("POST", "/_emulator/config", {"latency_by_path": {"(": 1}})[0], 400, "bad regex")
+    E.control("POST", "config", {"latency_by_path": {}})
+
+
+@test
 def fault_rates_are_seeded():
     def run():
         E.control("POST", "config", {"seed": 7, "error_rate": 0.5, "error_codes": [500, 503]})
