@@ -29,6 +29,13 @@ struct request_list {
         unsigned n;
 };
 
+/* A service that answered 429/503 with Retry-After: its requests wait until then. */
+struct http_pause {
+        char *service;
+        uint64_t until;
+        struct http_pause *next;
+};
+
 /* One socket libcurl asked us to watch. */
 struct http_watch {
         struct http_engine *engine;
@@ -54,7 +61,7 @@ struct http_engine {
 
         double tokens;
         uint64_t tokens_at;
-        uint64_t paused_until;           /* after a 429/503 with Retry-After */
+        struct http_pause *pauses;       /* after a 429/503 with Retry-After, per service */
         uint64_t rng;
 
         struct http_stats stats;
@@ -68,6 +75,9 @@ struct http_request {
         enum request_state state;
 
         char *method, *url, *label;
+        char *service;             /* what a Retry-After pauses ("" by default) */
+        http_prepare_t prepare;
+        void *prepare_userdata;
         struct curl_slist *headers;
         char *body;
         size_t body_size;
@@ -171,6 +181,12 @@ static void engine_destroy(struct http_engine *e) {
         free(e->ca_file);
         free(e->proxy);
         free(e->user_agent);
+        while (e->pauses) {
+                struct http_pause *p = e->pauses;
+                e->pauses = p->next;
+                free(p->service);
+                free(p);
+        }
         free(e);
         curl_global_cleanup();
 }
@@ -390,13 +406,51 @@ static bool error_is_retryable(int error) {
                error == -EHOSTUNREACH;
 }
 
+static const char *request_service(const struct http_request *r) {
+        return r->service ? r->service : "";
+}
+
+/* Until when R's service is paused; 0 if it is not. */
+static uint64_t engine_paused_until(struct http_engine *e, const struct http_request *r, uint64_t now) {
+        for (struct http_pause *p = e->pauses; p; p = p->next)
+                if (strcmp(p->service, request_service(r)) == 0)
+                        return p->until > now ? p->until : 0;
+        return 0;
+}
+
+static void engine_pause(struct http_engine *e, const struct http_request *r, uint64_t until) {
+        struct http_pause *p;
+
+        for (p = e->pauses; p; p = p->next)
+                if (strcmp(p->service, request_service(r)) == 0)
+                        break;
+        if (!p) {
+                p = calloc(1, sizeof(*p));
+                if (!p)
+                        return;
+                p->service = strdup(request_service(r));
+                if (!p->service) {
+                        free(p);
+                        return;
+                }
+                p->next = e->pauses;
+                e->pauses = p;
+        }
+        if (until > p->until)
+                p->until = until;
+}
+
 /* Build the easy handle for one attempt and hand it to the multi. */
 static int request_launch(struct http_request *r) {
         struct http_engine *e = r->engine;
         CURL *c;
         CURLMcode mc;
+        int pr;
 
         request_reset_attempt(r);
+        /* The caller's last word on the headers (a token that is fresh now). */
+        if (r->prepare && (pr = r->prepare(r, r->prepare_userdata)) < 0)
+                return pr;
         c = curl_easy_init();
         if (!c)
                 return -ENOMEM;
@@ -502,19 +556,23 @@ static bool bucket_take(struct http_engine *e, uint64_t now, uint64_t *ret_wake)
         return false;
 }
 
-/* Start queued requests while a slot, a token and no pause allow it. Never
- * calls a completion callback: failures go to the finishing list. */
+/* Start queued requests while a slot, a token and no pause of their service
+ * allow it; a paused service's requests keep their place. Never calls a
+ * completion callback: failures go to the finishing list. */
 static void engine_dispatch(struct http_engine *e) {
         uint64_t wake = 0;
+        struct http_request *next;
 
-        while (!e->shut_down && e->queue.head && e->running.n < e->opts.max_in_flight) {
-                struct http_request *r = e->queue.head;
-                uint64_t now = now_usec(e);
+        for (struct http_request *r = e->queue.head; r && !e->shut_down && e->running.n < e->opts.max_in_flight;
+             r = next) {
+                uint64_t now = now_usec(e), until;
                 int k;
 
-                if (now < e->paused_until) {
-                        wake = e->paused_until;
-                        break;
+                next = r->next;
+                if (e->pauses && (until = engine_paused_until(e, r, now)) > 0) {
+                        if (wake == 0 || until < wake)
+                                wake = until;
+                        continue;
                 }
                 if (!bucket_take(e, now, &wake))
                         break;
@@ -606,12 +664,9 @@ static void request_finish(struct http_request *r) {
                 e->stats.transport_errors++;
         if (error == 0 && (status == 429 || status == 503)) {
                 e->stats.throttled++;
-                /* The cloud asked everyone to slow down: hold the whole queue. */
-                if (r->has_retry_after) {
-                        uint64_t until = now_usec(e) + r->retry_after_usec;
-                        if (until > e->paused_until)
-                                e->paused_until = until;
-                }
+                /* The service asked to slow down: hold its queued requests. */
+                if (r->has_retry_after)
+                        engine_pause(e, r, now_usec(e) + r->retry_after_usec);
         }
 
         log_req(LOG_DEBUG, r->label, "http: < %s %s: %ld%s%s request-id %s, %zu bytes, attempt %u",
@@ -1022,6 +1077,7 @@ struct http_request *http_request_unref(struct http_request *r) {
         free(r->method);
         free(r->url);
         free(r->label);
+        free(r->service);
         free(r);
         return NULL;
 }
@@ -1042,6 +1098,25 @@ int http_request_add_header(struct http_request *r, const char *name, const char
                 return -ENOMEM;
         r->headers = l;
         return 0;
+}
+
+int http_request_set_header(struct http_request *r, const char *name, const char *value) {
+        size_t n;
+
+        if (!r || !name)
+                return -EINVAL;
+        n = strlen(name);
+        for (struct curl_slist **h = &r->headers; *h; h = &(*h)->next)
+                if (strncasecmp((*h)->data, name, n) == 0 && (*h)->data[n] == ':') {
+                        struct curl_slist *gone = *h;
+                        *h = gone->next;
+                        gone->next = NULL;
+                        if (http_header_is_secret(name))
+                                explicit_bzero(gone->data, strlen(gone->data));
+                        curl_slist_free_all(gone);
+                        break;
+                }
+        return http_request_add_header(r, name, value);
 }
 
 int http_request_set_body(struct http_request *r, const void *data, size_t size, bool secret) {
@@ -1077,6 +1152,19 @@ void http_request_set_max_body(struct http_request *r, size_t bytes) {
 void http_request_set_idempotent(struct http_request *r, bool idempotent) {
         if (r)
                 r->idempotent = idempotent;
+}
+
+int http_request_set_service(struct http_request *r, const char *service) {
+        if (!r)
+                return -EINVAL;
+        return replace_str(&r->service, service ? service : "", service ? strlen(service) : 0);
+}
+
+void http_request_set_prepare(struct http_request *r, http_prepare_t prepare, void *userdata) {
+        if (!r)
+                return;
+        r->prepare = prepare;
+        r->prepare_userdata = userdata;
 }
 
 int http_request_set_label(struct http_request *r, const char *label) {

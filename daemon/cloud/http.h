@@ -22,8 +22,8 @@ struct http_options {
         uint64_t backoff_base_usec;    /* the first retry waits up to this (full jitter) [500 ms] */
         uint64_t backoff_max_usec;     /* ... doubling up to this [30 s] */
         uint64_t retry_after_max_usec; /* a longer Retry-After is clamped to this [120 s]; a 429 or
-                                        * 503 with Retry-After also holds every queued request of
-                                        * the engine until then */
+                                        * 503 with Retry-After also holds the queued requests of
+                                        * the same service (http_request_set_service) until then */
         uint64_t timeout_usec;         /* per attempt, whole transfer [60 s] */
         uint64_t connect_timeout_usec; /* TCP + TLS handshake [10 s] */
         size_t max_body_bytes;         /* response body cap: the transfer is aborted beyond it [8 MiB] */
@@ -91,6 +91,18 @@ int http_request_new(struct http_engine *e, const char *method, const char *url,
 struct http_request *http_request_ref(struct http_request *r);
 struct http_request *http_request_unref(struct http_request *r);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct http_request *, http_request_unref);
+
+/* Called just before each attempt (the first and every retry) is sent, not
+ * when the request is queued: the place to attach a credential that may have
+ * been renewed meanwhile (http_request_set_header). It must not start or
+ * cancel requests. A negative return ends the request with that error. */
+typedef int (*http_prepare_t)(struct http_request *r, void *userdata);
+void http_request_set_prepare(struct http_request *r, http_prepare_t prepare, void *userdata);
+/* The service (an API: "compute", "identity") the request belongs to: a
+ * Retry-After pauses only requests of the same service. Copied. */
+int http_request_set_service(struct http_request *r, const char *service);
+/* Replace every "NAME:" header (case-insensitive) with "NAME: VALUE". */
+int http_request_set_header(struct http_request *r, const char *name, const char *value);
 
 /* Add "NAME: VALUE"; an empty VALUE stops libcurl sending a header it would
  * add itself. Values of secret headers (X-Auth-Token, X-Subject-Token,

@@ -208,6 +208,68 @@ static void test_no_retry_post(void) {
         CHECK(strstr(stats, "\"post429\": 1") != NULL);
 }
 
+static int prepare_token(struct http_request *r, void *userdata) {
+        unsigned *gen = userdata;
+        char v[32];
+
+        (*gen)++;
+        snprintf(v, sizeof(v), "tok-%u", *gen);
+        return http_request_set_header(r, "X-Auth-Token", v);
+}
+
+static void on_service_done(struct http_request *r, const struct http_response *resp, void *userdata) {
+        test_response_cb(r, resp, userdata);
+}
+
+/* A 429 pauses its own service only; the token goes on at each attempt. */
+static void test_service_pause_and_prepare(void) {
+        _cleanup_(http_engine_freep) struct http_engine *e = engine(4, 4);
+        struct http_request *r = NULL;
+        struct test_response a = {}, b = {};
+        unsigned gen = 0;
+        char u[256];
+
+        url(u, sizeof(u), "/flaky?key=svc429&fail=1&code=429&retry_after=2");
+        CHECK(http_request_new(e, "GET", u, &r) == 0);
+        CHECK(http_request_set_service(r, "compute") == 0);
+        CHECK(http_request_add_header(r, "X-Auth-Token", "stale") == 0);
+        http_request_set_prepare(r, prepare_token, &gen);
+        CHECK(http_request_start(r, on_service_done, &a) == 0);
+        r = http_request_unref(r);
+        /* After the 429 arrived: another service goes at once. */
+        for (uint64_t end = test_now_usec() + 500000; test_now_usec() < end;)
+                CHECK(sd_event_run(ev, 50000) >= 0);
+        CHECK(!a.done);
+        url(u, sizeof(u), "/echo");
+        CHECK(http_request_new(e, "GET", u, &r) == 0);
+        CHECK(http_request_set_service(r, "image") == 0);
+        CHECK(http_request_start(r, on_service_done, &b) == 0);
+        r = http_request_unref(r);
+        CHECK(test_run_until(ev, &b.done, 10) == 0);
+        CHECK_INT(b.status, 200);
+        CHECK(!a.done);
+        CHECK(b.elapsed_usec < 1000000);
+        CHECK(test_run_until(ev, &a.done, 10) == 0);
+        CHECK_INT(a.status, 200);
+        CHECK_INT(a.attempts, 2);
+        CHECK(a.elapsed_usec >= 1800000);
+        CHECK_INT(gen, 2);
+        test_response_clear(&a);
+        test_response_clear(&b);
+
+        /* The header is replaced, not added twice. */
+        gen = 0;
+        CHECK(http_request_new(e, "GET", u, &r) == 0);
+        CHECK(http_request_add_header(r, "X-Auth-Token", "stale") == 0);
+        http_request_set_prepare(r, prepare_token, &gen);
+        CHECK(http_request_start(r, on_service_done, &a) == 0);
+        r = http_request_unref(r);
+        CHECK(test_run_until(ev, &a.done, 10) == 0);
+        CHECK(a.body && strstr(a.body, "\"x-auth-token\": \"tok-1\"") != NULL);
+        CHECK(a.body && strstr(a.body, "stale") == NULL);
+        test_response_clear(&a);
+}
+
 static void test_retry_drop_get(void) {
         _cleanup_(http_engine_freep) struct http_engine *e = engine(4, 4);
         struct test_response t;
@@ -558,6 +620,7 @@ int main(void) {
         RUN(test_retry_get_5xx);
         RUN(test_no_retry_post);
         RUN(test_retry_drop_get);
+        RUN(test_service_pause_and_prepare);
         RUN(test_retry_after);
         RUN(test_body_cap);
         RUN(test_timeout);
