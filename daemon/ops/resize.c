@@ -360,13 +360,16 @@ static bool all_done(const struct resize *r) {
 
 static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         struct resize *r = userdata;
+        /* From the last pass's load, before this pass starts (a pass under
+         * way is never done): look often only while a resize is under way
+         * (resize --wait polls status), else at the interval. */
+        bool done = r->step == PASS_IDLE && all_done(r);
 
         if (r->step == PASS_IDLE)
                 pass_start(r);
         else
                 r->again = true;
-        /* Look often while a resize is under way (resize --wait polls status). */
-        sd_event_source_set_time_relative(s, all_done(r) ? ENFORCE_USEC : ENFORCE_USEC / 6);
+        sd_event_source_set_time_relative(s, done ? ENFORCE_USEC : ENFORCE_USEC / 6);
         sd_event_source_set_enabled(s, SD_EVENT_ON);
         return 0;
 }

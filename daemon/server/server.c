@@ -142,7 +142,8 @@ static void client_disconnect(struct server_client *c) {
         if (c->next)
                 c->next->prev = c->prev;
         c->prev = c->next = NULL;
-        s->n_clients--;
+        if (--s->n_clients == 0)
+                (void) sd_event_source_set_enabled(s->sweep, SD_EVENT_OFF);
         c->server = NULL;
         /* The server's own reference. */
         server_client_unref(c);
@@ -446,7 +447,11 @@ static void server_add_client(struct server *s, int fd) {
         if (s->clients)
                 s->clients->prev = c;
         s->clients = c;
-        s->n_clients++;
+        if (s->n_clients++ == 0) {
+                /* The sweep runs only while there is someone to sweep. */
+                (void) sd_event_source_set_time_relative(s->sweep, SWEEP_INTERVAL_USEC);
+                (void) sd_event_source_set_enabled(s->sweep, SD_EVENT_ON);
+        }
         log_debug("Client connected: pid %d uid %u gid %u", (int) cred.pid, (unsigned) cred.uid,
                   (unsigned) cred.gid);
 }
@@ -521,7 +526,8 @@ int server_new(sd_event *event, const struct server_limits *limits,
                 server_free(s);
                 return r;
         }
-        sd_event_source_set_enabled(s->sweep, SD_EVENT_ON);
+        /* Off until a client connects. */
+        sd_event_source_set_enabled(s->sweep, SD_EVENT_OFF);
         *ret = s;
         return 0;
 }

@@ -22,6 +22,7 @@ extern void slurm_xfree(void **item);
 
 struct ctld {
         struct worker_pool *pool;
+        struct ctld_nodes *last;   /* the newest load, for changes-since */
 };
 
 static char *strdup_or_null(const char *s) {
@@ -42,9 +43,19 @@ static int slurm_error(const char *what, char **ret_error) {
         return e > 0 && e < 1000 ? -e : -EIO;
 }
 
+struct ctld_nodes *ctld_nodes_ref(struct ctld_nodes *n) {
+        if (n)
+                n->n_extra_refs++;
+        return n;
+}
+
 struct ctld_nodes *ctld_nodes_free(struct ctld_nodes *n) {
         if (!n)
                 return NULL;
+        if (n->n_extra_refs > 0) {
+                n->n_extra_refs--;
+                return NULL;
+        }
         for (size_t i = 0; i < n->n; i++) {
                 struct ctld_node *x = &n->nodes[i];
                 free(x->name);
@@ -124,17 +135,21 @@ const char *ctld_state_base_name(uint32_t state) {
         }
 }
 
-int ctld_load_nodes_sync(struct ctld_nodes **ret, char **ret_error) {
+int ctld_load_nodes_since_sync(time_t since, struct ctld_nodes **ret, char **ret_error) {
         node_info_msg_t *msg = NULL;
         struct ctld_nodes *n;
 
         /* SHOW_ALL: nodes of hidden partitions too; cloud nodes need PrivateData=cloud. */
-        if (slurm_load_node((time_t) 0, &msg, SHOW_ALL) != SLURM_SUCCESS)
+        if (slurm_load_node(since, &msg, SHOW_ALL) != SLURM_SUCCESS) {
+                if (since > 0 && slurm_get_errno() == SLURM_NO_CHANGE_IN_DATA)
+                        return 1;
                 return slurm_error("loading nodes from slurmctld", ret_error);
+        }
 
         n = calloc(1, sizeof(*n));
         if (!n)
                 goto oom;
+        n->update_time = msg->last_update;
         n->nodes = calloc(msg->record_count ? msg->record_count : 1, sizeof(*n->nodes));
         if (!n->nodes)
                 goto oom;
@@ -175,6 +190,10 @@ oom:
         return -ENOMEM;
 }
 
+int ctld_load_nodes_sync(struct ctld_nodes **ret, char **ret_error) {
+        return ctld_load_nodes_since_sync(0, ret, ret_error);
+}
+
 int ctld_update_sync(const struct ctld_update *u, char **ret_error) {
         update_node_msg_t m;
         _cleanup_free_ char *what = NULL;
@@ -211,7 +230,9 @@ enum ctld_call_kind {
 };
 
 struct ctld_call {
+        struct ctld *ctld;
         enum ctld_call_kind kind;
+        time_t since;
         char *nodes, *addr, *hostname, *reason;
         uint32_t state;
         int r;
@@ -240,7 +261,7 @@ static void call_run(void *userdata) {
 
         switch (c->kind) {
         case CALL_LOAD_NODES:
-                c->r = ctld_load_nodes_sync(&c->result, &c->error);
+                c->r = ctld_load_nodes_since_sync(c->since, &c->result, &c->error);
                 break;
         case CALL_UPDATE:
                 c->r = ctld_update_sync(&(struct ctld_update){ .nodes = c->nodes, .addr = c->addr,
@@ -263,7 +284,24 @@ static void call_done(void *userdata, bool cancelled) {
                 c->error = strdup("cancelled: elasticd is stopping");
         }
         if (c->kind == CALL_LOAD_NODES) {
-                struct ctld_nodes *n = TAKE_PTR(c->result);
+                struct ctld_nodes *n;
+
+                /* Calls run in order on one thread: the newest load done is c->ctld->last. */
+                if (c->r == 1 && c->ctld->last && c->ctld->last->update_time == c->since)
+                        c->result = ctld_nodes_ref(c->ctld->last);
+                else if (c->r == 1) {
+                        c->r = -ESTALE;
+                        free(c->error);
+                        c->error = strdup("slurmctld's nodes unchanged since a load elasticd no longer holds");
+                }
+                if (c->r == 0 || c->r == 1) {
+                        c->r = 0;
+                        if (c->ctld->last != c->result) {
+                                ctld_nodes_free(c->ctld->last);
+                                c->ctld->last = ctld_nodes_ref(c->result);
+                        }
+                }
+                n = TAKE_PTR(c->result);
                 c->nodes_cb(c->r, n, c->r < 0 ? c->error : NULL, c->userdata);
         } else if (c->done_cb) {
                 c->done_cb(c->r, c->r < 0 ? c->error : NULL, c->userdata);
@@ -307,6 +345,7 @@ struct ctld *ctld_free(struct ctld *c) {
         if (!c)
                 return NULL;
         worker_pool_free(c->pool);
+        ctld_nodes_free(c->last);
         free(c);
         return NULL;
 }
@@ -324,6 +363,10 @@ int ctld_load_nodes(struct ctld *ctl, ctld_nodes_cb cb, void *userdata) {
         if (!c)
                 return -ENOMEM;
         c->kind = CALL_LOAD_NODES;
+        c->ctld = ctl;
+        /* Changes-since: slurmctld answers "no change" in a few bytes
+         * instead of packing every node again. */
+        c->since = ctl->last ? ctl->last->update_time : 0;
         c->nodes_cb = cb;
         c->userdata = userdata;
         return call_submit(ctl, c);

@@ -26,6 +26,10 @@ struct ctld_node {
 struct ctld_nodes {
         struct ctld_node *nodes;
         size_t n;
+        /* References beyond the first (0: one owner); loop thread only. A
+         * load that finds nothing changed hands out the previous load again. */
+        unsigned n_extra_refs;
+        time_t update_time;   /* slurmctld's time of the load (changes-since) */
         /* Hash of the names (open addressing, slot = index + 1, 0 empty;
          * n_index a power of two), so that a lookup by name is O(1). NULL:
          * not built, ctld_nodes_find() searches linearly. */
@@ -33,7 +37,9 @@ struct ctld_nodes {
         size_t n_index;
 };
 
+/* Drops one reference; the last frees. */
 struct ctld_nodes *ctld_nodes_free(struct ctld_nodes *n);
+struct ctld_nodes *ctld_nodes_ref(struct ctld_nodes *n);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct ctld_nodes *, ctld_nodes_free);
 /* Builds (again) the name index of N after its nodes changed. */
 int ctld_nodes_index(struct ctld_nodes *n);
@@ -53,6 +59,9 @@ struct ctld_update {
 /* Synchronous calls: they block, so only a worker thread may make them.
  * Errors come back as -errno-like codes with slurm's message in *ret_error. */
 int ctld_load_nodes_sync(struct ctld_nodes **ret, char **ret_error);
+/* Only when a node or partition changed since SINCE (an update_time of an
+ * earlier load; 0: always): 1 and *ret untouched when nothing did. */
+int ctld_load_nodes_since_sync(time_t since, struct ctld_nodes **ret, char **ret_error);
 int ctld_update_sync(const struct ctld_update *u, char **ret_error);
 int ctld_reconfigure_sync(char **ret_error);
 
@@ -65,7 +74,10 @@ struct ctld *ctld_free(struct ctld *c);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct ctld *, ctld_free);
 
 /* Callbacks run on the loop. r < 0 on failure with error set (else NULL).
- * A nodes callback takes ownership of *nodes (NULL on failure). */
+ * A nodes callback takes ownership of a reference to *nodes (NULL on
+ * failure); nodes are read-only, as the same load may be handed to several
+ * callers: a load asks only for what changed since the previous one, and
+ * when nothing did, gets that one again. */
 typedef void (*ctld_nodes_cb)(int r, struct ctld_nodes *nodes, const char *error, void *userdata);
 typedef void (*ctld_done_cb)(int r, const char *error, void *userdata);
 

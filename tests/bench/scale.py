@@ -144,7 +144,7 @@ def main():
     ap.add_argument("--groups", type=int, default=10)
     ap.add_argument("--nodes", type=int, default=1000, help="nodes per group")
     ap.add_argument("--idle", type=float, default=60.0, help="idle seconds measured")
-    ap.add_argument("--resume", type=int, default=1000, help="nodes resumed at once")
+    ap.add_argument("--resume", type=int, default=1000, help="nodes resumed at once (0: no resume)")
     ap.add_argument("--resume-wait", type=float, default=300.0,
                     help="longest wait for the resume's first POST, in seconds")
     a = ap.parse_args()
@@ -204,6 +204,8 @@ def main():
             key = "elasticctl %s%s" % (what, " (target %s)" % target if target else "")
             out[key] = "%.1f ms median of 5" % (med * 1000) if med is not None else "failed: " + err
 
+        if a.resume <= 0:
+            return 0
         # 1,000-node resume: hook -> first server POST at the emulator.
         nodes = groups[0].names()[:a.resume]
         hostlist = "%s[%d-%d]" % (groups[0].prefix, 1, len(nodes))

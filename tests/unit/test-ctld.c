@@ -1,4 +1,4 @@
-/* test-ctld.c - the name index of a Slurm node load: every node found, unknown names not, linear fallback. */
+/* test-ctld.c - the name index of a Slurm node load: every node found, unknown names not, linear fallback; references. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,9 +63,28 @@ static void test_empty_and_reindex(void) {
         CHECK(!ctld_nodes_find(n, "g1n1"));
 }
 
+/* A load handed to several holders lives until the last lets go (ASan
+ * and valgrind see a double free or a leak here). */
+static void test_references(void) {
+        struct ctld_nodes *n = make(3);
+
+        CHECK_INT(ctld_nodes_index(n), 0);
+        CHECK(ctld_nodes_ref(n) == n);
+        CHECK(ctld_nodes_ref(n) == n);
+        CHECK_INT((int) n->n_extra_refs, 2);
+        CHECK(!ctld_nodes_free(n));
+        CHECK(!ctld_nodes_free(n));
+        CHECK_INT((int) n->n_extra_refs, 0);
+        CHECK_STR(ctld_nodes_find(n, "g1n1")->name, "g1n1");
+        CHECK(!ctld_nodes_free(n));
+        CHECK(!ctld_nodes_ref(NULL));
+        CHECK(!ctld_nodes_free(NULL));
+}
+
 int main(void) {
         RUN(test_index_finds_every_node);
         RUN(test_without_index);
         RUN(test_empty_and_reindex);
+        RUN(test_references);
         return test_done();
 }
