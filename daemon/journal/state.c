@@ -3,6 +3,7 @@
 
 #include <limits.h>
 #include <search.h>
+#include <stdint.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,6 +70,11 @@ struct state {
         unsigned long apply_seq;  /* records applied */
         void *nodes;              /* tsearch tree of struct state_node *, in node order */
         size_t n_nodes;
+        /* The same nodes by name: open addressing, load <= 1/2, a power of
+         * two long (state_node_find is O(1); the tree keeps the order). */
+        struct state_node **index;
+        size_t index_size;
+        size_t n_in[_STATE_OP_STATE_MAX]; /* nodes whose latest operation is in each state */
         void *requests;           /* tsearch tree of struct request_entry *, by id */
         size_t n_request_entries;
         size_t n_requests_applied;
@@ -128,6 +134,7 @@ struct state *state_free(struct state *s) {
         if (!s)
                 return NULL;
         tdestroy(s->nodes, node_free);
+        free(s->index);
         tdestroy(s->requests, request_entry_free);
         for (size_t i = 0; i < s->n_resizes; i++) {
                 free(s->resizes[i].group);
@@ -178,12 +185,51 @@ int state_new_id(struct state *s, char letter, char **ret) {
         return 0;
 }
 
-struct state_node *state_node_find(struct state *s, const char *name) {
-        struct state_node key = { .name = (char *) name };
-        void *p;
+static size_t name_hash(const char *name) {
+        uint64_t h = 0xcbf29ce484222325ULL; /* FNV-1a, then mixed so the low bits depend on all */
 
-        p = tfind(&key, &s->nodes, node_cmp);
-        return p ? *(struct state_node **) p : NULL;
+        for (; *name; name++)
+                h = (h ^ (unsigned char) *name) * 0x100000001b3ULL;
+        h ^= h >> 33;
+        h *= 0xff51afd7ed558ccdULL;
+        h ^= h >> 33;
+        return (size_t) h;
+}
+
+/* The slot holding NAME, or the empty slot where it goes. */
+static size_t index_slot(struct state_node *const *index, size_t size, const char *name) {
+        size_t k = name_hash(name) & (size - 1);
+
+        while (index[k] && strcmp(index[k]->name, name) != 0)
+                k = (k + 1) & (size - 1);
+        return k;
+}
+
+static int index_add(struct state *s, struct state_node *n) {
+        if (2 * (s->n_nodes + 1) > s->index_size) {
+                size_t size = s->index_size ? 2 * s->index_size : 64;
+                struct state_node **index = calloc(size, sizeof(*index));
+
+                if (!index)
+                        return -ENOMEM;
+                for (size_t i = 0; i < s->index_size; i++)
+                        if (s->index[i])
+                                index[index_slot(index, size, s->index[i]->name)] = s->index[i];
+                free(s->index);
+                s->index = index;
+                s->index_size = size;
+        }
+        s->index[index_slot(s->index, s->index_size, n->name)] = n;
+        return 0;
+}
+
+struct state_node *state_node_find(struct state *s, const char *name) {
+        struct state_node *n;
+
+        if (!name || s->index_size == 0)
+                return NULL;
+        n = s->index[index_slot(s->index, s->index_size, name)];
+        return n;
 }
 
 static struct request_entry *request_find(struct state *s, const char *id) {
@@ -330,8 +376,15 @@ static int apply_op(struct state *s, json_t *rec, char **ret_error) {
                         free(n);
                         goto oom;
                 }
+                if (index_add(s, n) < 0) {
+                        tdelete(n, &s->nodes, node_cmp);
+                        free(n->name);
+                        free(n);
+                        goto oom;
+                }
                 s->n_nodes++;
         } else {
+                s->n_in[n->op.state]--;
                 request_unref(s, n->op.request_id);
                 free(n->op.id);
                 free(n->op.request_id);
@@ -351,6 +404,7 @@ static int apply_op(struct state *s, json_t *rec, char **ret_error) {
                                    ? (int64_t) json_integer_value(json_object_get(rec, "changed"))
                                    : get_time(rec),
         };
+        s->n_in[st]++;
         r = request_find(s, request);
         if (r)
                 r->n_refs++;
@@ -399,6 +453,8 @@ static int apply_op_state(struct state *s, json_t *rec, char **ret_error) {
         n = state_node_find(s, node);
         if (!n || strcmp(n->op.id, id) != 0)
                 return 0; /* about an operation already replaced: nothing to change */
+        s->n_in[n->op.state]--;
+        s->n_in[st]++;
         n->op.state = st;
         n->op.changed = get_time(rec);
         return update_field(&n->note, rec, "note", ret_error);
@@ -493,24 +549,8 @@ size_t state_n_nodes(const struct state *s) {
         return s->n_nodes;
 }
 
-struct count_ctx {
-        enum state_op_state st;
-        size_t n;
-};
-
-static int count_node(const struct state_node *n, void *userdata) {
-        struct count_ctx *c = userdata;
-
-        if (n->op.state == c->st)
-                c->n++;
-        return 0;
-}
-
 size_t state_n_nodes_in(const struct state *s, enum state_op_state st) {
-        struct count_ctx c = { .st = st };
-
-        state_foreach_node((struct state *) s, count_node, &c);
-        return c.n;
+        return (unsigned) st < _STATE_OP_STATE_MAX ? s->n_in[st] : 0;
 }
 
 size_t state_n_requests(const struct state *s) {

@@ -1,4 +1,4 @@
-/* test-state.c - state built from journal records: apply, supersede, ids, compaction round trip. */
+/* test-state.c - state built from journal records: apply, supersede, ids, compaction round trip, 10,000 nodes by name. */
 #include <jansson.h>
 #include <string.h>
 
@@ -217,11 +217,62 @@ static void test_node_records(void) {
         CHECK(n && n->op.state == STATE_OP_FAILED);
 }
 
+/* 10,000 nodes: each found by name (the index grows past several
+ * rehashes), unknown names not, counts by state kept without a walk. */
+static void test_many_nodes(void) {
+        _cleanup_(state_freep) struct state *s = NULL;
+        size_t found = 0;
+
+        CHECK_INT(state_new("abcd", &s), 0);
+        CHECK(state_node_find(s, "g1n1") == NULL);
+        for (unsigned i = 0; i < 10000; i++) {
+                char text[256];
+
+                snprintf(text, sizeof(text),
+                         "{\"kind\":\"op\",\"id\":\"o-x-%u\",\"node\":\"g%un%u\",\"group\":\"g\","
+                         "\"op\":\"resume\",\"state\":\"pending\",\"time\":1}",
+                         i + 1, i % 10, i / 10 + 1);
+                if (apply(s, text) != 0) {
+                        TEST_FAIL("record %u refused", i);
+                        return;
+                }
+        }
+        for (unsigned i = 0; i < 10000; i++) {
+                char name[32];
+                const struct state_node *n;
+
+                snprintf(name, sizeof(name), "g%un%u", i % 10, i / 10 + 1);
+                n = state_node_find(s, name);
+                if (n && strcmp(n->name, name) == 0)
+                        found++;
+        }
+        CHECK_INT(found, 10000);
+        CHECK(state_node_find(s, "g10n1") == NULL);
+        CHECK(state_node_find(s, "g0n0") == NULL);
+        CHECK(state_node_find(s, NULL) == NULL);
+        CHECK_INT(state_n_nodes(s), 10000);
+        CHECK_INT(state_n_nodes_in(s, STATE_OP_PENDING), 10000);
+        CHECK_INT(apply(s, "{\"kind\":\"op_state\",\"id\":\"o-x-1\",\"node\":\"g0n1\",\"state\":\"running\",\"time\":2}"), 0);
+        CHECK_INT(apply(s, "{\"kind\":\"op_state\",\"id\":\"o-x-2\",\"node\":\"g1n1\",\"state\":\"failed\",\"time\":2}"), 0);
+        /* About a replaced operation: no change. */
+        CHECK_INT(apply(s, "{\"kind\":\"op_state\",\"id\":\"o-x-9\",\"node\":\"g2n1\",\"state\":\"done\",\"time\":2}"), 0);
+        /* A new operation on a known node moves it between counts. */
+        CHECK_INT(apply(s, "{\"kind\":\"op\",\"id\":\"o-x-20001\",\"node\":\"g1n1\",\"group\":\"g\","
+                           "\"op\":\"suspend\",\"state\":\"done\",\"time\":3}"), 0);
+        CHECK_INT(state_n_nodes(s), 10000);
+        CHECK_INT(state_n_nodes_in(s, STATE_OP_PENDING), 9998);
+        CHECK_INT(state_n_nodes_in(s, STATE_OP_RUNNING), 1);
+        CHECK_INT(state_n_nodes_in(s, STATE_OP_FAILED), 0);
+        CHECK_INT(state_n_nodes_in(s, STATE_OP_DONE), 1);
+        CHECK_INT(state_n_nodes_in(s, _STATE_OP_STATE_MAX), 0);
+}
+
 int main(void) {
         RUN(test_names);
         RUN(test_apply_and_ids);
         RUN(test_bad_records);
         RUN(test_order_and_compaction);
         RUN(test_node_records);
+        RUN(test_many_nodes);
         return test_done();
 }
