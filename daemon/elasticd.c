@@ -18,6 +18,7 @@
 #include "cloud/clouds.h"
 #include "config-build.h"
 #include "conf/config.h"
+#include "conf/confdiff.h"
 #include "slurm/ctld.h"
 #include "journal/journal.h"
 #include "ops/lifecycle.h"
@@ -139,6 +140,26 @@ static struct server_limits server_limits_from(const struct config *c, const str
         };
 }
 
+/* What the cloud client takes from elasticd.yaml, at start and on reload. */
+static struct cloud_options cloud_options_from(const struct config *c) {
+        return (struct cloud_options) {
+                .cluster = c->cluster,
+                .endpoints = {
+                        .compute = c->endpoints.compute,
+                        .image = c->endpoints.image,
+                        .identity = c->endpoints.identity,
+                },
+                .http = {
+                        .max_in_flight = c->limits.api_concurrency,
+                        .rate = c->limits.api_rate,
+                        .burst = c->limits.api_burst,
+                        .timeout_usec = (uint64_t) c->limits.api_timeout_s * 1000000ULL,
+                },
+                .api_timeout_usec = (uint64_t) c->limits.api_timeout_s * 1000000ULL,
+                .create_timeout_usec = (uint64_t) c->limits.create_timeout_s * 1000000ULL,
+        };
+}
+
 static void notify_status(struct elasticd *d) {
         size_t pending = request_ops_active(&d->ctx);
 
@@ -182,14 +203,31 @@ static void on_lifecycle_changed(void *userdata) {
         notify_status(userdata);
 }
 
-/* Swap in a freshly loaded configuration, or keep the old one. */
+/* Refuse a reload: log why, and say it to the requester. */
+static int reload_refuse(struct elasticd *d, int r, char *errors, char **ret_error) {
+        log_error("Reload of %s refused; the running configuration stays:", d->config_path);
+        log_multiline(LOG_ERR, errors ? errors : strerror(-r));
+        if (ret_error)
+                *ret_error = errors ? errors : strdup(strerror(-r));
+        else
+                free(errors);
+        sd_notify(0, "READY=1");
+        notify_status(d);
+        return r;
+}
+
+/* Swap in a freshly loaded configuration, all of it, or keep the old one:
+ * a key that only a restart can apply refuses the whole file. */
 static int reload(void *userdata, char **ret_error) {
         struct elasticd *d = userdata;
         _cleanup_(config_freep) struct config *c = NULL;
         _cleanup_(auth_freep) struct auth *a = NULL;
         _cleanup_(nodemap_freep) struct nodemap *m = NULL;
-        _cleanup_free_ char *errors = NULL, *warning = NULL;
+        _cleanup_free_ char *errors = NULL, *warning = NULL, *restart = NULL, *live = NULL;
+        struct config_change *changes = NULL;
+        struct cloud_options opts;
         struct server_limits limits;
+        size_t n_changes = 0;
         int r;
 
         sd_notifyf(0, "RELOADING=1\nSTATUS=reloading %s\nMONOTONIC_USEC=%llu", d->config_path,
@@ -204,30 +242,35 @@ static int reload(void *userdata, char **ret_error) {
                 if (r < 0 && !errors)
                         errors = strdup("cannot map the nodes to their groups");
         }
-        if (r < 0) {
-                log_error("Reload of %s failed; the running configuration stays:", d->config_path);
-                log_multiline(LOG_ERR, errors ? errors : strerror(-r));
-                if (ret_error)
-                        *ret_error = errors ? TAKE_PTR(errors) : strdup(strerror(-r));
-                sd_notify(0, "READY=1");
-                notify_status(d);
-                return r;
+        if (r >= 0)
+                r = config_diff(d->config, c, server_activated(d->server), &changes, &n_changes);
+        if (r >= 0) {
+                r = config_changes_describe(changes, n_changes, true, &restart);
+                if (r >= 0)
+                        r = config_changes_describe(changes, n_changes, false, &live);
+                changes = config_changes_free(changes, n_changes);
+                if (r >= 0 && restart) {
+                        errors = mfree(errors);
+                        if (asprintf(&errors, "%s: only a restart of elasticd applies %s; change %s back, or "
+                                     "restart elasticd", d->config_path, restart,
+                                     strchr(restart, ',') ? "them" : "it") < 0)
+                                errors = NULL;
+                        r = -EBUSY;
+                }
         }
+        if (r >= 0) {
+                /* The cloud client first: it is the one part that can still say no. */
+                opts = cloud_options_from(c);
+                errors = mfree(errors);
+                r = cloud_apply_config(d->cloud, &opts, &errors);
+        }
+        if (r < 0)
+                return reload_refuse(d, r, TAKE_PTR(errors), ret_error);
         if (warning)
                 log_warning("%s", warning);
-        if (strcmp(c->socket_path, d->socket_path) != 0 && !server_activated(d->server))
-                log_warning("socket_path changed to %s: elasticd keeps listening on %s until it is restarted",
-                            c->socket_path, d->socket_path);
-        if (strcmp(c->state_dir, d->state_dir) != 0)
-                log_warning("state_dir changed to %s: elasticd keeps its journal in %s until it is restarted",
-                            c->state_dir, d->state_dir);
 
         limits = server_limits_from(c, a);
         server_set_limits(d->server, &limits);
-        if (strcmp(c->cloud, d->config->cloud) != 0 ||
-            (c->clouds_file ? !d->config->clouds_file || strcmp(c->clouds_file, d->config->clouds_file) != 0
-                            : d->config->clouds_file != NULL))
-                log_warning("cloud or clouds_file changed: elasticd keeps its cloud connection until it is restarted");
         /* Swap: the old config and map go only after everyone points at the new ones. */
         lifecycle_set_config(d->lifecycle, c, m);
         resize_set_config(d->resize, c, m);
@@ -242,8 +285,8 @@ static int reload(void *userdata, char **ret_error) {
         resize_kick(d->resize);
         lifecycle_kick(d->lifecycle);
 
-        log_info("Configuration %s reloaded: %zu node group%s", d->config->path, d->config->n_groups,
-                 d->config->n_groups == 1 ? "" : "s");
+        log_info("Configuration %s reloaded: %zu node group%s; %s%s", d->config->path, d->config->n_groups,
+                 d->config->n_groups == 1 ? "" : "s", live ? "changed: " : "nothing changed", live ? live : "");
         sd_notify(0, "READY=1");
         notify_status(d);
         return 0;
@@ -481,27 +524,7 @@ static int open_cloud_and_slurm(struct elasticd *d) {
                 log_error("Cannot load cloud \"%s\": %s", d->config->cloud, error ? error : strerror(-r));
                 return r;
         }
-        /* elasticd.yaml's endpoints win over clouds.yaml's and the catalog. */
-        if ((d->config->endpoints.compute &&
-             replace_string(&cc->compute_endpoint_override, d->config->endpoints.compute) < 0) ||
-            (d->config->endpoints.image &&
-             replace_string(&cc->image_endpoint_override, d->config->endpoints.image) < 0) ||
-            (d->config->endpoints.identity &&
-             replace_string(&cc->identity_endpoint_override, d->config->endpoints.identity) < 0)) {
-                clouds_free(cc);
-                return -ENOMEM;
-        }
-        struct cloud_options opts = {
-                .cluster = d->config->cluster,
-                .http = {
-                        .max_in_flight = d->config->limits.api_concurrency,
-                        .rate = d->config->limits.api_rate,
-                        .burst = d->config->limits.api_burst,
-                        .timeout_usec = (uint64_t) d->config->limits.api_timeout_s * 1000000ULL,
-                },
-                .api_timeout_usec = (uint64_t) d->config->limits.api_timeout_s * 1000000ULL,
-                .create_timeout_usec = (uint64_t) d->config->limits.create_timeout_s * 1000000ULL,
-        };
+        struct cloud_options opts = cloud_options_from(d->config);
         error = mfree(error);
         r = cloud_new(d->event, cc, &opts, &d->cloud, &error);
         if (r < 0) {

@@ -101,6 +101,8 @@ struct cloud {
         struct cloud_options opts;
         char *cluster;
         char *tag;
+        /* clouds.yaml's own compute, image and identity overrides, under elasticd.yaml's */
+        char *own_override[3];
         struct http_engine *http;
 
         struct keystone_token *token;
@@ -140,6 +142,16 @@ static void cloud_pin(struct cloud *c) {
         c->n_ref++;
 }
 
+static void cache_clear(struct cloud *c) {
+        while (c->cache) {
+                struct cache_entry *n = c->cache->next;
+                free(c->cache->key);
+                free(c->cache->id);
+                free(c->cache);
+                c->cache = n;
+        }
+}
+
 static void cloud_destroy(struct cloud *c) {
         c->http = http_engine_free(c->http);
         keystone_token_free(c->token);
@@ -150,14 +162,10 @@ static void cloud_destroy(struct cloud *c) {
         free(c->network_url_error);
         os_error_clear(&c->auth_err);
         sd_event_source_disable_unref(c->auth_fail);
-        while (c->cache) {
-                struct cache_entry *n = c->cache->next;
-                free(c->cache->key);
-                free(c->cache->id);
-                free(c->cache);
-                c->cache = n;
-        }
+        cache_clear(c);
         clouds_free(c->config);
+        for (size_t i = 0; i < ELEMENTSOF(c->own_override); i++)
+                free(c->own_override[i]);
         free(c->cluster);
         free(c->tag);
         sd_event_unref(c->event);
@@ -171,6 +179,38 @@ static void cloud_unpin(struct cloud *c) {
 
 const char *cloud_cluster_tag(const struct cloud *c) {
         return c ? c->tag : NULL;
+}
+
+/* The config's compute, image and identity override fields, in own_override's order. */
+static char **override_field(struct cloud_config *cc, size_t i) {
+        char **f[] = { &cc->compute_endpoint_override, &cc->image_endpoint_override,
+                       &cc->identity_endpoint_override };
+        return f[i];
+}
+
+/* Make the config's overrides elasticd.yaml's where set, clouds.yaml's
+ * otherwise. *ret_changed: whether any of them changed. */
+static int endpoints_apply(struct cloud *c, const struct cloud_endpoints *ep, bool *ret_changed) {
+        const char *want[3] = { ep->compute, ep->image, ep->identity };
+        bool changed = false;
+
+        for (size_t i = 0; i < ELEMENTSOF(want); i++) {
+                char **field = override_field(c->config, i);
+                const char *v = want[i] ? want[i] : c->own_override[i];
+                char *copy;
+
+                if (v ? *field && strcmp(*field, v) == 0 : !*field)
+                        continue;
+                copy = v ? strdup(v) : NULL;
+                if (v && !copy)
+                        return -ENOMEM;
+                free(*field);
+                *field = copy;
+                changed = true;
+        }
+        if (ret_changed)
+                *ret_changed = changed;
+        return 0;
 }
 
 /* Map an HTTP error status to the errno documented in cloud.h. */
@@ -1290,12 +1330,59 @@ int cloud_new(sd_event *event, struct cloud_config *config, const struct cloud_o
         if (r < 0)
                 goto fail;
 
+        /* Ours from here: cloud_destroy frees it. */
         c->config = config;
+        r = -ENOMEM;
+        for (size_t i = 0; i < ELEMENTSOF(c->own_override); i++) {
+                const char *v = *override_field(config, i);
+                if (v && !(c->own_override[i] = strdup(v)))
+                        goto fail_config;
+        }
+        r = endpoints_apply(c, &opts->endpoints, NULL);
+        if (r < 0)
+                goto fail_config;
         *ret = c;
         return 0;
+fail_config:
+        /* The caller keeps CONFIG on failure. */
+        c->config = NULL;
 fail:
         cloud_destroy(c);
         return r;
+}
+
+int cloud_apply_config(struct cloud *c, const struct cloud_options *opts, char **ret_error) {
+        struct http_options h;
+        bool changed = false;
+        int r;
+
+        if (!c || !opts)
+                return -EINVAL;
+        if (!opts->cluster || strcmp(opts->cluster, c->cluster) != 0) {
+                if (ret_error && asprintf(ret_error, "the cluster is \"%s\" (the tag of its instances): "
+                                          "a new name needs a restart", c->cluster) < 0)
+                        *ret_error = NULL;
+                return -EINVAL;
+        }
+        h = opts->http;
+        h.timeout_usec = opts->api_timeout_usec ? opts->api_timeout_usec : 60 * USEC_PER_SEC;
+        r = http_engine_set_limits(c->http, &h);
+        if (r < 0)
+                return r;
+        c->opts.api_timeout_usec = h.timeout_usec;
+        c->opts.create_timeout_usec = opts->create_timeout_usec ? opts->create_timeout_usec : 120 * USEC_PER_SEC;
+
+        r = endpoints_apply(c, &opts->endpoints, &changed);
+        if (r < 0)
+                return r;
+        if (changed) {
+                /* The next call authenticates, finds its endpoints and checks the compute API again. */
+                c->token_until = 0;
+                c->version_ok = false;
+                cache_clear(c);
+                log_debug("cloud: endpoint overrides changed; a new token will be fetched");
+        }
+        return 0;
 }
 
 struct cloud *cloud_free(struct cloud *c) {

@@ -19,9 +19,18 @@
 
 struct cloud;
 
+/* elasticd.yaml's endpoint overrides: each one set wins over clouds.yaml's
+ * <service>_endpoint_override and the catalog. */
+struct cloud_endpoints {
+        const char *compute;
+        const char *image;
+        const char *identity;
+};
+
 /* A zeroed field means the default in brackets. */
 struct cloud_options {
         const char *cluster;            /* required: the cluster's name (tag and metadata) */
+        struct cloud_endpoints endpoints; /* [clouds.yaml's and the catalog's] */
         struct http_options http;       /* concurrency, rate, retries; TLS comes from the cloud config */
         uint64_t api_timeout_usec;      /* one HTTP attempt [60 s] */
         uint64_t create_timeout_usec;   /* one POST /servers: Nova took 52 s under 50 creates [120 s] */
@@ -83,6 +92,15 @@ int cloud_new(sd_event *event, struct cloud_config *config, const struct cloud_o
 /* Cancel every call (no callback is made) and free; safe from a callback. */
 struct cloud *cloud_free(struct cloud *c);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct cloud *, cloud_free);
+
+/* A reload: OPTS's endpoints, http limits (max_in_flight, rate, burst,
+ * timeout_usec), api_timeout_usec and create_timeout_usec apply to the calls
+ * started from now on (zeroed: the defaults); calls in progress finish as they
+ * started. The other options stay as cloud_new set them. A changed endpoint
+ * drops the token and the name -> id cache, so the next call authenticates
+ * again and finds its endpoints afresh. The cluster cannot change (its tag
+ * marks every instance): -EINVAL, with a message in *ret_error (malloc'd). */
+int cloud_apply_config(struct cloud *c, const struct cloud_options *opts, char **ret_error);
 
 /* The Nova tag on every server of this cluster ("elasticd.<cluster>"). */
 const char *cloud_cluster_tag(const struct cloud *c);

@@ -992,6 +992,26 @@ struct http_engine *http_engine_free(struct http_engine *e) {
         return NULL;
 }
 
+int http_engine_set_limits(struct http_engine *e, const struct http_options *opts) {
+        if (!e || !opts || opts->rate < 0)
+                return -EINVAL;
+        if (e->shut_down)
+                return -ESHUTDOWN;
+        e->opts.max_in_flight = opts->max_in_flight ? opts->max_in_flight : 16;
+        e->opts.rate = opts->rate;
+        e->opts.burst = opts->burst ? opts->burst : opts->rate >= 1 ? (unsigned) opts->rate : 1;
+        e->opts.timeout_usec = opts->timeout_usec ? opts->timeout_usec : 60 * USEC_PER_SEC;
+        if (e->tokens > (double) e->opts.burst)
+                e->tokens = (double) e->opts.burst;
+        if (curl_multi_setopt(e->multi, CURLMOPT_MAXCONNECTS, (long) e->opts.max_in_flight) != CURLM_OK)
+                return -EIO;
+        /* More slots or a faster rate may let queued requests start now. */
+        engine_pin(e);
+        engine_dispatch(e);
+        engine_unpin(e);
+        return 0;
+}
+
 void http_engine_get_stats(const struct http_engine *e, struct http_stats *ret) {
         if (!e || !ret)
                 return;

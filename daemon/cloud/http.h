@@ -80,6 +80,12 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct http_engine *, http_engine_free);
 /* Cancel every request of the engine; no callback is made. */
 void http_engine_cancel_all(struct http_engine *e);
 void http_engine_get_stats(const struct http_engine *e, struct http_stats *ret);
+/* A reload: take OPTS's max_in_flight, rate, burst and timeout_usec (zeroed:
+ * the defaults, as in http_engine_new; the rest of OPTS is ignored). Running
+ * transfers keep what they started with; queued and later ones get the new
+ * limits. -EINVAL for a negative rate, -ESHUTDOWN once freed. */
+int http_engine_set_limits(struct http_engine *e, const struct http_options *opts);
+
 
 /* A request for METHOD (GET, POST, PUT, DELETE, HEAD, PATCH) on URL (http or
  * https). GET, HEAD, PUT and DELETE are idempotent and retried on 5xx, 429,

@@ -897,6 +897,93 @@ static void test_old_nova(void) {
         test_server_stop(&stub);
 }
 
+/* Four server lists one after the other: how long they take. */
+static uint64_t four_lists(struct cloud *c) {
+        uint64_t t0 = test_now_usec();
+        struct result r = {};
+
+        for (int i = 0; i < 4; i++) {
+                CHECK(wait_result(&r, cloud_servers_list(c, NULL, result_cb, &r, NULL)) == 0);
+                CHECK_INT(r.error, 0);
+                result_clear(&r);
+        }
+        return test_now_usec() - t0;
+}
+
+/* A reload: new limits and endpoint overrides reach the calls started
+ * after it; the cluster cannot change. */
+static void test_apply_config(void) {
+        const char *argv[] = { "python3", SRCDIR "/tests/cloud/stub-http.py", NULL };
+        struct test_server stub = {};
+        struct cloud_options o = { .cluster = CLUSTER };
+        struct cloud_config *cc = emu_config("demo", NULL);
+        struct cloud *c = NULL;
+        struct cloud_stats st;
+        struct result r = {};
+        char old_nova[128], compute[224];
+        char *err = NULL;
+        uint64_t t;
+
+        emu_reset();
+        CHECK(test_server_start(&stub, argv) == 0);
+        /* clouds.yaml names a compute API that is too old; elasticd.yaml's override wins. */
+        snprintf(old_nova, sizeof(old_nova), "http://127.0.0.1:%d/old-nova/v2.1", stub.port);
+        snprintf(compute, sizeof(compute), "%s/compute/v2.1", emu.base);
+        cc->compute_endpoint_override = strdup(old_nova);
+        o.endpoints.compute = compute;
+        CHECK(cloud_new(ev, cc, &o, &c, NULL) == 0);
+        if (!c) {
+                clouds_free(cc);
+                test_server_stop(&stub);
+                return;
+        }
+        CHECK(four_lists(c) < 2000000);
+
+        /* Another cluster: refused, with a message; nothing else changes. */
+        o.cluster = "other";
+        o.http.rate = 1;
+        CHECK_INT(cloud_apply_config(c, &o, &err), -EINVAL);
+        CHECK(err && strstr(err, "\"" CLUSTER "\"") && strstr(err, "restart"));
+        err = mfree(err);
+        CHECK(four_lists(c) < 2000000);
+
+        /* A rate of 5/s with a burst of 1: four calls take at least 0.6 s. */
+        o.cluster = CLUSTER;
+        o.http.rate = 5;
+        o.http.burst = 1;
+        CHECK_INT(cloud_apply_config(c, &o, &err), 0);
+        t = four_lists(c);
+        CHECK(t >= 550000);
+        printf("# four lists at 5/s: %.2f s\n", (double) t / 1e6);
+        /* Unlimited again: fast. */
+        o.http.rate = 0;
+        CHECK_INT(cloud_apply_config(c, &o, &err), 0);
+        t = four_lists(c);
+        CHECK(t < 500000);
+        cloud_get_stats(c, &st);
+        CHECK_INT(st.auths, 1);
+
+        /* elasticd.yaml's override gone: clouds.yaml's own comes back, after a new token. */
+        o.endpoints.compute = NULL;
+        CHECK_INT(cloud_apply_config(c, &o, &err), 0);
+        CHECK(wait_result(&r, cloud_servers_list(c, NULL, result_cb, &r, NULL)) == 0);
+        CHECK_INT(r.error, -EPROTONOSUPPORT);
+        result_clear(&r);
+        cloud_get_stats(c, &st);
+        CHECK_INT(st.auths, 2);
+        /* And back to the emulator's compute API. */
+        o.endpoints.compute = compute;
+        CHECK_INT(cloud_apply_config(c, &o, &err), 0);
+        CHECK(wait_result(&r, cloud_servers_list(c, NULL, result_cb, &r, NULL)) == 0);
+        CHECK_INT(r.error, 0);
+        result_clear(&r);
+        cloud_get_stats(c, &st);
+        CHECK_INT(st.auths, 3);
+        CHECK(!err);
+        cloud_free(c);
+        test_server_stop(&stub);
+}
+
 int main(void) {
         setvbuf(stdout, NULL, _IOLBF, 0);
         signal(SIGPIPE, SIG_IGN);
@@ -931,6 +1018,7 @@ int main(void) {
         RUN(test_storm);
         RUN(test_tls);
         RUN(test_old_nova);
+        RUN(test_apply_config);
 
         test_emulator_stop(&emu);
         sd_event_unref(ev);

@@ -423,6 +423,39 @@ def test_sighup():
         cleanup(tmp)
 
 
+def test_reload_refused():
+    """A reload that changes a key only a restart applies is refused whole:
+    the reply and the log name each such key, nothing of the file is taken
+    (not even its live keys), and the daemon carries on with the old one."""
+    tmp = make_tmp("rrf")
+    d = Daemon(tmp, config_text(tmp))
+    try:
+        d.start()
+        two = config_text(tmp, groups=(("g", "cl[1-16]"), ("gpu", "gpu[1-2]")), extra_limits={"api_rate": 5})
+        d.write_config(two.replace("cluster: itest", "cluster: other") + "metrics:\n  listen: 127.0.0.1:19\n")
+        msg = err(d.ask("reload"), "internal")
+        check("cluster (itest -> other)" in msg and "metrics.listen (null -> \"127.0.0.1:19\")" in msg and
+              "restart" in msg, msg)
+        check("api_rate" not in msg and "groups" not in msg, "a live key named as needing a restart: " + msg)
+        check("refused" in d.log() and "cluster (itest -> other)" in d.log(), d.log()[-2000:])
+        err(hook(d, "resume", "gpu1"), "unknown_node")
+        check(ok(d.ask("status"))["groups"] == 1)
+        # SIGHUP takes the same path.
+        d.send_signal(signal.SIGHUP)
+        time.sleep(0.5)
+        check(d.log().count("cluster (itest -> other)") >= 2, d.log()[-2000:])
+        ok(hook(d, "resume", "cl1"))
+        # Back to the old cluster, the rest is live: applied, and the log says what changed.
+        d.write_config(two)
+        ok(d.ask("reload"))
+        check("changed: limits.api_rate (20 -> 5), groups.gpu (added)" in d.log(), d.log()[-2000:])
+        check(ok(hook(d, "resume", "gpu1"))["accepted"] == 1)
+        check(d.stop() == 0)
+    finally:
+        d.stop(signal.SIGKILL)
+        cleanup(tmp)
+
+
 def test_check_option():
     tmp = make_tmp("chk")
     d = Daemon(tmp, config_text(tmp))
@@ -557,6 +590,7 @@ def main():
         t.skip("test_journal_failed", "cannot create a mount namespace (needs root)")
     t.run(test_second_daemon_refused)
     t.run(test_sighup)
+    t.run(test_reload_refused)
     t.run(test_check_option)
     t.run(test_sd_notify)
     t.run(test_socket_activation)
