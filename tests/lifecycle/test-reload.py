@@ -1,0 +1,96 @@
+#!/usr/bin/env python3
+"""Reloads an admin would do while nodes come and go, end to end (real
+slurmctld, the emulator, the real elasticd):
+
+1. a reload that changes `cluster:` is refused whole, naming the key; the
+   daemon keeps its cluster and a resume still succeeds (was: accepted, then
+   every resume failed with "Invalid argument");
+2. a reload that changes limits.api_rate is applied: two resumes at once
+   reach the cloud at most one call per 2 s (was: silently ignored)."""
+import os
+import re
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from stack import HarnessError, Stack, elapsed, ours, preflight  # noqa: E402
+from tap import Tap  # noqa: E402
+import nsutil  # noqa: E402
+
+
+def main():
+    preflight()
+    t = Tap()
+    s = Stack(nodes=4, suspend_time=300, resume_timeout=150, build_delay=1.0)
+    try:
+        s.start()
+        t.diag("stack up: base %s, emulator port %d" % (s.base, s.port))
+        with open(s.conf) as f:
+            conf0 = f.read()
+        cluster = re.search(r"^cluster: (\S+)$", conf0, re.M).group(1)
+
+        def usable(n):
+            st = s.state(n)
+            return "IDLE" in st and "POWER" not in st and "NOT_RESPONDING" not in st \
+                and "DOWN" not in st and "DRAIN" not in st
+
+        def wait(cond, timeout, what):
+            try:
+                s.wait_for(cond, timeout, what)
+            except HarnessError:
+                pass
+            return cond()
+
+        def reload_with(text):
+            nsutil.write_file(s.conf, text, 0o600)
+            return s.ctl("reload")
+
+        def elog():
+            return s.log("elasticd.log")
+
+        # --- 1. a new cluster name: refused, the old one stays -----------------
+        rc, out, err = reload_with(conf0.replace("cluster: %s\n" % cluster, "cluster: renamed\n"))
+        t.ok(rc != 0 and "cluster (%s -> renamed)" % cluster in err and "restart" in err,
+             "reload changing cluster is refused, naming the key", "rc %s: %s %s" % (rc, out, err))
+        t.ok("refused" in elog() and "cluster (%s -> renamed)" % cluster in elog(),
+             "the log says what was refused and why", elog()[-2000:])
+        nsutil.write_file(s.conf, conf0, 0o600)
+        t0 = time.monotonic()
+        s.c.run("scontrol", "update", "nodename=cl1", "state=power_up", check=True)
+        t.ok(wait(lambda: usable("cl1"), 120, "cl1 up"),
+             "a resume after the refused reload succeeds (%s)" % elapsed(t0), elog()[-3000:])
+        mine = [x for x in ours(s.servers()) if x["metadata"]["elasticd_node"] == "cl1"]
+        t.ok(len(mine) == 1 and mine[0]["metadata"].get("elasticd_cluster") == cluster,
+             "its instance carries the running cluster's name", str(mine))
+
+        # --- 2. api_rate: applied at once ---------------------------------------
+        slow = conf0.replace("limits:\n", "limits:\n  api_rate: 0.5\n  api_burst: 1\n", 1)
+        rc, out, err = reload_with(slow)
+        t.ok(rc == 0 and "changed: limits.api_rate (20 -> 0.5), limits.api_burst (40 -> 1)" in elog(),
+             "reload changing api_rate is applied and logged", "%s %s %s" % (out, err, elog()[-1500:]))
+        since = max([e["seq"] for e in s.emu("GET", "requests")["requests"]] or [0])
+        t1 = time.monotonic()
+        s.c.run("scontrol", "update", "nodename=cl[2-3]", "state=power_up", check=True)
+        up = wait(lambda: usable("cl2") and usable("cl3"), 140, "cl[2-3] up")
+        reqs = [e for e in s.emu("GET", "requests?since=%d" % since)["requests"]
+                if not e["path"].startswith("/_emulator")]
+        starts = sorted(e["time"] for e in reqs)
+        gaps = [b - a for a, b in zip(starts, starts[1:])]
+        t.ok(up, "cl[2-3] come up at 0.5 calls/s (%s, %d calls)" % (elapsed(t1), len(reqs)), elog()[-3000:])
+        t.ok(len(reqs) >= 4 and min(gaps) >= 1.5,
+             "no two cloud calls closer than 1.5 s: min gap %.2f s over %d calls"
+             % (min(gaps) if gaps else -1, len(reqs)),
+             " ".join("%s %s" % (e["method"], e["path"]) for e in reqs))
+        rc, out, err = reload_with(conf0)
+        t.ok(rc == 0 and "limits.api_rate (0.5 -> 20)" in elog(), "and back to 20/s", "%s %s" % (out, err))
+
+    except HarnessError as e:
+        t.ok(False, "harness: %s" % e)
+    finally:
+        s.stop()
+    return t.done()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
