@@ -159,6 +159,7 @@ static const struct field_spec fields[] = {
           "a non-negative integer (a node count)" },
         { "group", FIELD_NAME, F(group), BIT(PROTOCOL_REQUEST_RESIZE), 0, "a string (a group name)" },
         { "wait", FIELD_BOOL, F(wait), BIT(PROTOCOL_REQUEST_RESIZE), 0, "true or false" },
+        { "rows", FIELD_BOOL, F(rows), BIT(PROTOCOL_REQUEST_NODES), 0, "true or false" },
 };
 
 #undef F
@@ -469,6 +470,14 @@ int protocol_request_to_json(const struct protocol_request *r, json_t **ret, str
                 k = -EINVAL;
         }
 
+        if (k >= 0 && r->rows) {
+                if (r->type != PROTOCOL_REQUEST_NODES) {
+                        protocol_error_set(err, PROTOCOL_ERROR_BAD_REQUEST, "rows belongs to a \"nodes\" request only");
+                        k = -EINVAL;
+                } else if (json_object_set_new(o, "rows", json_true()) < 0)
+                        k = -ENOMEM;
+        }
+
         /* Never send what the daemon would refuse. */
         if (k >= 0)
                 k = protocol_request_parse(o, &check, err);
@@ -597,30 +606,60 @@ int protocol_reply_parse(json_t *body, struct protocol_reply **ret, struct proto
 
 /* ---- Frames -------------------------------------------------------------- */
 
-int protocol_frame_encode(json_t *obj, size_t max_frame, void **ret, size_t *ret_size) {
-        size_t n;
+/* The frame being dumped: the header's 4 bytes, then the body. */
+struct frame_buf {
         uint8_t *buf;
+        size_t size, alloc, max;
+        bool too_big;
+};
+
+static int frame_buf_add(const char *data, size_t n, void *userdata) {
+        struct frame_buf *f = userdata;
+
+        if (n > f->max - (f->size - PROTOCOL_HEADER_SIZE)) {
+                f->too_big = true;
+                return -1;
+        }
+        if (f->size + n > f->alloc) {
+                size_t a = f->alloc * 2 > f->size + n ? f->alloc * 2 : f->size + n;
+                uint8_t *b = realloc(f->buf, a);
+
+                if (!b)
+                        return -1;
+                f->buf = b;
+                f->alloc = a;
+        }
+        memcpy(f->buf + f->size, data, n);
+        f->size += n;
+        return 0;
+}
+
+int protocol_frame_encode(json_t *obj, size_t max_frame, void **ret, size_t *ret_size) {
+        struct frame_buf f = { .size = PROTOCOL_HEADER_SIZE, .alloc = 4096,
+                               .max = max_frame < UINT32_MAX ? max_frame : UINT32_MAX };
+        size_t n;
 
         if (!json_is_object(obj))
                 return -EINVAL;
-        n = json_dumpb(obj, NULL, 0, JSON_COMPACT);
-        if (n == 0)
-                return -EINVAL;
-        if (n > max_frame || n > UINT32_MAX)
-                return -EMSGSIZE;
-        buf = malloc(PROTOCOL_HEADER_SIZE + n);
-        if (!buf)
+        /* One pass (json_dumpb would need two: one to size the buffer). */
+        f.buf = malloc(f.alloc);
+        if (!f.buf)
                 return -ENOMEM;
-        if (json_dumpb(obj, (char *) buf + PROTOCOL_HEADER_SIZE, n, JSON_COMPACT) != n) {
-                free(buf);
+        if (json_dump_callback(obj, frame_buf_add, &f, JSON_COMPACT) < 0) {
+                free(f.buf);
+                return f.too_big ? -EMSGSIZE : -ENOMEM;
+        }
+        n = f.size - PROTOCOL_HEADER_SIZE;
+        if (n == 0) {
+                free(f.buf);
                 return -EINVAL;
         }
-        buf[0] = (uint8_t) (n >> 24);
-        buf[1] = (uint8_t) (n >> 16);
-        buf[2] = (uint8_t) (n >> 8);
-        buf[3] = (uint8_t) n;
-        *ret = buf;
-        *ret_size = PROTOCOL_HEADER_SIZE + n;
+        f.buf[0] = (uint8_t) (n >> 24);
+        f.buf[1] = (uint8_t) (n >> 16);
+        f.buf[2] = (uint8_t) (n >> 8);
+        f.buf[3] = (uint8_t) n;
+        *ret = f.buf;
+        *ret_size = f.size;
         return 0;
 }
 

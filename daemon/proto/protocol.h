@@ -106,6 +106,9 @@ struct protocol_request {
         unsigned min;            /* required */
         char *group;             /* optional: absent = the only group */
         bool wait;               /* reply only when the resize is done */
+
+        /* nodes */
+        bool rows;               /* the reply as "columns" and "rows" (arrays) instead of one object per node */
 };
 
 struct protocol_request *protocol_request_free(struct protocol_request *r);

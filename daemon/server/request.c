@@ -480,10 +480,61 @@ static json_t *node_json(const struct request_context *ctx, const char *name, co
         return o;
 }
 
+/* The row form ("rows": true): the same values as node_json()'s keys, in
+ * this order, null for none. Arrays cost a client's JSON parser a fraction
+ * of what one object per node does (elasticctl nodes at 10,000 nodes). */
+static const char *const node_columns[] = {
+        "name", "slurm_state", "group", "instance_id", "instance_status", "address", "operation",
+        "operation_state", "operation_id", "operation_age_seconds", "request", "step", "note",
+};
+
+static json_t *string_or_null(const char *s) {
+        return s ? json_string(s) : json_null();
+}
+
+static json_t *node_row(const struct request_context *ctx, const char *name, const char *group,
+                        const struct state_node *sn, time_t now) {
+        const char *slurm_state = NULL, *instance_status = NULL;
+        json_t *v[ELEMENTSOF(node_columns)], *row;
+        size_t i = 0;
+        bool ok;
+
+        lifecycle_node_view(ctx->lifecycle, name, &slurm_state, &instance_status);
+        v[i++] = json_string(name);
+        v[i++] = string_or_null(slurm_state);
+        v[i++] = json_string(group ? group : (sn ? sn->group : "-"));
+        v[i++] = string_or_null(sn ? sn->instance_id : NULL);
+        v[i++] = string_or_null(instance_status);
+        v[i++] = string_or_null(sn ? sn->address : NULL);
+        v[i++] = string_or_null(sn ? state_op_kind_to_string(sn->op.kind) : NULL);
+        v[i++] = string_or_null(sn ? state_op_state_to_string(sn->op.state) : NULL);
+        v[i++] = string_or_null(sn ? sn->op.id : NULL);
+        v[i++] = sn ? json_integer(now - sn->op.created > 0 ? now - sn->op.created : 0) : json_null();
+        v[i++] = string_or_null(sn ? sn->op.request_id : NULL);
+        v[i++] = string_or_null(sn ? sn->step : NULL);
+        v[i++] = string_or_null(sn ? sn->note : NULL);
+        row = json_array();
+        ok = row != NULL;
+        for (size_t k = 0; k < i; k++) {
+                if (ok && v[k])
+                        ok = json_array_append_new(row, v[k]) == 0; /* takes v[k] even when it fails */
+                else {
+                        ok = false;
+                        json_decref(v[k]);
+                }
+        }
+        if (!ok) {
+                json_decref(row);
+                return NULL;
+        }
+        return row;
+}
+
 struct nodes_walk {
         struct request_context *ctx;
         json_t *array;
         time_t now;
+        bool rows;
         int r;
 };
 
@@ -493,7 +544,8 @@ static int add_unconfigured_node(const struct state_node *sn, void *userdata) {
 
         if (config_node_find(w->ctx->config, sn->name, NULL, NULL) >= 0)
                 return 0;
-        if (json_array_append_new(w->array, node_json(w->ctx, sn->name, NULL, sn, w->now)) < 0) {
+        if (json_array_append_new(w->array, w->rows ? node_row(w->ctx, sn->name, NULL, sn, w->now)
+                                                    : node_json(w->ctx, sn->name, NULL, sn, w->now)) < 0) {
                 w->r = -ENOMEM;
                 return 1;
         }
@@ -503,7 +555,7 @@ static int add_unconfigured_node(const struct state_node *sn, void *userdata) {
 static int handle_nodes(struct request_context *ctx, const char *id, const struct protocol_request *req,
                         const struct server_peer *peer, json_t **ret_result, struct protocol_error *err) {
         _cleanup_(json_decrefp) json_t *array = NULL;
-        struct nodes_walk w = { .ctx = ctx, .now = time(NULL) };
+        struct nodes_walk w = { .ctx = ctx, .now = time(NULL), .rows = req->rows };
 
         array = json_array();
         if (!array)
@@ -512,17 +564,30 @@ static int handle_nodes(struct request_context *ctx, const char *id, const struc
         for (size_t g = 0; g < ctx->config->n_groups; g++) {
                 const struct config_group *group = &ctx->config->groups[g];
 
-                for (size_t i = 0; i < group->n_nodes; i++)
-                        if (json_array_append_new(array, node_json(ctx, group->node_names[i], group->name,
-                                                                   state_node_find(ctx->state, group->node_names[i]),
-                                                                   w.now)) < 0)
+                for (size_t i = 0; i < group->n_nodes; i++) {
+                        const char *name = group->node_names[i];
+                        const struct state_node *sn = state_node_find(ctx->state, name);
+
+                        if (json_array_append_new(array, w.rows ? node_row(ctx, name, group->name, sn, w.now)
+                                                                : node_json(ctx, name, group->name, sn, w.now)) < 0)
                                 return -ENOMEM;
+                }
         }
         w.array = array;
         state_foreach_node(ctx->state, add_unconfigured_node, &w);
         if (w.r < 0)
                 return w.r;
-        *ret_result = json_pack("{s:O}", "nodes", array);
+        if (w.rows) {
+                json_t *columns = json_array();
+
+                for (size_t i = 0; columns && i < ELEMENTSOF(node_columns); i++)
+                        if (json_array_append_new(columns, json_string(node_columns[i])) < 0) {
+                                json_decref(columns);
+                                columns = NULL;
+                        }
+                *ret_result = columns ? json_pack("{s:o, s:O}", "columns", columns, "rows", array) : NULL;
+        } else
+                *ret_result = json_pack("{s:O}", "nodes", array);
         return *ret_result ? 0 : -ENOMEM;
 }
 

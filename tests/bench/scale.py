@@ -145,6 +145,8 @@ def main():
     ap.add_argument("--nodes", type=int, default=1000, help="nodes per group")
     ap.add_argument("--idle", type=float, default=60.0, help="idle seconds measured")
     ap.add_argument("--resume", type=int, default=1000, help="nodes resumed at once (0: no resume)")
+    ap.add_argument("--hold", type=float, default=0,
+                    help="before the resume, keep everything up this long (to profile by hand)")
     ap.add_argument("--resume-wait", type=float, default=300.0,
                     help="longest wait for the resume's first POST, in seconds")
     a = ap.parse_args()
@@ -204,6 +206,10 @@ def main():
             key = "elasticctl %s%s" % (what, " (target %s)" % target if target else "")
             out[key] = "%.1f ms median of 5" % (med * 1000) if med is not None else "failed: " + err
 
+        if a.hold > 0:
+            print("holding %.0f s: ELASTICD_SOCKET=%s, elasticd pid %d, config %s" % (a.hold, sock, pid, conf),
+                  flush=True)
+            time.sleep(a.hold)
         if a.resume <= 0:
             return 0
         # 1,000-node resume: hook -> first server POST at the emulator.

@@ -353,7 +353,8 @@ def cli_socket_precedence():
 def cli_requests():
     cases = [
         (["status"], {"type": "status"}),
-        (["nodes"], {"type": "nodes"}),
+        (["nodes"], {"type": "nodes", "rows": True}),
+        (["--json", "nodes"], {"type": "nodes"}),
         (["reload"], {"type": "reload"}),
         (["resume", "cn-[1-2]"], {"type": "resume", "nodes": "cn-[1-2]"}),
         (["suspend", "cn-3"], {"type": "suspend", "nodes": "cn-3"}),
@@ -365,7 +366,7 @@ def cli_requests():
         (["resize", "--min", "0"], {"type": "resize", "min": 0, "wait": False}),
     ]
     for args, want in cases:
-        d = FakeDaemon([ok_reply({"nodes": []} if args == ["nodes"] else {"accepted": 2})])
+        d = FakeDaemon([ok_reply({"nodes": []} if args[-1] == "nodes" else {"accepted": 2})])
         p = run("elasticctl", ["-s", d.path] + args)
         d.close()
         check(p.returncode == 0, "%r: exit %d %s" % (args, p.returncode, p.stderr))
@@ -455,6 +456,17 @@ def cli_nodes_table():
     check(lines[3].split() == ["cn-2", "-", "-", "-", "-", "-", "-", "-"], lines[3])
     # Columns line up.
     check(lines[0].index("STATE") == lines[2].index("POWERING_UP"), p.stdout)
+    # The same table from the row form elasticctl asks for: columns in any
+    # order, unknown ones ignored, missing ones "-".
+    cols = ["operation_age_seconds", "name", "group", "slurm_state", "instance_id", "instance_status",
+            "address", "operation", "note"]
+    rows = {"columns": cols, "rows": [[n.get(c) for c in cols] for n in result["nodes"]]}
+    d = FakeDaemon([ok_reply(rows), ok_reply({"columns": ["name"], "rows": [["cn-1"]]})])
+    p2 = run("elasticctl", ["-s", d.path, "nodes"])
+    p3 = run("elasticctl", ["-s", d.path, "nodes"])
+    d.close()
+    check(p2.returncode == 0 and p2.stdout == p.stdout, repr(p2.stdout))
+    check(p3.returncode == 0 and p3.stdout.splitlines()[1].split() == ["cn-1"] + ["-"] * 7, repr(p3.stdout))
 
 
 @test

@@ -91,6 +91,15 @@ static void test_encode_limits(void) {
         CHECK(buf == NULL);
         CHECK_INT(protocol_frame_encode(big, 8192, &buf, &size), 0);
         CHECK(size > 5000);
+        /* A body of exactly the limit fits; one byte less does not. */
+        CHECK_INT((int) size, 4 + 5007); /* {"s":"a...a"} */
+        free(buf);
+        buf = NULL;
+        CHECK_INT(protocol_frame_encode(big, 5007, &buf, &size), 0);
+        free(buf);
+        buf = NULL;
+        CHECK_INT(protocol_frame_encode(big, 5006, &buf, &size), -EMSGSIZE);
+        CHECK(buf == NULL);
         json_decref(arr);
         json_decref(big);
 }
@@ -356,6 +365,11 @@ static void test_request_valid(void) {
                 CHECK_INT(r->min, 4294967295u);
                 protocol_request_free(r);
         }
+        r = expect_request("{\"version\":1,\"type\":\"nodes\",\"rows\":true}");
+        if (r) {
+                CHECK(r->rows);
+                protocol_request_free(r);
+        }
         static const char *const simple[] = { "status", "nodes", "reload", "ping", "metrics" };
         for (size_t i = 0; i < ELEMENTSOF(simple); i++) {
                 char text[128];
@@ -438,6 +452,10 @@ static void test_request_invalid(void) {
         expect_request_error("{\"version\":1,\"type\":\"resize\",\"min\":\"4\"}", B, "\"min\" is a string");
         expect_request_error("{\"version\":1,\"type\":\"resize\",\"min\":1,\"wait\":1}", B,
                              "\"wait\" is an integer; it must be true or false");
+        expect_request_error("{\"version\":1,\"type\":\"nodes\",\"rows\":\"yes\"}", B,
+                             "\"rows\" is a string; it must be true or false");
+        expect_request_error("{\"version\":1,\"type\":\"status\",\"rows\":true}", B,
+                             "field \"rows\" is not allowed in a \"status\" request");
         expect_request_error("{\"version\":1,\"type\":\"resize\",\"min\":1,\"group\":\"\"}", B, "\"group\" is empty");
         expect_request_error("{\"version\":1,\"type\":\"status\",\"client\":null}", B, "\"client\" is null");
 
@@ -520,6 +538,8 @@ static void test_request_to_json(void) {
                 }
                 if (t == PROTOCOL_REQUEST_REBOOT)
                         r.reason = (char *) "rebuild";
+                if (t == PROTOCOL_REQUEST_NODES)
+                        r.rows = true;
                 o = NULL;
                 CHECK_INT(protocol_request_to_json(&r, &o, NULL), 0);
                 CHECK_INT(protocol_request_parse(o, &b, NULL), 0);
@@ -527,6 +547,7 @@ static void test_request_to_json(void) {
                         CHECK_INT(b->type, t);
                         CHECK_INT(b->min, r.min);
                         CHECK_INT(b->wait, r.wait);
+                        CHECK_INT(b->rows, r.rows);
                 }
                 json_decref(o);
         }
@@ -546,6 +567,9 @@ static void test_request_to_json(void) {
         CHECK_STR(err.message, "field \"reason\" is not valid UTF-8");
         struct protocol_request bad3 = { .type = PROTOCOL_REQUEST_STATUS, .min = 3 };
         CHECK_INT(protocol_request_to_json(&bad3, &o, NULL), -EINVAL);
+        struct protocol_request bad6 = { .type = PROTOCOL_REQUEST_STATUS, .rows = true };
+        CHECK_INT(protocol_request_to_json(&bad6, &o, &err), -EINVAL);
+        CHECK_STR(err.message, "rows belongs to a \"nodes\" request only");
         struct protocol_request bad4 = { .type = _PROTOCOL_REQUEST_MAX };
         CHECK_INT(protocol_request_to_json(&bad4, &o, NULL), -EINVAL);
         CHECK(o == NULL);
