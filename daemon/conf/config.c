@@ -1662,18 +1662,15 @@ struct group_seen {
         struct seen seen[_GROUP_MAX];
 };
 
-static bool isempty(const char *s) {
-        return !s || !*s;
-}
-
 static int strcmp_ptr(const void *a, const void *b) {
         return strcmp(*(char *const *) a, *(char *const *) b);
 }
 
-/* The nodes a valid hostlist of COUNT names lists more than once, compressed
- * ("" if only within one bracket, as "n[1,1]"). hostlist_expand drops
- * duplicates, so this expands element by element. */
-static int hostlist_duplicates(const char *hostlist, size_t count, char **ret) {
+/* The message for a valid hostlist of COUNT names that lists nodes more than
+ * once, naming them (only within one bracket, as "n[1,1]": they cannot be
+ * told apart). hostlist_expand drops duplicates, so this expands element by
+ * element. */
+static int hostlist_duplicates(const char *hostlist, size_t count, size_t group, char **ret) {
         _cleanup_free_ char *copy = strdup(hostlist);
         _cleanup_strv_free_ char **all = NULL;
         _cleanup_free_ char **twice = NULL;
@@ -1717,7 +1714,11 @@ static int hostlist_duplicates(const char *hostlist, size_t count, char **ret) {
         for (size_t k = 1; k < n_all; k++)
                 if (strcmp(all[k], all[k - 1]) == 0 && (n_twice == 0 || strcmp(twice[n_twice - 1], all[k]) != 0))
                         twice[n_twice++] = all[k];
-        return hostlist_compress(twice, n_twice, ret, NULL);
+        if (n_twice == 0)
+                return asprintf(ret, "groups[%zu].nodes lists nodes more than once in one bracket", group) < 0
+                               ? -ENOMEM : 0;
+        return hostlist_message(ret, HOSTLIST_MESSAGE_MAX, twice, n_twice, "groups[%zu].nodes lists %zu node%s more than once",
+                                group, HOSTLIST_NODES(n_twice));
 }
 
 /* Expand one group's hostlist into g->node_names, in node order. */
@@ -1743,14 +1744,11 @@ static int group_expand(struct parse *p, struct config_group *g, size_t i, const
                 return r;
         }
         if (g->n_nodes < count) {
-                _cleanup_free_ char *twice = NULL;
-                r = hostlist_duplicates(g->nodes, count, &twice);
+                _cleanup_free_ char *msg = NULL;
+                r = hostlist_duplicates(g->nodes, count, i, &msg);
                 if (r < 0)
                         return r;
-                if (isempty(twice))
-                        diag(p, mark, "groups[%zu].nodes lists nodes more than once in one bracket", i);
-                else
-                        diag(p, mark, "groups[%zu].nodes lists %s more than once", i, twice);
+                diag(p, mark, "%s", msg);
                 return -EINVAL;
         }
         return 0;
@@ -1827,15 +1825,15 @@ static void check_nodes(struct parse *p, struct config *c, const struct group_se
                 }
                 for (size_t k = i; k < j; k++)
                         names[n++] = (char *) dups[k].name;
-                if (hostlist_compress(names, n, &compressed, NULL) < 0) {
+                const struct config_group *a = &c->groups[dups[i].first], *b = &c->groups[dups[i].second];
+                if (hostlist_message(&compressed, HOSTLIST_MESSAGE_MAX, names, n,
+                                     "a node belongs to one group only, but %zu node%s %s in groups %s and %s",
+                                     HOSTLIST_NODES(n), n == 1 ? "is" : "are",
+                                     a->name ? a->name : "?", b->name ? b->name : "?") < 0) {
                         p->oom = true;
                         goto out;
                 }
-
-                const struct config_group *a = &c->groups[dups[i].first], *b = &c->groups[dups[i].second];
-                diag(p, &gs[dups[i].second].seen[GROUP_NODES].value->mark,
-                     "%s is in groups %s and %s: a node belongs to one group only", compressed,
-                     a->name ? a->name : "?", b->name ? b->name : "?");
+                diag(p, &gs[dups[i].second].seen[GROUP_NODES].value->mark, "%s", compressed);
                 i = j;
         }
         if (ok && n_dups == 0) {

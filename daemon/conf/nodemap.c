@@ -218,7 +218,7 @@ int nodemap_resolve(const struct nodemap *m, char *const *nodes, size_t n,
                     char **ret_error) {
         _cleanup_free_ size_t *groups = NULL;
         _cleanup_free_ char **unknown = NULL, **ambiguous = NULL;
-        _cleanup_free_ char *unknown_s = NULL, *ambiguous_s = NULL;
+        _cleanup_free_ char *unknown_s = NULL, *ambiguous_s = NULL, *unknown_m = NULL, *ambiguous_m = NULL;
         size_t n_unknown = 0, n_ambiguous = 0;
         int r;
 
@@ -250,16 +250,22 @@ int nodemap_resolve(const struct nodemap *m, char *const *nodes, size_t n,
                 r = hostlist_compress(unknown, n_unknown, &unknown_s, ret_error);
                 if (r < 0)
                         return r;
+                r = hostlist_message(&unknown_m, HOSTLIST_MESSAGE_MAX / 2, unknown, n_unknown,
+                                     "%zu node%s in no group", HOSTLIST_NODES(n_unknown));
+                if (r < 0)
+                        return r;
         }
         if (n_ambiguous > 0) {
                 r = hostlist_compress(ambiguous, n_ambiguous, &ambiguous_s, ret_error);
                 if (r < 0)
                         return r;
+                r = hostlist_message(&ambiguous_m, HOSTLIST_MESSAGE_MAX / 2, ambiguous, n_ambiguous,
+                                     "%zu node%s in more than one group", HOSTLIST_NODES(n_ambiguous));
+                if (r < 0)
+                        return r;
         }
-        r = errmsg(ret_error, n_unknown > 0 ? -ENOENT : -ENOTUNIQ, "%s%s%s%s%s",
-                 unknown_s ? "nodes in no group: " : "", unknown_s ?: "",
-                 unknown_s && ambiguous_s ? "; " : "",
-                 ambiguous_s ? "nodes in more than one group: " : "", ambiguous_s ?: "");
+        r = errmsg(ret_error, n_unknown > 0 ? -ENOENT : -ENOTUNIQ, "%s%s%s", unknown_m ?: "",
+                   unknown_m && ambiguous_m ? "; " : "", ambiguous_m ?: "");
         if (ret_unknown)
                 *ret_unknown = TAKE_PTR(unknown_s);
         if (ret_ambiguous)

@@ -55,8 +55,8 @@ int nodemap_lookup_position(const struct nodemap *m, const char *node, size_t *r
  * each node's group index. Otherwise nothing is returned in *ret_groups and:
  *   -ENOENT   some nodes are in no group,
  *   -ENOTUNIQ none is unknown but some are in more than one group,
- * with *ret_error "nodes in no group: cn[9-10]; nodes in more than one group:
- * x[1-2]" and, if not NULL, *ret_unknown / *ret_ambiguous the compressed
+ * with *ret_error "2 nodes in no group: cn[9-10]; 2 nodes in more than one
+ * group: x[1-2]" (each list cut between nodes to fit a log line) and, if not NULL, *ret_unknown / *ret_ambiguous the compressed
  * hostlists of each kind (NULL when none). All strings are malloc'd. */
 int nodemap_resolve(const struct nodemap *m, char *const *nodes, size_t n,
                     size_t **ret_groups, char **ret_unknown, char **ret_ambiguous,

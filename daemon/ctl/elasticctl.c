@@ -30,6 +30,8 @@
 #include "conf/config.h"
 #include "util/fileread.h"
 #include "conf/slurmconf.h"
+#include "util/hostlist.h"
+#include "util/strv.h"
 
 enum {
         EXIT_REFUSED = 1,     /* the daemon answered with an error, or check found it unhealthy */
@@ -41,6 +43,10 @@ enum {
 #define CLI_TIMEOUT_MS 30000
 /* resize --wait: how often it asks for status. */
 #define RESIZE_POLL_MS 2000
+/* A hook's message names at most this many bytes of nodes (syslog lines are
+ * short), expanding at most this many. */
+#define HOOK_MESSAGE_MAX 512
+#define HOOK_MESSAGE_NODES_MAX (1u << 22)
 /* Replies can be larger than requests: `nodes` on a big cluster. */
 #define REPLY_MAX_FRAME ((size_t) 16 * 1024 * 1024)
 
@@ -807,12 +813,21 @@ static int parse_global(int argc, char **argv, struct options *o) {
 
 /* ---- Main ----------------------------------------------------------------- */
 
-/* What the request was, for a hook's messages: "resume cn-[1-4]". */
-static const char *request_what(const struct options *o, const struct protocol_request *r, char *buf, size_t size) {
-        if (!o->hook)
-                return NULL;
-        snprintf(buf, size, "%s %s", protocol_request_type_to_string(r->type), r->nodes ? r->nodes : "");
-        return buf;
+/* What the request was, for the end of a hook's messages (after what went
+ * wrong): "resume of 4 nodes: cn-[1-4]", the list cut between nodes. */
+static char *request_what(const struct protocol_request *r) {
+        _cleanup_(strv_freep) char **names = NULL;
+        const char *type = protocol_request_type_to_string(r->type);
+        char *s = NULL;
+        size_t n = 0;
+
+        if (r->nodes && hostlist_expand(r->nodes, HOOK_MESSAGE_NODES_MAX, &names, &n, NULL) >= 0 && n > 0) {
+                if (hostlist_message(&s, HOOK_MESSAGE_MAX, names, n, "%s of %zu node%s", type, HOSTLIST_NODES(n)) < 0)
+                        s = NULL;
+        } else if (asprintf(&s, "%s of \"%.200s%s\"", type, r->nodes ? r->nodes : "",
+                            r->nodes && strlen(r->nodes) > 200 ? "..." : "") < 0)
+                s = NULL;
+        return s;
 }
 
 /* One request and its reply, without output: 0, or the exit status. */
@@ -960,7 +975,6 @@ static int run(const struct options *o, enum output_kind kind, struct protocol_r
         const struct output *out = o->json ? &json_output : &text_output;
         int64_t deadline = o->timeout_ms < 0 ? -1 : now_ms() + o->timeout_ms;
         int backoff_ms = 100;
-        char what[256];
 
         for (;;) {
                 _cleanup_(protocol_reply_freep) struct protocol_reply *reply = NULL;
@@ -972,17 +986,16 @@ static int run(const struct options *o, enum output_kind kind, struct protocol_r
                 k = protocol_request_to_json(r, &request, &perr);
                 if (k < 0) {
                         /* Only our arguments can make the request invalid. */
-                        report(o, "%s%s%s", o->hook ? request_what(o, r, what, sizeof(what)) : "",
-                               o->hook ? ": " : "", k == -EINVAL ? perr.message : strerror(-k));
+                        _cleanup_free_ char *what = o->hook ? request_what(r) : NULL;
+                        report(o, "%s%s%s", k == -EINVAL ? perr.message : strerror(-k), what ? "; " : "",
+                               what ? what : "");
                         return EXIT_USAGE;
                 }
                 k = client_exchange(o, deadline, request, &reply, why, sizeof(why));
                 json_decref(request);
                 if (k < 0) {
-                        if (o->hook)
-                                report(o, "%s: %s", request_what(o, r, what, sizeof(what)), why);
-                        else
-                                report(o, "%s", why);
+                        _cleanup_free_ char *what = o->hook ? request_what(r) : NULL;
+                        report(o, "%s%s%s", why, what ? "; " : "", what ? what : "");
                         return kind == OUTPUT_CHECK ? EXIT_REFUSED : EXIT_UNREACHABLE;
                 }
                 if (reply->ok && r->type == PROTOCOL_REQUEST_RESIZE && r->wait) {
@@ -1009,11 +1022,12 @@ static int run(const struct options *o, enum output_kind kind, struct protocol_r
                         r->resume_file_error = strdup("SLURM_RESUME_FILE dropped: elasticd refused the request as too large");
                         continue;
                 }
-                if (o->hook)
-                        report(o, "%s: elasticd at %s refused it: %s: %s (request %s)",
-                               request_what(o, r, what, sizeof(what)), o->socket_path,
-                               reply->error_code, reply->error_message, reply->id ? reply->id : "-");
-                else
+                if (o->hook) {
+                        _cleanup_free_ char *what = request_what(r);
+                        report(o, "elasticd at %s refused it: %s: %s (request %s)%s%s", o->socket_path,
+                               reply->error_code, reply->error_message, reply->id ? reply->id : "-",
+                               what ? "; " : "", what ? what : "");
+                } else
                         report(o, "%s: %s (request %s)", reply->error_code, reply->error_message,
                                reply->id ? reply->id : "-");
                 return EXIT_REFUSED;

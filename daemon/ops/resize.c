@@ -173,20 +173,36 @@ static void on_update_done(int rc, const char *error, void *userdata) {
                 pass_next(r);
 }
 
+/* "resize: WHAT N nodes: LIST" for the log, LIST a hostlist, cut between
+ * nodes to fit a log line. */
+static void log_nodes(int level, const struct resize *r, const char *hostlist, const char *what) {
+        _cleanup_(strv_freep) char **v = NULL;
+        _cleanup_free_ char *msg = NULL;
+        size_t n = 0;
+
+        if (hostlist_expand(hostlist, nodemap_node_count(r->map) + 1, &v, &n, NULL) < 0 ||
+            hostlist_message(&msg, HOSTLIST_MESSAGE_MAX, v, n, "resize: %s %zu node%s", what, HOSTLIST_NODES(n)) < 0)
+                log_ctx_msg(level, NULL, "resize: %s %s", what, hostlist);
+        else
+                log_ctx_msg(level, NULL, "%s", msg);
+}
+
 static void update(struct resize *r, char **nodes, size_t n, uint32_t state, const char *what) {
-        _cleanup_free_ char *list = NULL, *error = NULL;
+        _cleanup_free_ char *list = NULL, *error = NULL, *msg = NULL;
         int rc;
 
         if (n == 0 || hostlist_compress(nodes, n, &list, &error) < 0)
                 return;
-        log_info("resize: %s %s", what, list);
+        if (hostlist_message(&msg, HOSTLIST_MESSAGE_MAX, nodes, n, "resize: %s %zu node%s", what, HOSTLIST_NODES(n)) < 0)
+                return;
+        log_info("%s", msg);
         rc = ctld_update(r->ctld, &(struct ctld_update){ .nodes = list, .state = state,
                                                          .reason = state & NODE_STATE_POWER_DOWN
                                                                            ? "elasticd: resize --min"
                                                                            : NULL },
                          on_update_done, r);
         if (rc < 0)
-                log_warning("resize: cannot ask Slurm to %s %s: %s", what, list, strerror(-rc));
+                log_warning("resize: cannot ask Slurm (%s) for this: %s", strerror(-rc), msg + strlen("resize: "));
         else
                 r->updates_out++;
 }
@@ -285,8 +301,8 @@ static void pass_start(struct resize *r) {
         if (!r->kept || strcmp(r->kept, want) != 0) {
                 if (!path) {
                         if (*want)
-                                log_error("resize: %s must stay powered up, but slurm.suspend_exclude_file "
-                                          "is not configured", want);
+                                log_nodes(LOG_ERR, r, want,
+                                          "slurm.suspend_exclude_file is not configured, so Slurm may power down");
                 } else {
                         rc = resize_write_exclusion_file(path, want, &error);
                         if (rc < 0) {
@@ -294,7 +310,10 @@ static void pass_start(struct resize *r) {
                                 r->step = PASS_IDLE;
                                 return;
                         }
-                        log_info("resize: nodes kept powered up: %s", *want ? want : "(none)");
+                        if (*want)
+                                log_nodes(LOG_INFO, r, want, "keeping powered up");
+                        else
+                                log_info("resize: no node kept powered up");
                         r->step = PASS_RECONFIGURE;
                 }
                 /* Nodes that were kept and are not any more are powered down. */

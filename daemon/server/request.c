@@ -10,6 +10,7 @@
 #include "util/log.h"
 #include "metrics/metrics.h"
 #include "util/strv.h"
+#include "util/urlredact.h"
 
 /* A journal append slower than this is worth a warning: the hook waits for it. */
 #define JOURNAL_SLOW_USEC (100 * 1000ULL)
@@ -124,7 +125,7 @@ static int handle_hook(struct request_context *ctx, const char *id, const struct
         _cleanup_free_ char **pending = NULL;
         _cleanup_free_ size_t *groups = NULL;
         _cleanup_free_ char **unknown = NULL;
-        _cleanup_free_ char *msg = NULL, *compressed = NULL, *pending_list = NULL;
+        _cleanup_free_ char *msg = NULL, *compressed = NULL, *pending_list = NULL, *accepted = NULL;
         _cleanup_(json_decrefp) json_t *records = NULL, *ops = NULL, *rec = NULL, *result = NULL;
         size_t n = 0, n_unknown = 0, n_pending = 0, n_new = 0, n_superseded = 0;
         enum state_op_kind kind;
@@ -173,16 +174,13 @@ static int handle_hook(struct request_context *ctx, const char *id, const struct
         if (n_unknown > 0) {
                 /* What is wrong first, then the nodes, cut between nodes to
                  * fit the reply's message. */
-                _cleanup_free_ char *list = NULL;
-                char head[PROTOCOL_MESSAGE_MAX];
-                size_t len;
+                _cleanup_free_ char *text = NULL;
 
-                len = (size_t) snprintf(head, sizeof(head), "%zu node%s in no node group of %s: ", n_unknown,
-                                        n_unknown == 1 ? "" : "s", ctx->config->path);
-                if (hostlist_compress_bounded(unknown, n_unknown,
-                                              len < sizeof(head) ? sizeof(head) - 1 - len : 0, &list, NULL) < 0)
-                        list = NULL;
-                protocol_error_set(err, PROTOCOL_ERROR_UNKNOWN_NODE, "%s%s", head, list ? list : "?");
+                if (hostlist_message(&text, PROTOCOL_MESSAGE_MAX - 1, unknown, n_unknown,
+                                     "%zu node%s in no node group of %s", HOSTLIST_NODES(n_unknown),
+                                     ctx->config->path) < 0)
+                        return -ENOMEM;
+                protocol_error_set(err, PROTOCOL_ERROR_UNKNOWN_NODE, "%s", text);
                 return -ENOENT;
         }
 
@@ -251,22 +249,29 @@ static int handle_hook(struct request_context *ctx, const char *id, const struct
         if (r < 0)
                 return -ENOMEM;
         if (n_pending > 0) {
-                pending_list = compress_or_placeholder(pending, n_pending);
-                if (json_object_set_new(result, "already_pending", json_string(pending_list ? pending_list : "?")) < 0)
+                _cleanup_free_ char *all = compress_or_placeholder(pending, n_pending);
+
+                if (json_object_set_new(result, "already_pending", json_string(all ? all : "?")) < 0)
+                        return -ENOMEM;
+                /* For the log line: a share of it, cut between nodes. */
+                if (hostlist_message(&pending_list, HOSTLIST_MESSAGE_MAX / 4, pending, n_pending,
+                                     ", %zu node%s already pending", HOSTLIST_NODES(n_pending)) < 0)
                         return -ENOMEM;
         }
+        if (hostlist_message(&accepted, HOSTLIST_MESSAGE_MAX / 2, nodes, n, "%zu node%s", HOSTLIST_NODES(n)) < 0)
+                return -ENOMEM;
         if (n_superseded > 0 && json_object_set_new(result, "superseded", json_integer((json_int_t) n_superseded)) < 0)
                 return -ENOMEM;
 
         snprintf(superseded_count, sizeof(superseded_count), "%zu", n_superseded);
         log_req(LOG_INFO, id,
-                "%s %s (%zu node%s) from uid %u pid %d%s%s: accepted, %zu new operation%s%s%s%s%s "
+                "%s of %s from uid %u pid %d%s%s: accepted, %zu new operation%s%s%s%s "
                 "(%.1f ms, journal %.1f ms)",
-                protocol_request_type_to_string(req->type), compressed, n, n == 1 ? "" : "s",
+                protocol_request_type_to_string(req->type), accepted,
                 (unsigned) peer->uid, (int) peer->pid, req->job_id ? " job " : "", req->job_id ? req->job_id : "",
                 n_new, n_new == 1 ? "" : "s",
-                n_pending ? ", already pending: " : "", n_pending ? pending_list : "",
                 n_superseded ? ", superseding other operations: " : "", n_superseded ? superseded_count : "",
+                n_pending ? pending_list : "",
                 (double) (now_monotonic() - t0) / 1000.0, (double) journal_usec / 1000.0);
         *ret_result = TAKE_PTR(result);
         return 0;
@@ -444,6 +449,22 @@ static int handle_metrics(struct request_context *ctx, const char *id, const str
         return *ret_result ? 0 : -ENOMEM;
 }
 
+/* A note often quotes a cloud's error: no URL's password or token in a
+ * reply (the journal and the log redact their own copies). */
+static json_t *json_string_redacted(const char *s) {
+        _cleanup_free_ char *clean = NULL;
+        size_t size;
+
+        if (!strstr(s, "://"))
+                return json_string(s);
+        size = 2 * strlen(s) + 2;
+        clean = malloc(size);
+        if (!clean)
+                return NULL;
+        urlredact(s, clean, size);
+        return json_string(clean);
+}
+
 static json_t *node_json(const struct request_context *ctx, const char *name, const char *group,
                          const struct state_node *sn, time_t now) {
         const char *slurm_state = NULL, *instance_status = NULL;
@@ -472,7 +493,7 @@ static json_t *node_json(const struct request_context *ctx, const char *name, co
                     (sn->instance_id && json_object_set_new(o, "instance_id", json_string(sn->instance_id)) < 0) ||
                     (sn->address && json_object_set_new(o, "address", json_string(sn->address)) < 0) ||
                     (sn->step && json_object_set_new(o, "step", json_string(sn->step)) < 0) ||
-                    (sn->note && json_object_set_new(o, "note", json_string(sn->note)) < 0))
+                    (sn->note && json_object_set_new(o, "note", json_string_redacted(sn->note)) < 0))
                         return json_decref(o), NULL;
         } else if (json_object_set_new(o, "operation", json_null()) < 0 ||
                    json_object_set_new(o, "operation_age_seconds", json_null()) < 0)

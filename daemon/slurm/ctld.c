@@ -10,12 +10,18 @@
 #include <slurm/slurm.h>
 #include <slurm/slurm_errno.h>
 
+#include "util/hostlist.h"
+#include "util/strv.h"
+#include "util/urlredact.h"
 #include "util/worker.h"
 
 /* Exported by libslurm 22.05 but not declared in its headers. The string is
  * xmalloc'd: release it with slurm_xfree, never free(). */
 extern char *slurm_node_state_string_complete(uint32_t inx);
 extern void slurm_xfree(void **item);
+
+/* Nodes an update's error message expands (to name them cut to a log line). */
+#define CTLD_MESSAGE_NODES_MAX (1u << 22)
 
 /* How many calls may wait for the worker before callers get -EBUSY. */
 #define CTLD_MAX_QUEUED 4096
@@ -196,24 +202,45 @@ int ctld_load_nodes_sync(struct ctld_nodes **ret, char **ret_error) {
 
 int ctld_update_sync(const struct ctld_update *u, char **ret_error) {
         update_node_msg_t m;
-        _cleanup_free_ char *what = NULL;
+        _cleanup_free_ char *reason = NULL, *msg = NULL;
+        _cleanup_(strv_freep) char **names = NULL;
+        size_t n = 0;
+        int e;
 
         if (!u || !u->nodes)
                 return -EINVAL;
 
+        /* A reason often quotes a cloud's error: no URL's password or token
+         * reaches Slurm (scontrol show node, sinfo -R, slurmctld's log). */
+        if (u->reason && strstr(u->reason, "://")) {
+                size_t size = 2 * strlen(u->reason) + 2;
+                reason = malloc(size);
+                if (!reason)
+                        return -ENOMEM;
+                urlredact(u->reason, reason, size);
+        }
         slurm_init_update_node_msg(&m);
         /* libslurm's field types are not const; it does not modify them. */
         m.node_names = (char *) u->nodes;
         m.node_addr = (char *) u->addr;
         m.node_hostname = (char *) u->hostname;
-        m.reason = (char *) u->reason;
+        m.reason = reason ? reason : (char *) u->reason;
         if (u->state)
                 m.node_state = u->state;
         if (slurm_update_node(&m) == SLURM_SUCCESS)
                 return 0;
-        if (asprintf(&what, "updating node(s) %s", u->nodes) < 0)
-                return -ENOMEM;
-        return slurm_error(what, ret_error);
+        e = slurm_get_errno();
+        /* What went wrong first, then the nodes, cut between nodes. */
+        if (hostlist_expand(u->nodes, CTLD_MESSAGE_NODES_MAX, &names, &n, NULL) < 0 ||
+            hostlist_message(&msg, HOSTLIST_MESSAGE_MAX, names, n, "%s, updating %zu node%s", slurm_strerror(e),
+                             HOSTLIST_NODES(n)) < 0)
+                msg = NULL;
+        if (ret_error) {
+                if (!msg && asprintf(&msg, "%s, updating nodes %s", slurm_strerror(e), u->nodes) < 0)
+                        msg = NULL;
+                *ret_error = TAKE_PTR(msg);
+        }
+        return e > 0 && e < 1000 ? -e : -EIO;
 }
 
 int ctld_reconfigure_sync(char **ret_error) {

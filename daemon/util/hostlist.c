@@ -619,6 +619,32 @@ int hostlist_compress_bounded(char *const *nodes, size_t n, size_t max_len,
         return 0;
 }
 
+int hostlist_message(char **ret, size_t max_len, char *const *nodes, size_t n, const char *fmt, ...) {
+        _cleanup_free_ char *head = NULL, *list = NULL;
+        char *msg;
+        size_t len;
+        va_list ap;
+        int r;
+
+        va_start(ap, fmt);
+        r = vasprintf(&head, fmt, ap);
+        va_end(ap);
+        if (r < 0)
+                return -ENOMEM;
+        if (n == 0) {
+                *ret = TAKE_PTR(head);
+                return 0;
+        }
+        len = strlen(head) + 2;
+        r = hostlist_compress_bounded(nodes, n, max_len > len ? max_len - len : 0, &list, NULL);
+        if (r < 0)
+                return r;
+        if (asprintf(&msg, "%s: %s", head, list) < 0)
+                return -ENOMEM;
+        *ret = msg;
+        return 0;
+}
+
 int hostlist_name_compare(const char *a, const char *b) {
         while (*a && *b) {
                 if (is_digit(*a) && is_digit(*b)) {

@@ -4,6 +4,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "util/macro.h"
+
 /* Syntax accepted (a subset of libslurm's, so that libslurm never sees input
  * it would misparse, print about or crash on; names come out as libslurm
  * would expand them, see test-hostlist's test_matches_libslurm):
@@ -47,6 +49,20 @@ int hostlist_compress(char *const *nodes, size_t n, char **ret_hostlist, char **
  * nodes. */
 int hostlist_compress_bounded(char *const *nodes, size_t n, size_t max_len,
                               char **ret_text, size_t *ret_count);
+
+/* What a log line gives a message that names nodes. */
+#define HOSTLIST_MESSAGE_MAX 1024
+
+/* A message that names nodes: HEAD (a printf format saying what is wrong and
+ * how many nodes, e.g. "3 nodes in no node group") then ": " and the N nodes
+ * as hostlist_compress_bounded gives them, cut between nodes ("and 10 more")
+ * so that the whole fits max_len bytes; a HEAD too long for that still gets
+ * one node. N == 0 gives HEAD alone. 0 or -ENOMEM. */
+int hostlist_message(char **ret, size_t max_len, char *const *nodes, size_t n, const char *fmt, ...)
+        _printf_(5, 6);
+
+/* "1 node", "12 nodes": for the count in a HEAD. */
+#define HOSTLIST_NODES(n) (n), (n) == 1 ? "" : "s"
 
 /* Whether NAME is one valid node name (what an element expands to). */
 bool hostlist_name_is_valid(const char *name);

@@ -75,6 +75,10 @@ def test_idempotent_and_supersede(d):
     before = d.journal_bytes()
     r = ok(hook(d, "resume", "cl1"))
     check(r["operations_created"] == 0 and r.get("already_pending") == "cl1", r)
+    # The log line says how many and which: "resume of 1 node: cl1 ... 1 node already pending: cl1"
+    line = [l for l in d.log().splitlines() if "already pending" in l]
+    check(any("resume of 1 node: cl1 from uid" in l and "1 node already pending: cl1" in l for l in line),
+          "\n".join(line[-5:]))
     r = ok(hook(d, "suspend", "cl2"))
     check(r["operations_created"] == 1 and r.get("superseded") == 1, r)
     n = d.nodes()["cl2"]

@@ -96,8 +96,23 @@ def main():
             pass
         t.ok(not [x for x in ours(s.servers()) if x["name"] == "cl3"],
              "the ERROR instance is deleted")
-        s.emu_config(build_error_regex=None)
-        s.c.run("scontrol", "update", "nodename=cl3", "state=resume")
+        # A fault that quotes a URL with a password and a token: neither
+        # reaches Slurm's reason nor the node's note (elasticctl nodes).
+        s.emu_config(build_error_regex="^cl4$", build_error_kind="spawn",
+                     build_error_message="image fetch from http://admin:S3cretPW@img.example/x?token=T0kenXYZ failed")
+        s.c.run("scontrol", "update", "nodename=cl4", "state=power_up", check=True)
+        try:
+            s.wait_for(lambda: "DOWN" in s.state("cl4") and "elasticd" in reason("cl4"), 60,
+                       "cl4 to be marked DOWN by elasticd")
+        except HarnessError:
+            pass
+        note = s.nodes().get("cl4", {}).get("note") or ""
+        t.ok("img.example" in reason("cl4") and "S3cretPW" not in reason("cl4") and "T0kenXYZ" not in reason("cl4"),
+             "a URL in the cloud's fault reaches Slurm's reason redacted: %s" % reason("cl4"))
+        t.ok("img.example" in note and "S3cretPW" not in note and "T0kenXYZ" not in note,
+             "... and the node's note: %s" % note)
+        s.emu_config(build_error_regex=None, build_error_kind="novalidhost")
+        s.c.run("scontrol", "update", "nodename=cl[3-4]", "state=resume")
 
         # --- 4. kill -9 elasticd in the middle of a resume ----------------------
         s.emu_config(build_delay=4.0)

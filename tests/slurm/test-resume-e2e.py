@@ -128,7 +128,7 @@ def find_node(nodes_result, name):
 def daemon_log_tail(c):
     """elasticd's log without the chatter of our own polling."""
     lines = [l for l in c.log("elasticd.log").splitlines()
-             if "Client connected" not in l and " nodes from uid" not in l]
+             if "Client connected" not in l and " from uid " not in l]
     return "\n".join(lines[-30:])
 
 

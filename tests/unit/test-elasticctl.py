@@ -228,7 +228,25 @@ def hook_error_reply_exit_1():
     d.close()
     check(p.returncode == 1, "exit %d" % p.returncode)
     check("unknown_node: cn-99 is in no node group (request r-9-9)" in p.stderr, p.stderr)
-    check(d.path in p.stderr and "resume cn-99" in p.stderr, p.stderr)
+    check(d.path in p.stderr and p.stderr.rstrip().endswith("; resume of 1 node: cn-99"), p.stderr)
+
+
+@test
+def hook_error_names_many_nodes_cut():
+    # What went wrong first; the nodes last, with their count, cut between
+    # nodes ("and N more") so that the line stays short.
+    many = ",".join("cn%d" % i for i in range(1, 4000, 2))
+    d = FakeDaemon([error_reply("internal", "journal full", "r-9-8")])
+    p = run("elastic-suspend", [many], sock=d.path)
+    d.close()
+    check(p.returncode == 1, "exit %d" % p.returncode)
+    line = [l for l in p.stderr.splitlines() if "refused it" in l]
+    check(len(line) == 1, p.stderr)
+    line = line[0] if line else ""
+    check("refused it: internal: journal full (request r-9-8); suspend of 2000 nodes: cn[1,3,5," in line, line)
+    check(line.endswith(" more") and len(line) < 800, line)
+    listed, rest = line.split("suspend of 2000 nodes: ", 1)[1].rsplit(" and ", 1)
+    check(listed.endswith("]") and int(rest.split()[0]) + listed.count(",") + 1 == 2000, line)
 
 
 @test
@@ -277,7 +295,7 @@ def hook_no_daemon_exit_2():
             env={"ELASTICD_TIMEOUT": "0.5"})
     check(p.returncode == 2, "exit %d" % p.returncode)
     check(path in p.stderr and "No such file or directory (kept trying" in p.stderr, p.stderr)
-    check("resume_fail cn-[1-2]" in p.stderr, p.stderr)
+    check("resume_fail of 2 nodes: cn-[1-2]" in p.stderr, p.stderr)
 
 
 @test

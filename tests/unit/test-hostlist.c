@@ -554,6 +554,27 @@ static void test_compress_bounded(void) {
         CHECK(strncmp(one, "cn1 and ", 8) == 0);
 }
 
+/* Messages: what is wrong and the count first, the list fitted to the
+ * budget after it; no nodes, the head alone. */
+static void test_message(void) {
+        _cleanup_free_ char *a = NULL, *b = NULL, *c = NULL;
+        _cleanup_strv_free_ char **v = NULL;
+        size_t n = 0;
+
+        CHECK_INT(hostlist_expand("cn[1-3],cn[5-9],cn11,cn13,cn15,cn17", 100, &v, &n, NULL), 0);
+        CHECK_INT(hostlist_message(&a, 100, v, n, "%zu node%s are bad", HOSTLIST_NODES(n)), 0);
+        CHECK_STR(a, "12 nodes are bad: cn[1-3,5-9,11,13,15,17]");
+        CHECK_INT(hostlist_message(&b, 40, v, n, "%zu node%s are bad", HOSTLIST_NODES(n)), 0);
+        CHECK_STR(b, "12 nodes are bad: cn[1-3,5-9] and 4 more");
+        CHECK(strlen(b) <= 40);
+        /* a head longer than the budget still names one node */
+        CHECK_INT(hostlist_message(&c, 5, v, 1, "%zu node%s is bad", HOSTLIST_NODES((size_t) 1)), 0);
+        CHECK_STR(c, "1 node is bad: cn1");
+        free(c);
+        CHECK_INT(hostlist_message(&c, 5, v, 0, "nothing"), 0);
+        CHECK_STR(c, "nothing");
+}
+
 int main(void) {
         RUN(test_ranges);
         RUN(test_lists);
@@ -576,5 +597,6 @@ int main(void) {
         RUN(test_compress_matches_libslurm);
         RUN(test_scattered);
         RUN(test_compress_bounded);
+        RUN(test_message);
         return test_done();
 }

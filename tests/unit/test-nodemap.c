@@ -97,7 +97,43 @@ static void test_unknown_reported_compressed(void) {
         CHECK(groups == (size_t *) 0x1);
         CHECK_STR(unknown, "cn-[011-015],gpu[4-5],x");
         CHECK(ambiguous == NULL);
-        CHECK_STR(err, "nodes in no group: cn-[011-015],gpu[4-5],x");
+        CHECK_STR(err, "8 nodes in no group: cn-[011-015],gpu[4-5],x");
+}
+
+/* Thousands of scattered unknown nodes: what is wrong and the count first,
+ * then a list cut between nodes ("and N more"), never mid-name. */
+static void test_unknown_cut_between_nodes(void) {
+        _cleanup_(nodemap_freep) struct nodemap *m = make(cluster, ELEMENTSOF(cluster));
+        _cleanup_strv_free_ char **nodes = NULL, **back = NULL;
+        _cleanup_free_ char *err = NULL, *list = NULL;
+        size_t *groups = NULL, n = 0, nb = 0;
+        FILE *f;
+        size_t len = 0;
+
+        if (!m)
+                return;
+        f = open_memstream(&list, &len);
+        CHECK(f != NULL);
+        if (!f)
+                return;
+        for (unsigned i = 1; i < 6000; i += 2)
+                fprintf(f, "%szz%u", i == 1 ? "" : ",", i);
+        fclose(f);
+        CHECK_INT(hostlist_expand(list, 10000, &nodes, &n, NULL), 0);
+        CHECK_INT(nodemap_resolve(m, nodes, n, &groups, NULL, NULL, &err), -ENOENT);
+        CHECK(err && strncmp(err, "3000 nodes in no group: zz[1,3,5,", 33) == 0);
+        CHECK(err && strlen(err) <= HOSTLIST_MESSAGE_MAX / 2);
+        if (!err)
+                return;
+        char *more = strstr(err, "] and ");
+        CHECK(more != NULL && strcmp(more + strlen(more) - 5, " more") == 0);
+        if (more) {
+                unsigned long rest = strtoul(more + 6, NULL, 10);
+                more[1] = '\0';
+                CHECK_INT(hostlist_expand(err + strlen("3000 nodes in no group: "), 10000, &back, &nb, NULL), 0);
+                CHECK_INT(nb + rest, 3000);
+                CHECK_STR(back[nb - 1], nodes[nb - 1]);
+        }
 }
 
 static const struct nodemap_group_def overlapping[] = {
@@ -129,13 +165,13 @@ static void test_overlapping_reported(void) {
         CHECK(groups == NULL);
         CHECK(unknown == NULL);
         CHECK_STR(ambiguous, "cn[8-9]");
-        CHECK_STR(err, "nodes in more than one group: cn[8-9]");
+        CHECK_STR(err, "2 nodes in more than one group: cn[8-9]");
 
         /* Both kinds, reported separately. */
         CHECK_INT(hostlist_expand("cn[9-14],z1", 100, &nodes2, &n, NULL), 0);
         CHECK_INT(nodemap_resolve(m, nodes2, n, &groups, NULL, &amb2, &err2), -ENOENT);
         CHECK_STR(amb2, "cn[9-10]");
-        CHECK_STR(err2, "nodes in no group: cn[13-14],z1; nodes in more than one group: cn[9-10]");
+        CHECK_STR(err2, "3 nodes in no group: cn[13-14],z1; 2 nodes in more than one group: cn[9-10]");
 }
 
 static void test_group_order(void) {
@@ -252,6 +288,7 @@ int main(void) {
         RUN(test_resolve);
         RUN(test_resolve_empty);
         RUN(test_unknown_reported_compressed);
+        RUN(test_unknown_cut_between_nodes);
         RUN(test_overlapping_reported);
         RUN(test_group_order);
         RUN(test_bad_groups);
