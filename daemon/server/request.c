@@ -533,7 +533,7 @@ static json_t *node_row(const struct request_context *ctx, const char *name, con
         v[i++] = sn ? json_integer(now - sn->op.created > 0 ? now - sn->op.created : 0) : json_null();
         v[i++] = string_or_null(sn ? sn->op.request_id : NULL);
         v[i++] = string_or_null(sn ? sn->step : NULL);
-        v[i++] = string_or_null(sn ? sn->note : NULL);
+        v[i++] = sn && sn->note ? json_string_redacted(sn->note) : json_null();
         row = json_array();
         ok = row != NULL;
         for (size_t k = 0; k < i; k++) {

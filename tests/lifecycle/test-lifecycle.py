@@ -11,7 +11,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from stack import HarnessError, Stack, elapsed, nsutil, ours, preflight  # noqa: E402
+from stack import ELASTICCTL, HarnessError, Stack, elapsed, nsutil, ours, preflight  # noqa: E402
 from tap import Tap  # noqa: E402
 
 
@@ -111,6 +111,9 @@ def main():
              "a URL in the cloud's fault reaches Slurm's reason redacted: %s" % reason("cl4"))
         t.ok("img.example" in note and "S3cretPW" not in note and "T0kenXYZ" not in note,
              "... and the node's note: %s" % note)
+        table = s.c.run(ELASTICCTL, "-s", s.sock, "nodes").stdout
+        t.ok("cl4" in table and "S3cretPW" not in table and "T0kenXYZ" not in table,
+             "... also in elasticctl nodes' table (the row form)", table)
         s.emu_config(build_error_regex=None, build_error_kind="novalidhost")
         s.c.run("scontrol", "update", "nodename=cl[3-4]", "state=resume")
 
