@@ -2,9 +2,12 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cloud/cloud.h"
 #include "cloud/glance.h"
@@ -15,7 +18,11 @@
 #define USEC_PER_SEC UINT64_C(1000000)
 #define USEC_PER_MSEC UINT64_C(1000)
 #define LIST_PAGES_MAX 1000
-#define LOOKUP_FAILURES_MAX 5
+/* Retries of a call after a transient failure, and of authentication:
+ * full jitter up to BASE * 2^n, at most MAX. */
+#define RETRY_BASE_USEC (500 * USEC_PER_MSEC)
+#define RETRY_MAX_USEC (30 * USEC_PER_SEC)
+#define AUTH_RETRY_MAX_USEC (10 * USEC_PER_SEC)
 
 enum call_kind {
         CALL_CREATE,
@@ -61,9 +68,13 @@ struct cloud_call {
         char *label;
 
         struct http_request *req;
-        uint64_t token_gen;        /* the token the request carried */
+        const char *service;       /* of the request in flight: identity, compute, image, network */
+        uint64_t token_gen;        /* the token the request carried when it was sent */
         bool waiting_token;
-        bool reauthed;
+        bool token_stale;          /* ... and it had expired by then (the renewal was late) */
+        bool reauthed;             /* a 401 renewed the token for this request already */
+        uint64_t deadline;         /* monotonic: transient failures are retried until then */
+        unsigned retries;          /* transient failures retried so far */
         sd_event_source *timer;    /* the next step after a delay, or a result to deliver */
         int pending_error;         /* what the timer delivers, when it delivers */
         bool timer_delivers;
@@ -74,8 +85,9 @@ struct cloud_call {
         /* create */
         char *node, *op;
         unsigned posts;
-        unsigned lookup_failures;
         int post_error;            /* the last POST's outcome, reported if nothing is found */
+        uint64_t settle_until;     /* after a POST that may still be in Nova's hands: no
+                                    * second POST before this (0: none pending) */
 
         /* list and resolve paging */
         char *marker;
@@ -106,7 +118,8 @@ struct cloud {
         struct http_engine *http;
 
         struct keystone_token *token;
-        uint64_t token_until;      /* monotonic: not used for new requests after this */
+        uint64_t token_until;      /* monotonic: renewed from then on */
+        uint64_t token_expires;    /* monotonic: not sent after this (0: rejected) */
         uint64_t token_gen;
         char *compute_url;
         char *image_url;
@@ -117,6 +130,9 @@ struct cloud {
         struct http_request *version_req;
         bool version_ok;           /* the compute API speaks NOVA_MICROVERSION */
         sd_event_source *auth_fail;
+        sd_event_source *auth_retry;    /* Keystone (or the version check) failed transiently */
+        sd_event_source *renew;         /* a request found the token due for renewal */
+        unsigned auth_failures;         /* transient failures in a row */
         int auth_error;
         struct os_error auth_err;
 
@@ -125,6 +141,7 @@ struct cloud {
         uint64_t next_call_id;
         struct cache_entry *cache;
         struct cloud_stats stats;
+        uint64_t rng;
 };
 
 static uint64_t now_mono(struct cloud *c) {
@@ -136,6 +153,18 @@ static uint64_t now_mono(struct cloud *c) {
                 t = (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
         }
         return t;
+}
+
+/* Full jitter: uniform in [0, min(max, base * 2^n)], at least a millisecond. */
+static uint64_t backoff_jitter(struct cloud *c, unsigned n, uint64_t max) {
+        uint64_t cap = RETRY_BASE_USEC << (n < 16 ? n : 16);
+
+        if (cap > max)
+                cap = max;
+        c->rng ^= c->rng << 13;
+        c->rng ^= c->rng >> 7;
+        c->rng ^= c->rng << 17;
+        return USEC_PER_MSEC + c->rng % (cap + 1);
 }
 
 static void cloud_pin(struct cloud *c) {
@@ -162,6 +191,8 @@ static void cloud_destroy(struct cloud *c) {
         free(c->network_url_error);
         os_error_clear(&c->auth_err);
         sd_event_source_disable_unref(c->auth_fail);
+        sd_event_source_disable_unref(c->auth_retry);
+        sd_event_source_disable_unref(c->renew);
         cache_clear(c);
         clouds_free(c->config);
         for (size_t i = 0; i < ELEMENTSOF(c->own_override); i++)
@@ -396,6 +427,7 @@ static int call_new(struct cloud *c, enum call_kind kind, cloud_callback_t cb, v
                 return -ENOMEM;
         k->cloud = c;
         k->id = ++c->next_call_id;
+        k->deadline = now_mono(c) + c->opts.retry_deadline_usec;
         k->kind = kind;
         k->cb = cb;
         k->userdata = userdata;
@@ -425,18 +457,49 @@ static int call_later(struct cloud_call *k, uint64_t delay, bool deliver, int er
         return 0;
 }
 
+/* The token is fresh: not due for renewal yet. */
 static bool token_usable(struct cloud *c) {
         return c->token && now_mono(c) < c->token_until;
 }
 
+/* The token can still be sent (due for renewal perhaps, not expired). */
+static bool token_valid(struct cloud *c) {
+        return c->token && now_mono(c) < c->token_expires;
+}
+
 /* A token, and a compute API known to be new enough. */
 static bool cloud_ready(struct cloud *c) {
-        return c->version_ok && token_usable(c);
+        return c->version_ok && token_valid(c);
 }
 
 static void call_http_done(struct http_request *req, const struct http_response *resp, void *userdata);
 
-/* Send one request for call K with the current token. */
+static int on_renew(sd_event_source *s, void *userdata);
+
+/* Put the newest token on a request as it is sent (not when it was queued:
+ * it may have waited for a slot, the rate or a Retry-After since). A token
+ * due for renewal is still valid for its margin: use it and renew it in the
+ * background. */
+static int attach_token(struct cloud *c, struct http_request *r, uint64_t *ret_gen, bool *ret_stale) {
+        if (!c->token)
+                return -ENOKEY;
+        if (!token_usable(c) && !c->auth_req)
+                (void) sd_event_source_set_enabled(c->renew, SD_EVENT_ONESHOT);
+        *ret_gen = c->token_gen;
+        *ret_stale = !token_valid(c);
+        /* Expired or refused: it would only fetch a 401. */
+        if (*ret_stale)
+                return -EKEYEXPIRED;
+        return http_request_set_header(r, "X-Auth-Token", c->token->token);
+}
+
+static int call_prepare(struct http_request *r, void *userdata) {
+        struct cloud_call *k = userdata;
+
+        return attach_token(k->cloud, r, &k->token_gen, &k->token_stale);
+}
+
+/* Send one request for call K; the token is attached when it leaves. */
 static int call_send(struct cloud_call *k, const char *method, const char *url, bool compute,
                      uint64_t timeout, bool idempotent) {
         struct cloud *c = k->cloud;
@@ -446,9 +509,12 @@ static int call_send(struct cloud_call *k, const char *method, const char *url, 
         e = http_request_new(c->http, method, url, &r);
         if (e < 0)
                 return os_error_set(&k->err, e, "%s %s: cannot make the request", method, url);
-        if ((e = http_request_add_header(r, "X-Auth-Token", c->token->token)) < 0 ||
-            (e = http_request_add_header(r, "Accept", "application/json")) < 0)
+        if ((e = http_request_add_header(r, "Accept", "application/json")) < 0)
                 return e;
+        k->service = k->kind == CALL_IMAGE ? "image" : k->kind == CALL_NETWORK ? "network" : "compute";
+        if ((e = http_request_set_service(r, k->service)) < 0)
+                return e;
+        http_request_set_prepare(r, call_prepare, k);
         if (compute && ((e = http_request_add_header(r, "OpenStack-API-Version", "compute " NOVA_MICROVERSION)) < 0 ||
                         (e = http_request_add_header(r, "X-OpenStack-Nova-API-Version", NOVA_MICROVERSION)) < 0))
                 return e;
@@ -466,13 +532,13 @@ static int call_send(struct cloud_call *k, const char *method, const char *url, 
         if (e < 0)
                 return os_error_set(&k->err, e, "%s %s: cannot queue the request", method, url);
         k->req = TAKE_PTR(r);
-        k->token_gen = c->token_gen;
         return 0;
 }
 
 static int step_send(struct cloud_call *k);
 static int auth_start(struct cloud *c);
 static int version_start(struct cloud *c);
+static int on_auth_retry(sd_event_source *s, uint64_t usec, void *userdata);
 
 /* Send the call's current step, first getting a token (and checking the
  * compute API version, once) if needed. */
@@ -481,7 +547,7 @@ static int call_run(struct cloud_call *k) {
 
         if (!cloud_ready(c)) {
                 k->waiting_token = true;
-                return token_usable(c) ? version_start(c) : auth_start(c);
+                return token_valid(c) ? version_start(c) : auth_start(c);
         }
         return step_send(k);
 }
@@ -503,12 +569,15 @@ static int on_call_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 
 /* ---- authentication ---- */
 
-static void auth_fail_waiters(struct cloud *c, int error) {
+/* Fail waiting calls with the authentication error: all of them (ALL), or
+ * those past their deadline. */
+static void auth_fail_waiters_if(struct cloud *c, int error, bool all) {
         struct cloud_call *k;
+        uint64_t now = now_mono(c);
 
         cloud_pin(c);
         for (;;) {
-                for (k = c->calls; k && !k->waiting_token; k = k->next)
+                for (k = c->calls; k && !(k->waiting_token && (all || now >= k->deadline)); k = k->next)
                         ;
                 if (!k || c->shut_down)
                         break;
@@ -521,6 +590,10 @@ static void auth_fail_waiters(struct cloud *c, int error) {
                 call_finish(k, error);
         }
         cloud_unpin(c);
+}
+
+static void auth_fail_waiters(struct cloud *c, int error) {
+        auth_fail_waiters_if(c, error, true);
 }
 
 static void auth_resume_waiters(struct cloud *c) {
@@ -540,6 +613,13 @@ static void auth_resume_waiters(struct cloud *c) {
         cloud_unpin(c);
 }
 
+static bool any_waiter(struct cloud *c) {
+        for (struct cloud_call *k = c->calls; k; k = k->next)
+                if (k->waiting_token)
+                        return true;
+        return false;
+}
+
 static int on_auth_fail(sd_event_source *s, void *userdata) {
         struct cloud *c = userdata;
 
@@ -547,8 +627,66 @@ static int on_auth_fail(sd_event_source *s, void *userdata) {
         return 0;
 }
 
-/* Start c->auth_err from RESP; on a transport failure fail the waiters and
- * return true. */
+/* Keystone or the compute API failed in passing (doc/failures.md): the
+ * waiting calls stay, each until its deadline, and authentication is tried
+ * again after a backoff. ERROR (with c->auth_err) is what they get at their
+ * deadline. */
+static void auth_failed(struct cloud *c, int error) {
+        uint64_t delay;
+
+        if (!os_failure_is_transient(error, &c->auth_err)) {
+                c->auth_failures = 0;
+                auth_fail_waiters(c, error);
+                return;
+        }
+        c->auth_error = error;
+        c->stats.auth_failures++;
+        auth_fail_waiters_if(c, error, false);
+        if (c->shut_down)
+                return;
+        delay = backoff_jitter(c, c->auth_failures++, AUTH_RETRY_MAX_USEC);
+        if (c->auth_retry) {
+                (void) sd_event_source_set_time(c->auth_retry, now_mono(c) + delay);
+                (void) sd_event_source_set_enabled(c->auth_retry, SD_EVENT_ONESHOT);
+        } else if (sd_event_add_time(c->event, &c->auth_retry, CLOCK_MONOTONIC, now_mono(c) + delay, 0,
+                                     on_auth_retry, c) < 0)
+                auth_fail_waiters(c, error);
+}
+
+static int on_auth_retry(sd_event_source *s, uint64_t usec, void *userdata) {
+        struct cloud *c = userdata;
+        int r;
+
+        (void) sd_event_source_set_enabled(s, SD_EVENT_OFF);
+        cloud_pin(c);
+        auth_fail_waiters_if(c, c->auth_error, false);
+        /* Nobody waits and the token still works: renew when next needed. */
+        if (!c->shut_down && (any_waiter(c) || (c->token && !token_valid(c)))) {
+                r = token_valid(c) && !c->version_ok ? version_start(c) : auth_start(c);
+                if (r < 0)
+                        auth_fail_waiters(c, r);
+        }
+        cloud_unpin(c);
+        return 0;
+}
+
+static bool auth_retry_pending(struct cloud *c) {
+        int enabled = SD_EVENT_OFF;
+
+        return c->auth_retry && sd_event_source_get_enabled(c->auth_retry, &enabled) >= 0 &&
+               enabled != SD_EVENT_OFF;
+}
+
+static int on_renew(sd_event_source *s, void *userdata) {
+        struct cloud *c = userdata;
+
+        if (!token_usable(c) && !c->auth_req && !auth_retry_pending(c) && auth_start(c) < 0)
+                log_debug("cloud: cannot start renewing the token");
+        return 0;
+}
+
+/* Start c->auth_err from RESP; on a transport failure handle it and return
+ * true. */
 static bool auth_response_failed(struct cloud *c, struct http_request *req, const struct http_response *resp,
                                  const char *method) {
         os_error_clear(&c->auth_err);
@@ -558,7 +696,7 @@ static bool auth_response_failed(struct cloud *c, struct http_request *req, cons
                 return false;
         (void) os_error_set(&c->auth_err, resp->error, "%s %s: %s", method, http_request_get_url(req),
                             resp->error_text);
-        auth_fail_waiters(c, resp->error);
+        auth_failed(c, resp->error);
         return true;
 }
 
@@ -588,7 +726,7 @@ static void auth_done(struct http_request *req, const struct http_response *resp
                 (void) keystone_parse_error(resp->body, resp->body_size, &c->auth_err);
                 if (!c->auth_err.message)
                         (void) os_error_from_body(&c->auth_err, resp->body, resp->body_size);
-                auth_fail_waiters(c, status_to_errno(resp->status, c->auth_err.message));
+                auth_failed(c, status_to_errno(resp->status, c->auth_err.message));
                 return;
         }
         r = keystone_parse_token(resp->subject_token, resp->body, resp->body_size, &t, &c->auth_err);
@@ -602,7 +740,8 @@ static void auth_done(struct http_request *req, const struct http_response *resp
         optional_endpoint(c, t, "image", &image, &c->image_url_error);
         optional_endpoint(c, t, "network", &network, &c->network_url_error);
 
-        /* Renew before expiry: margin is at most half the token's lifetime. */
+        /* Renew before expiry: margin is at most half the token's lifetime.
+         * Stop using it a second before it expires. */
         time_t now = time(NULL);
         uint64_t life = t->expires_at > now ? (uint64_t) (t->expires_at - now) * USEC_PER_SEC : 0;
         uint64_t margin = c->opts.token_margin_usec < life / 2 ? c->opts.token_margin_usec : life / 2;
@@ -610,7 +749,9 @@ static void auth_done(struct http_request *req, const struct http_response *resp
         keystone_token_free(c->token);
         c->token = TAKE_PTR(t);
         c->token_until = now_mono(c) + life - margin;
+        c->token_expires = now_mono(c) + (life > USEC_PER_SEC ? life - USEC_PER_SEC : life / 2);
         c->token_gen++;
+        c->auth_failures = 0;
         free(c->compute_url);
         c->compute_url = TAKE_PTR(compute);
         free(c->image_url);
@@ -635,11 +776,19 @@ static void version_done(struct http_request *req, const struct http_response *r
         int r;
 
         c->version_req = http_request_unref(c->version_req);
+        if (resp->error == -EKEYEXPIRED || (resp->error == 0 && resp->status == 401)) {
+                /* The token went stale on the way: a new one, then the check again. */
+                c->token_until = c->token_expires = 0;
+                r = auth_start(c);
+                if (r < 0)
+                        auth_fail_waiters(c, r);
+                return;
+        }
         if (auth_response_failed(c, req, resp, "GET"))
                 return;
         if (resp->status != 200) {
                 (void) os_error_from_body(&c->auth_err, resp->body, resp->body_size);
-                auth_fail_waiters(c, status_to_errno(resp->status, c->auth_err.message));
+                auth_failed(c, status_to_errno(resp->status, c->auth_err.message));
                 return;
         }
         r = nova_parse_version(resp->body, resp->body_size, &minor, &c->auth_err);
@@ -654,8 +803,17 @@ static void version_done(struct http_request *req, const struct http_response *r
         }
         log_debug("cloud: compute API up to microversion 2.%u", minor);
         c->version_ok = true;
+        c->auth_failures = 0;
         os_error_clear(&c->auth_err);
         auth_resume_waiters(c);
+}
+
+static int version_prepare(struct http_request *r, void *userdata) {
+        struct cloud *c = userdata;
+        uint64_t gen;
+        bool stale;
+
+        return attach_token(c, r, &gen, &stale);
 }
 
 /* GET <compute endpoint>/ once per cloud: refuse a Nova without 2.52 with a
@@ -665,14 +823,16 @@ static int version_start(struct cloud *c) {
         _cleanup_free_ char *url = NULL;
         int e;
 
-        if (c->version_req || c->auth_req)
+        if (c->version_req || c->auth_req || auth_retry_pending(c))
                 return 0;
         e = asprintf(&url, "%s/", c->compute_url) < 0 ? -ENOMEM : 0;
         if (e >= 0)
                 e = http_request_new(c->http, "GET", url, &r);
         if (e >= 0 && (e = http_request_add_header(r, "Accept", "application/json")) >= 0)
-                e = http_request_add_header(r, "X-Auth-Token", c->token->token);
+                e = http_request_set_service(r, "compute");
         if (e >= 0) {
+                http_request_set_prepare(r, version_prepare, c);
+                http_request_set_urgent(r, true);
                 http_request_set_timeout(r, c->opts.api_timeout_usec);
                 (void) http_request_set_label(r, "version");
                 e = http_request_start(r, version_done, c);
@@ -694,7 +854,8 @@ static int auth_start(struct cloud *c) {
         char *body = NULL;
         int e;
 
-        if (c->auth_req)
+        /* One at a time; after a failure, the retry timer decides when. */
+        if (c->auth_req || auth_retry_pending(c))
                 return 0;
         os_error_clear(&c->auth_err);
         e = keystone_tokens_url(c->config, &url, &c->auth_err);
@@ -703,12 +864,14 @@ static int auth_start(struct cloud *c) {
         if (e >= 0)
                 e = http_request_new(c->http, "POST", url, &r);
         if (e >= 0 && (e = http_request_add_header(r, "Content-Type", "application/json")) >= 0 &&
-            (e = http_request_add_header(r, "Accept", "application/json")) >= 0)
+            (e = http_request_add_header(r, "Accept", "application/json")) >= 0 &&
+            (e = http_request_set_service(r, "identity")) >= 0)
                 e = http_request_set_body(r, body, strlen(body), true);
         body = keystone_auth_body_free(body);
         if (e >= 0) {
                 /* A second token is harmless: auth may be retried like a GET. */
                 http_request_set_idempotent(r, true);
+                http_request_set_urgent(r, true);
                 http_request_set_timeout(r, c->opts.api_timeout_usec);
                 (void) http_request_set_label(r, "auth");
                 e = http_request_start(r, auth_done, c);
@@ -843,8 +1006,12 @@ static int call_http_error(struct cloud_call *k, struct http_request *req, const
 static uint64_t create_backoff(struct cloud_call *k, const struct http_response *resp) {
         if (resp->retry_after_usec > 0)
                 return resp->retry_after_usec;
-        uint64_t d = 500 * USEC_PER_MSEC << (k->posts < 6 ? k->posts : 6);
-        return d > 30 * USEC_PER_SEC ? 30 * USEC_PER_SEC : d;
+        return backoff_jitter(k->cloud, k->posts, RETRY_MAX_USEC);
+}
+
+/* The deadline leaves room for DELAY more. */
+static bool call_has_time(struct cloud_call *k, uint64_t delay) {
+        return now_mono(k->cloud) + delay < k->deadline;
 }
 
 static bool server_is_ours(struct cloud_call *k, const struct nova_server *s) {
@@ -859,6 +1026,26 @@ static bool server_is_ours(struct cloud_call *k, const struct nova_server *s) {
         return !k->op || (op && strcmp(op, k->op) == 0);
 }
 
+/* Look the server of an unclear POST up (again) later, if the deadline allows. */
+static bool create_look_again(struct cloud_call *k) {
+        struct cloud *c = k->cloud;
+        unsigned n = k->retries < 3 ? k->retries : 3;
+        uint64_t delay = c->opts.create_recheck_usec << n;
+
+        if (delay > RETRY_MAX_USEC)
+                delay = RETRY_MAX_USEC;
+        if (!call_has_time(k, delay))
+                return false;
+        k->retries++;
+        k->step = STEP_LOOKUP;
+        return call_later(k, delay, false, 0) >= 0;
+}
+
+/* A POST is never sent twice unless the first one is known not to have
+ * created a server: refused (nothing sent, 429, 401), or answered and then
+ * not found by name and metadata. After a timeout (ours, or a proxy's 504)
+ * Nova may still be working on it: look it up until create_settle_usec
+ * passed, and only then POST again. */
 static void create_done(struct cloud_call *k, struct http_request *req, const struct http_response *resp) {
         struct cloud *c = k->cloud;
         int r;
@@ -871,9 +1058,8 @@ static void create_done(struct cloud_call *k, struct http_request *req, const st
                 else
                         r = call_http_error(k, req, resp);
                 if (r < 0) {
-                        /* Never POST again without knowing: look again, then give up. */
-                        if (++k->lookup_failures < LOOKUP_FAILURES_MAX &&
-                            call_later(k, c->opts.create_recheck_usec, false, 0) >= 0)
+                        /* Never POST again without knowing: look again, until the deadline. */
+                        if (create_look_again(k))
                                 return;
                         (void) os_error_set(&k->err, -EIO, "create of %s: outcome unknown, the lookup failed: %s",
                                             k->arg, k->err.message ? k->err.message : strerror(-r));
@@ -893,8 +1079,17 @@ static void create_done(struct cloud_call *k, struct http_request *req, const st
                                 call_finish(k, 0);
                                 return;
                         }
-                /* Not created: POST again, if attempts remain. */
-                if (k->posts >= c->opts.create_attempts) {
+                if (now_mono(c) < k->settle_until) {
+                        /* Not there yet, and Nova may still make it. */
+                        if (create_look_again(k))
+                                return;
+                        (void) os_error_set(&k->err, -EIO, "create of %s: outcome unknown: the POST timed out "
+                                            "and no server showed up by the deadline", k->arg);
+                        call_finish(k, -EIO);
+                        return;
+                }
+                /* Not created: POST again, if attempts and time remain. */
+                if (k->posts >= c->opts.create_attempts || !call_has_time(k, 0)) {
                         (void) os_error_set(&k->err, k->post_error, "create of %s: not created after %u attempts, "
                                             "the last: %s", k->arg, k->posts,
                                             k->err.message ? k->err.message : strerror(-k->post_error));
@@ -929,20 +1124,56 @@ static void create_done(struct cloud_call *k, struct http_request *req, const st
                        (resp->error == 0 && (resp->status >= 500 || resp->status == 202));
 
         if (not_sent || refused) {
-                if (k->posts < c->opts.create_attempts &&
-                    call_later(k, create_backoff(k, resp), false, 0) >= 0)
+                uint64_t delay = create_backoff(k, resp);
+
+                if (k->posts < c->opts.create_attempts && call_has_time(k, delay) &&
+                    call_later(k, delay, false, 0) >= 0)
                         return;
                 call_finish(k, k->post_error);
                 return;
         }
         if (unclear) {
                 /* "Maybe created": look before POSTing again. */
-                k->step = STEP_LOOKUP;
-                k->lookup_failures = 0;
-                if (call_later(k, c->opts.create_recheck_usec, false, 0) >= 0)
+                if (resp->error == -ETIMEDOUT || resp->status == 504)
+                        k->settle_until = now_mono(c) + c->opts.create_settle_usec;
+                k->retries = 0;
+                if (create_look_again(k))
                         return;
+                (void) os_error_set(&k->err, -EIO, "create of %s: outcome unknown at the deadline: %s", k->arg,
+                                    k->err.message ? k->err.message : strerror(-k->post_error));
+                call_finish(k, -EIO);
+                return;
         }
         call_finish(k, k->post_error);
+}
+
+/* A transient failure (doc/failures.md) of a request that is safe to send
+ * again, beyond the HTTP engine's own retries: again after a backoff, while
+ * the call's deadline allows. A POST that changes something (reboot,
+ * rebuild) only when nothing was done: not sent, or 429. */
+static bool call_retry_transient(struct cloud_call *k, const struct http_response *resp) {
+        struct cloud *c = k->cloud;
+        struct os_error e = { .status = resp->status };
+        uint64_t delay;
+        int error;
+
+        if (resp->error == 0 && resp->status < 400)
+                return false;
+        error = resp->error < 0 ? resp->error : status_to_errno(resp->status, NULL);
+        /* 409: the caller polls the state itself */
+        if (error == -EBUSY || !os_failure_is_transient(error, &e))
+                return false;
+        if ((k->kind == CALL_REBOOT || k->kind == CALL_REBUILD) &&
+            !(resp->error == -ECONNREFUSED || resp->error == -EHOSTUNREACH || resp->status == 429))
+                return false;
+        delay = resp->retry_after_usec > 0 ? resp->retry_after_usec : backoff_jitter(c, k->retries, RETRY_MAX_USEC);
+        if (!call_has_time(k, delay))
+                return false;
+        k->retries++;
+        c->stats.call_retries++;
+        log_req(LOG_DEBUG, k->label, "cloud: call %" PRIu64 ": %s %ld, again in %" PRIu64 " ms", k->id,
+                resp->error < 0 ? resp->error_text : "HTTP", resp->status, delay / USEC_PER_MSEC);
+        return call_later(k, delay, false, 0) >= 0;
 }
 
 static int page_append(struct cloud_call *k, struct nova_server_page *p) {
@@ -1161,13 +1392,8 @@ static void call_http_done(struct http_request *req, const struct http_response 
         /* The engine pins REQ for this callback; drop the call's own reference. */
         k->req = http_request_unref(k->req);
 
-        if (resp->error == 0 && resp->status == 401 && !k->reauthed) {
-                /* The token expired or was revoked: fetch a new one once, then repeat.
-                 * A 401 means nothing was done, so this is safe for a POST, too. */
-                k->reauthed = true;
-                c->stats.reauths_on_401++;
-                if (k->token_gen == c->token_gen)
-                        c->token_until = 0;
+        if (resp->error == -EKEYEXPIRED) {
+                /* Not sent: the token ran out while the request was queued. */
                 if (k->kind == CALL_CREATE && k->step == STEP_MAIN)
                         k->posts--;
                 r = call_run(k);
@@ -1175,6 +1401,28 @@ static void call_http_done(struct http_request *req, const struct http_response 
                         call_finish(k, r);
                 return;
         }
+        if (resp->error == 0 && resp->status == 401 &&
+            (k->token_gen != c->token_gen || k->token_stale || !k->reauthed)) {
+                /* The token expired or was revoked. A 401 means nothing was
+                 * done, so sending again is safe for a POST, too: with the
+                 * newer token if there is one by now, else after fetching
+                 * one (once: a fresh token refused means bad credentials). */
+                if (k->token_gen == c->token_gen) {
+                        k->reauthed = !k->token_stale;
+                        c->stats.reauths_on_401++;
+                        c->token_until = c->token_expires = 0;
+                }
+                if (k->kind == CALL_CREATE && k->step == STEP_MAIN)
+                        k->posts--;
+                r = call_run(k);
+                if (r < 0)
+                        call_finish(k, r);
+                return;
+        }
+        if (resp->error < 0 || resp->status != 401)
+                k->reauthed = false;
+        if (k->kind != CALL_CREATE && call_retry_transient(k, resp))
+                return;
 
         switch (k->kind) {
         case CALL_CREATE:
@@ -1298,7 +1546,11 @@ int cloud_new(sd_event *event, struct cloud_config *config, const struct cloud_o
         if (!c->opts.create_recheck_usec)
                 c->opts.create_recheck_usec = 5 * USEC_PER_SEC;
         if (!c->opts.create_attempts)
-                c->opts.create_attempts = 5;
+                c->opts.create_attempts = UINT_MAX;
+        if (!c->opts.create_settle_usec)
+                c->opts.create_settle_usec = 4 * c->opts.create_timeout_usec;
+        if (!c->opts.retry_deadline_usec)
+                c->opts.retry_deadline_usec = 600 * USEC_PER_SEC;
         if (!c->opts.max_calls)
                 c->opts.max_calls = 1024;
         if (!c->opts.token_margin_usec)
@@ -1318,6 +1570,13 @@ int cloud_new(sd_event *event, struct cloud_config *config, const struct cloud_o
         if (r < 0)
                 goto fail;
         (void) sd_event_source_set_enabled(c->auth_fail, SD_EVENT_OFF);
+        r = sd_event_add_defer(event, &c->renew, on_renew, c);
+        if (r < 0)
+                goto fail;
+        (void) sd_event_source_set_enabled(c->renew, SD_EVENT_OFF);
+        if (getrandom(&c->rng, sizeof(c->rng), GRND_NONBLOCK) != sizeof(c->rng))
+                c->rng = (uint64_t) time(NULL) ^ ((uint64_t) getpid() << 32);
+        c->rng |= 1;
 
         /* Each call has at most one request queued: room for all of them, plus auth. */
         h = opts->http;
@@ -1377,7 +1636,7 @@ int cloud_apply_config(struct cloud *c, const struct cloud_options *opts, char *
                 return r;
         if (changed) {
                 /* The next call authenticates, finds its endpoints and checks the compute API again. */
-                c->token_until = 0;
+                c->token_until = c->token_expires = 0;
                 c->version_ok = false;
                 cache_clear(c);
                 log_debug("cloud: endpoint overrides changed; a new token will be fetched");
@@ -1404,6 +1663,8 @@ struct cloud *cloud_free(struct cloud *c) {
                 c->version_req = http_request_unref(c->version_req);
         }
         (void) sd_event_source_set_enabled(c->auth_fail, SD_EVENT_OFF);
+        (void) sd_event_source_set_enabled(c->auth_retry, SD_EVENT_OFF);
+        (void) sd_event_source_set_enabled(c->renew, SD_EVENT_OFF);
         http_engine_cancel_all(c->http);
         cloud_unpin(c);
         return NULL;
@@ -1669,6 +1930,18 @@ fail:
         k->cloud = NULL;
         call_free(k);
         return r;
+}
+
+int cloud_set_deadline(struct cloud *c, uint64_t call_id, uint64_t deadline_usec) {
+        if (!c)
+                return -EINVAL;
+        for (struct cloud_call *k = c->calls; k; k = k->next)
+                if (k->id == call_id) {
+                        if (deadline_usec > 0)
+                                k->deadline = deadline_usec;
+                        return 0;
+                }
+        return -ENOENT;
 }
 
 int cloud_cancel(struct cloud *c, uint64_t call_id) {

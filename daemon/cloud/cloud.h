@@ -35,7 +35,11 @@ struct cloud_options {
         uint64_t api_timeout_usec;      /* one HTTP attempt [60 s] */
         uint64_t create_timeout_usec;   /* one POST /servers: Nova took 52 s under 50 creates [120 s] */
         uint64_t create_recheck_usec;   /* after an unclear create, wait before looking it up [5 s] */
-        unsigned create_attempts;       /* POSTs per create at most [5] */
+        uint64_t create_settle_usec;    /* after a POST that timed out (Nova may still be working on
+                                         * it), no second POST before this long [4 x create_timeout] */
+        unsigned create_attempts;       /* POSTs per create at most [no limit but the deadline] */
+        uint64_t retry_deadline_usec;   /* a call retries transient failures this long unless
+                                         * cloud_set_deadline() says otherwise [10 min] */
         unsigned max_calls;             /* calls in progress; more: -EBUSY [1024] */
         uint64_t token_margin_usec;     /* renew a token this long before it expires, at most
                                          * half its lifetime [5 min] */
@@ -43,7 +47,9 @@ struct cloud_options {
         unsigned page_size;             /* servers per list page [1000, Nova's default max] */
 };
 
-/* The outcome of a call, valid during the callback only.
+/* The outcome of a call, valid during the callback only. Transient failures
+ * (doc/failures.md) are retried until the call's deadline; only then do
+ * they come back.
  * error: 0, or
  *   -ENOENT       404 (show; a flavor/image/network that does not exist, or
  *                 no image/network endpoint)
@@ -53,7 +59,7 @@ struct cloud_options {
  *   -EPERM        403
  *   -EDQUOT       over quota (403/413 saying so)
  *   -EBUSY        409 (locked, wrong state)
- *   -EAGAIN       429 (create: after create_attempts)
+ *   -EAGAIN       429 (after the call's deadline)
  *   -EREMOTEIO    5xx
  *   -EBADMSG      a response the parsers refused
  *   -ETIMEDOUT, -ECONNRESET, -ECONNREFUSED, -EHOSTUNREACH, -EKEYREJECTED, -EFBIG: from http.h
@@ -79,7 +85,9 @@ struct cloud_stats {
         uint64_t calls_failed;     /* callbacks with error != 0 */
         uint64_t calls_active;
         uint64_t auths;            /* tokens fetched */
+        uint64_t auth_failures;    /* transient Keystone (or version check) failures, retried */
         uint64_t reauths_on_401;
+        uint64_t call_retries;     /* transient failures retried by the client (beyond http.h's) */
         uint64_t create_posts;
         uint64_t create_lookups;   /* unclear creates looked up */
         uint64_t create_adopted;   /* ... and found */
@@ -115,8 +123,9 @@ void cloud_get_stats(const struct cloud *c, struct cloud_stats *ret);
  * and elasticd_node, and should hold elasticd_op; the cluster tag is added.
  * A POST is never blindly repeated: after a timeout, reset, 5xx or lost reply
  * the server is looked up by name and metadata (after create_recheck_usec),
- * adopted if found, and POSTed again only if not. 429 and refused connections
- * are repeated (nothing was created). */
+ * adopted if found, and POSTed again only if not - after a timeout only once
+ * create_settle_usec passed without it showing up. 429 and refused
+ * connections are repeated (nothing was created). */
 int cloud_server_create(struct cloud *c, const struct nova_create *spec, cloud_callback_t cb,
                         void *userdata, uint64_t *ret_call_id);
 int cloud_server_show(struct cloud *c, const char *id, cloud_callback_t cb, void *userdata,
@@ -147,6 +156,11 @@ int cloud_image_resolve(struct cloud *c, const char *name_or_id, cloud_callback_
  * no request. */
 int cloud_network_resolve(struct cloud *c, const char *name_or_id, cloud_callback_t cb, void *userdata,
                           uint64_t *ret_call_id);
+
+/* Retry the call's transient failures (doc/failures.md) until DEADLINE
+ * (CLOCK_MONOTONIC, usec) instead of retry_deadline_usec after its start;
+ * then it reports the last one. -ENOENT if it is not running. */
+int cloud_set_deadline(struct cloud *c, uint64_t call_id, uint64_t deadline_usec);
 
 /* Stop a call; its callback will not be called. -ENOENT if it is not running. */
 int cloud_cancel(struct cloud *c, uint64_t call_id);

@@ -78,6 +78,7 @@ struct http_request {
         char *service;             /* what a Retry-After pauses ("" by default) */
         http_prepare_t prepare;
         void *prepare_userdata;
+        bool urgent;               /* queued ahead of the others */
         struct curl_slist *headers;
         char *body;
         size_t body_size;
@@ -1180,6 +1181,11 @@ int http_request_set_service(struct http_request *r, const char *service) {
         return replace_str(&r->service, service ? service : "", service ? strlen(service) : 0);
 }
 
+void http_request_set_urgent(struct http_request *r, bool urgent) {
+        if (r)
+                r->urgent = urgent;
+}
+
 void http_request_set_prepare(struct http_request *r, http_prepare_t prepare, void *userdata) {
         if (!r)
                 return;
@@ -1212,7 +1218,10 @@ int http_request_start(struct http_request *r, http_callback_t cb, void *userdat
         r->userdata = userdata;
         r->started_usec = now_usec(e);
         r->state = REQUEST_QUEUED;
-        list_append(&e->queue, http_request_ref(r));
+        if (r->urgent)
+                list_prepend(&e->queue, http_request_ref(r));
+        else
+                list_append(&e->queue, http_request_ref(r));
         engine_pin(e);
         engine_dispatch(e);
         engine_unpin(e);

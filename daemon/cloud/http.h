@@ -107,6 +107,8 @@ void http_request_set_prepare(struct http_request *r, http_prepare_t prepare, vo
 /* The service (an API: "compute", "identity") the request belongs to: a
  * Retry-After pauses only requests of the same service. Copied. */
 int http_request_set_service(struct http_request *r, const char *service);
+/* Queue the request ahead of the waiting ones (a token the others need). */
+void http_request_set_urgent(struct http_request *r, bool urgent);
 /* Replace every "NAME:" header (case-insensitive) with "NAME: VALUE". */
 int http_request_set_header(struct http_request *r, const char *name, const char *value);
 

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "cloud/oserror.h"
 #include "cloud/osjson.h"
@@ -230,4 +231,80 @@ char *os_error_to_string(const struct os_error *e) {
                              e->request_id ?: "",
                              e->request_id ? ")" : "");
         return r < 0 ? NULL : s;
+}
+
+/* The failure table (doc/failures.md keeps the same rows). The first row
+ * that matches wins: the cloud's words about capacity come before the
+ * errno, since Nova says "No valid host" with a 500 and quota with 403 or 413. */
+struct failure_rule {
+        int error;              /* 0: any */
+        const char *message;    /* a case-insensitive substring of the cloud's message; NULL: any */
+        enum os_failure failure;
+};
+
+static const struct failure_rule failure_rules[] = {
+        { 0, "No valid host was found", OS_FAILURE_CAPACITY },
+        { 0, "Insufficient compute resources", OS_FAILURE_CAPACITY },
+        { 0, "insufficient capacity", OS_FAILURE_CAPACITY },
+        { 0, "Exceeded maximum number of retries", OS_FAILURE_CAPACITY },
+        { 0, "Quota exceeded", OS_FAILURE_CAPACITY },
+        { -EDQUOT, NULL, OS_FAILURE_CAPACITY },           /* 403/413 over quota */
+        { -ETIMEDOUT, NULL, OS_FAILURE_TRANSIENT },       /* no answer in time */
+        { -ECONNRESET, NULL, OS_FAILURE_TRANSIENT },      /* dropped, empty or cut reply */
+        { -ECONNREFUSED, NULL, OS_FAILURE_TRANSIENT },    /* service (or Keystone) down */
+        { -EHOSTUNREACH, NULL, OS_FAILURE_TRANSIENT },    /* DNS or route */
+        { -EREMOTEIO, NULL, OS_FAILURE_TRANSIENT },       /* 5xx */
+        { -EAGAIN, NULL, OS_FAILURE_TRANSIENT },          /* 429 */
+        { -EBUSY, NULL, OS_FAILURE_TRANSIENT },           /* 409: locked or busy, for now */
+        { -EIO, NULL, OS_FAILURE_TRANSIENT },             /* a create's fate still unknown */
+        { -ENOKEY, NULL, OS_FAILURE_TRANSIENT },          /* no token yet */
+        /* Everything else: 400 (-EINVAL), unknown flavor/image/network
+         * (-ENOENT, -ENOTUNIQ), 403 (-EPERM), bad credentials (-EACCES: a 401
+         * even with a fresh token), TLS (-EKEYREJECTED), unreadable answers
+         * (-EBADMSG), an old Nova (-EPROTONOSUPPORT). */
+};
+
+static bool message_has(const char *message, const char *what) {
+        return message && what && strcasestr(message, what) != NULL;
+}
+
+enum os_failure os_failure_classify(int error, const struct os_error *e) {
+        const char *message = e ? e->message : NULL;
+
+        for (size_t i = 0; i < sizeof(failure_rules) / sizeof(failure_rules[0]); i++) {
+                const struct failure_rule *r = &failure_rules[i];
+
+                if (r->error && r->error != error)
+                        continue;
+                if (r->message && !message_has(message, r->message))
+                        continue;
+                return r->failure;
+        }
+        /* 408 Request Timeout from a proxy: nothing was done */
+        if (e && e->status == 408)
+                return OS_FAILURE_TRANSIENT;
+        return OS_FAILURE_PERMANENT;
+}
+
+bool os_failure_is_transient(int error, const struct os_error *e) {
+        return os_failure_classify(error, e) == OS_FAILURE_TRANSIENT;
+}
+
+enum os_failure os_fault_classify(const char *message) {
+        for (size_t i = 0; i < sizeof(failure_rules) / sizeof(failure_rules[0]); i++)
+                if (failure_rules[i].error == 0 && message_has(message, failure_rules[i].message))
+                        return failure_rules[i].failure;
+        return OS_FAILURE_PERMANENT;
+}
+
+const char *os_failure_to_string(enum os_failure f) {
+        switch (f) {
+        case OS_FAILURE_TRANSIENT:
+                return "transient";
+        case OS_FAILURE_CAPACITY:
+                return "capacity";
+        case OS_FAILURE_PERMANENT:
+                return "permanent";
+        }
+        return "?";
 }

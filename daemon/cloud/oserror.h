@@ -1,6 +1,7 @@
 /* oserror.h - an OpenStack API error: HTTP status, the cloud's message, request id. */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "util/macro.h"
@@ -41,6 +42,21 @@ int os_error_set_request_id(struct os_error *e, const char *request_id);
  * with an empty body"). The message is one line of printable ASCII/UTF-8, at
  * most OS_ERROR_MESSAGE_MAX bytes. Returns 0, or -ENOMEM. */
 int os_error_from_body(struct os_error *e, const char *body, size_t len);
+
+/* What a failure means for the operation that met it (doc/failures.md). */
+enum os_failure {
+        OS_FAILURE_TRANSIENT,   /* passing weather: retry with backoff and jitter until the deadline */
+        OS_FAILURE_CAPACITY,    /* the cloud has no room (no valid host, quota): fail over */
+        OS_FAILURE_PERMANENT,   /* the request or the configuration is wrong: the node DOWN with the fault */
+};
+
+/* Classify a cloud call's failure: ERROR is the call's negative errno
+ * (cloud.h), E its status and message (may be NULL). */
+enum os_failure os_failure_classify(int error, const struct os_error *e);
+bool os_failure_is_transient(int error, const struct os_error *e);
+/* Classify a server's build fault message (status ERROR): capacity or permanent. */
+enum os_failure os_fault_classify(const char *message);
+const char *os_failure_to_string(enum os_failure f);
 
 /* "HTTP 404: Instance x could not be found. (request req-...)" - malloc'd, NULL on ENOMEM. */
 char *os_error_to_string(const struct os_error *e);

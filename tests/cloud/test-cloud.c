@@ -462,6 +462,97 @@ static void test_token_renewal(void) {
         CHECK_INT(st.reauths_on_401, 0);
 }
 
+/* Keystone answers 503 for a while: calls made meanwhile wait and go
+ * through once it is back; nothing fails, nothing is POSTed twice. */
+static void test_keystone_outage(void) {
+        _cleanup_(cloud_freep) struct cloud *c = NULL;
+        struct result r[3] = {};
+        struct cloud_stats st;
+
+        emu_reset();
+        CHECK(test_emulator_config(&emu, "{\"token_ttl\": 4, \"outage_path\": \"^/v3\", \"outage_seconds\": 4}") == 0);
+        c = new_cloud(CLUSTER, NULL, NULL);
+        CHECK(create(c, CLUSTER, "cn-ko1", "op-ko1", NULL, &r[0]) == 0);
+        CHECK(cloud_servers_list(c, NULL, result_cb, &r[1], NULL) == 0);
+        CHECK(test_run_until(ev, &r[0].done, 60) == 0);
+        CHECK(test_run_until(ev, &r[1].done, 60) == 0);
+        CHECK_INT(r[0].error, 0);
+        CHECK_INT(r[1].error, 0);
+        result_clear(&r[0]);
+        result_clear(&r[1]);
+        cloud_get_stats(c, &st);
+        CHECK(st.auth_failures >= 1);
+        CHECK_INT(st.create_posts, 1);
+        /* A second outage outlasting the 4 s token: the token runs out, the
+         * call waits for Keystone and is sent with the new token. */
+        CHECK(test_emulator_config(&emu, "{\"outage_seconds\": 6}") == 0);
+        run_for(4500000);
+        CHECK(wait_result(&r[2], cloud_servers_list(c, NULL, result_cb, &r[2], NULL)) == 0);
+        CHECK_INT(r[2].error, 0);
+        result_clear(&r[2]);
+        CHECK_INT(emu_live("cn-ko1", NULL, NULL), 1);
+        /* Past its deadline a waiting call gets Keystone's error. */
+        CHECK(test_emulator_call(&emu, "POST", "/_emulator/tokens/expire", "{}", NULL) == 200);
+        CHECK(test_emulator_config(&emu, "{\"outage_seconds\": 30}") == 0);
+        uint64_t id = 0;
+        CHECK(cloud_servers_list(c, NULL, result_cb, &r[2], &id) == 0);
+        CHECK(cloud_set_deadline(c, id, test_now_usec() + 2000000) == 0);
+        CHECK(test_run_until(ev, &r[2].done, 30) == 0);
+        CHECK_INT(r[2].error, -EREMOTEIO);
+        CHECK(r[2].message && strstr(r[2].message, "authentication") != NULL);
+        result_clear(&r[2]);
+        CHECK(test_emulator_config(&emu, "{\"outage_seconds\": 0, \"token_ttl\": 86400}") == 0);
+}
+
+/* A 429 from Nova holds Nova's calls only: an image lookup goes at once. */
+static void test_429_per_service(void) {
+        _cleanup_(cloud_freep) struct cloud *c = new_cloud(CLUSTER, NULL, NULL);
+        struct result a = {}, b = {};
+
+        emu_reset();
+        CHECK(wait_result(&a, cloud_servers_list(c, NULL, result_cb, &a, NULL)) == 0);
+        result_clear(&a);
+        CHECK(test_emulator_config(&emu, "{\"ratelimit_next\": 1, \"retry_after\": 3, \"fault_path\": \"^/compute\"}") == 0);
+        uint64_t t0 = test_now_usec();
+        CHECK(cloud_servers_list(c, NULL, result_cb, &a, NULL) == 0);
+        run_for(300000);
+        CHECK(wait_result(&b, cloud_image_resolve(c, "tiny-v2", result_cb, &b, NULL)) == 0);
+        CHECK_INT(b.error, 0);
+        CHECK(test_now_usec() - t0 < 2000000);
+        CHECK(!a.done);
+        CHECK(test_run_until(ev, &a.done, 30) == 0);
+        CHECK_INT(a.error, 0);
+        CHECK(test_now_usec() - t0 >= 2500000);
+        result_clear(&a);
+        result_clear(&b);
+        CHECK(test_emulator_config(&emu, "{\"fault_path\": null}") == 0);
+}
+
+/* Short tokens: each request carries the token current when it is sent. */
+static void test_short_tokens(void) {
+        _cleanup_(cloud_freep) struct cloud *c = NULL;
+        struct cloud_stats st;
+        static struct result r[40];
+
+        emu_reset();
+        CHECK(test_emulator_config(&emu, "{\"token_ttl\": 2, \"latency\": 0.1, \"workers\": 2}") == 0);
+        struct cloud_options o = { .http = { .max_in_flight = 2 } };
+        c = new_cloud(CLUSTER, &o, NULL);
+        for (int i = 0; i < 40; i++)
+                CHECK(cloud_servers_list(c, NULL, result_cb, &r[i], NULL) == 0);
+        for (int i = 0; i < 40; i++) {
+                CHECK(test_run_until(ev, &r[i].done, 60) == 0);
+                CHECK_INT(r[i].error, 0);
+                result_clear(&r[i]);
+        }
+        cloud_get_stats(c, &st);
+        /* 40 calls of 0.1 s two at a time: 2 s, a token renewed every 1 s */
+        printf("# short tokens: %" PRIu64 " auths, %" PRIu64 " 401s\n", st.auths, st.reauths_on_401);
+        CHECK(st.auths >= 2);
+        CHECK(st.reauths_on_401 <= 2);
+        CHECK(test_emulator_config(&emu, "{\"token_ttl\": 86400, \"latency\": 0, \"workers\": 0}") == 0);
+}
+
 static void test_bad_credentials(void) {
         _cleanup_(cloud_freep) struct cloud *c = new_cloud(CLUSTER, NULL, "wrong");
         struct result r1, r2;
@@ -558,6 +649,35 @@ static void test_create_timeout(void) {
         CHECK_INT(emu_live("cn-8", NULL, NULL), 1);
 }
 
+/* POSTs three times slower than create_timeout: looked up until they show
+ * up, never POSTed twice. */
+static void test_create_slow_posts(void) {
+        struct cloud_options o = { .create_timeout_usec = 500000, .create_recheck_usec = 200000 };
+        _cleanup_(cloud_freep) struct cloud *c = new_cloud(CLUSTER, &o, NULL);
+        struct result r[4] = {};
+        struct cloud_stats st;
+        char name[16];
+
+        emu_reset();
+        CHECK(wait_result(&r[0], cloud_servers_list(c, NULL, result_cb, &r[0], NULL)) == 0);
+        result_clear(&r[0]);
+        CHECK(test_emulator_config(&emu, "{\"latency_by_path\": {\"^POST /compute/v2.1/servers$\": 1.5}}") == 0);
+        for (int i = 0; i < 4; i++) {
+                snprintf(name, sizeof(name), "cn-sl%d", i);
+                CHECK(create(c, CLUSTER, name, name, NULL, &r[i]) == 0);
+        }
+        for (int i = 0; i < 4; i++) {
+                CHECK(test_run_until(ev, &r[i].done, 60) == 0);
+                CHECK_INT(r[i].error, 0);
+                CHECK(r[i].adopted);
+                result_clear(&r[i]);
+        }
+        cloud_get_stats(c, &st);
+        CHECK_INT(st.create_posts, 4);
+        CHECK_INT(emu_live(NULL, NULL, NULL), 4);
+        CHECK(test_emulator_config(&emu, "{\"latency_by_path\": {}}") == 0);
+}
+
 static void test_create_429(void) {
         _cleanup_(cloud_freep) struct cloud *c = new_cloud(CLUSTER, NULL, NULL);
         struct cloud_stats st;
@@ -602,14 +722,24 @@ static void test_get_faults(void) {
         /* 4 failed attempts; libcurl itself may redo a GET whose reused connection died. */
         CHECK(st.transport.retries >= 3 && st.transport.retries <= 4);
 
-        /* Beyond the retries: the 5xx and the cloud's message come back. */
-        CHECK(test_emulator_config(&emu, "{\"error_next\": 10, \"error_codes\": [500], \"fault_method\": \"GET\"}") == 0);
+        /* Beyond the engine's retries the client retries until the call's
+         * deadline; past it the 5xx and the cloud's message come back. */
+        CHECK(test_emulator_config(&emu, "{\"error_next\": 7, \"error_codes\": [500], \"fault_method\": \"GET\"}") == 0);
         CHECK(wait_result(&r, cloud_servers_list(c, NULL, result_cb, &r, NULL)) == 0);
+        CHECK_INT(r.error, 0);
+        result_clear(&r);
+        cloud_get_stats(c, &st);
+        CHECK(st.call_retries >= 1);
+        CHECK(test_emulator_config(&emu, "{\"error_rate\": 1.0, \"error_codes\": [500], \"fault_method\": \"GET\"}") == 0);
+        uint64_t id = 0;
+        CHECK(cloud_servers_list(c, NULL, result_cb, &r, &id) == 0);
+        CHECK(cloud_set_deadline(c, id, test_now_usec() + 1500000) == 0);
+        CHECK(test_run_until(ev, &r.done, 30) == 0);
         CHECK_INT(r.error, -EREMOTEIO);
         CHECK_INT(r.status, 500);
         CHECK(r.message != NULL);
         result_clear(&r);
-        CHECK(test_emulator_config(&emu, "{\"error_next\": 0}") == 0);
+        CHECK(test_emulator_config(&emu, "{\"error_next\": 0, \"error_rate\": 0}") == 0);
 
         /* Latency: slower, still right. */
         CHECK(test_emulator_config(&emu, "{\"latency\": 0.3}") == 0);
@@ -1009,6 +1139,10 @@ int main(void) {
         RUN(test_create_reply_lost);
         RUN(test_create_timeout);
         RUN(test_create_429);
+        RUN(test_create_slow_posts);
+        RUN(test_keystone_outage);
+        RUN(test_429_per_service);
+        RUN(test_short_tokens);
         RUN(test_get_faults);
         RUN(test_more_faults);
         RUN(test_tags);
