@@ -1135,7 +1135,8 @@ static void create_done(struct cloud_call *k, struct http_request *req, const st
         if (unclear) {
                 /* "Maybe created": look before POSTing again. */
                 if (resp->error == -ETIMEDOUT || resp->status == 504)
-                        k->settle_until = now_mono(c) + c->opts.create_settle_usec;
+                        k->settle_until = now_mono(c) + (c->opts.create_settle_usec ? c->opts.create_settle_usec
+                                                                                     : 4 * c->opts.create_timeout_usec);
                 k->retries = 0;
                 if (create_look_again(k))
                         return;
@@ -1547,8 +1548,6 @@ int cloud_new(sd_event *event, struct cloud_config *config, const struct cloud_o
                 c->opts.create_recheck_usec = 5 * USEC_PER_SEC;
         if (!c->opts.create_attempts)
                 c->opts.create_attempts = UINT_MAX;
-        if (!c->opts.create_settle_usec)
-                c->opts.create_settle_usec = 4 * c->opts.create_timeout_usec;
         if (!c->opts.retry_deadline_usec)
                 c->opts.retry_deadline_usec = 600 * USEC_PER_SEC;
         if (!c->opts.max_calls)
