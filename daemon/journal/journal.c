@@ -1,6 +1,7 @@
 /* journal.c - append-only JSON-lines journal with fdatasync'd appends, torn-tail recovery and atomic compaction. */
 #include "journal/journal.h"
 #include "util/errmsg.h"
+#include "journal/records.h"
 #include "util/urlredact.h"
 
 #include <errno.h>
@@ -105,8 +106,7 @@ static void format_now(char buf[32]) {
 }
 
 static bool is_own(json_t *record) {
-        const char *kind = json_string_value(json_object_get(record, "kind"));
-        return kind && strcmp(kind, JOURNAL_KIND_OWN) == 0;
+        return record_kind_from_string(json_string_value(json_object_get(record, "kind"))) == RECORD_JOURNAL;
 }
 
 struct dump {
@@ -630,9 +630,12 @@ int journal_compact(struct journal *j, journal_compact_fn cb, void *userdata, ch
         step(j, JOURNAL_STEP_TMP_CREATED);
 
         /* The marker carries the sequence on even when no record is live. */
-        marker = json_pack("{s:s, s:s, s:I, s:I}", "kind", JOURNAL_KIND_OWN, "event", "compacted",
-                           "previous_bytes", (json_int_t) j->bytes, "previous_records", (json_int_t) j->records);
-        r = marker ? compaction_put(&c, marker, true, ret_error) : -ENOMEM;
+        r = record_encode(&(struct record) {
+                        .kind = RECORD_JOURNAL,
+                        .journal = { .event = "compacted", .previous_bytes = j->bytes, .previous_records = j->records },
+                }, &marker, ret_error);
+        if (r >= 0)
+                r = compaction_put(&c, marker, true, ret_error);
         json_decref(marker);
         if (r < 0)
                 goto fail;

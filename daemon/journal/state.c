@@ -4,10 +4,10 @@
 #include <limits.h>
 #include <search.h>
 #include <stdint.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "journal/records.h"
 #include "util/hostlist.h"
 
 static const char *const op_kind_names[_STATE_OP_KIND_MAX] = {
@@ -61,7 +61,8 @@ struct request_entry {
 
 struct resize_entry {
         char *group;
-        json_t *record;
+        unsigned min;
+        json_t *record;    /* as accepted, for compaction */
 };
 
 struct state {
@@ -144,19 +145,6 @@ struct state *state_free(struct state *s) {
         free(s->id_prefix);
         free(s);
         return NULL;
-}
-
-static int fail(char **ret_error, const char *fmt, ...) _printf_(2, 3);
-static int fail(char **ret_error, const char *fmt, ...) {
-        va_list ap;
-
-        if (ret_error) {
-                va_start(ap, fmt);
-                if (vasprintf(ret_error, fmt, ap) < 0)
-                        *ret_error = NULL;
-                va_end(ap);
-        }
-        return -EBADMSG;
 }
 
 /* Keep the id counter ahead of every id seen: "x-prefix-N" -> N + 1. */
@@ -254,36 +242,17 @@ static void request_unref(struct state *s, const char *id) {
         }
 }
 
-static const char *get_string(json_t *o, const char *key) {
-        return json_string_value(json_object_get(o, key));
-}
-
-static int64_t get_time(json_t *o) {
-        json_t *t = json_object_get(o, "time");
-        return json_is_integer(t) ? (int64_t) json_integer_value(t) : 0;
-}
-
-static int apply_seq(struct state *s, json_t *rec, char **ret_error) {
-        json_t *next = json_object_get(rec, "next");
-
-        if (!json_is_integer(next) || json_integer_value(next) < 1)
-                return fail(ret_error, "seq record without a positive \"next\"");
-        if ((unsigned long) json_integer_value(next) > s->next_seq)
-                s->next_seq = (unsigned long) json_integer_value(next);
+static int apply_seq(struct state *s, const struct record_seq *q) {
+        if (q->next > s->next_seq)
+                s->next_seq = (unsigned long) q->next;
         return 0;
 }
 
-static int apply_resize(struct state *s, json_t *rec, const char *id, char **ret_error) {
-        const char *group = get_string(rec, "group");
+static int apply_resize(struct state *s, json_t *json, const struct record_request *q) {
         struct resize_entry *e = NULL;
 
-        if (!group)
-                return fail(ret_error, "resize request %s without a \"group\"", id);
-        if (!json_is_integer(json_object_get(rec, "min")))
-                return fail(ret_error, "resize request %s without an integer \"min\"", id);
-
         for (size_t i = 0; i < s->n_resizes; i++)
-                if (strcmp(s->resizes[i].group, group) == 0)
+                if (strcmp(s->resizes[i].group, q->group) == 0)
                         e = &s->resizes[i];
         if (!e) {
                 struct resize_entry *a = reallocarray(s->resizes, s->n_resizes + 1, sizeof(*a));
@@ -292,45 +261,43 @@ static int apply_resize(struct state *s, json_t *rec, const char *id, char **ret
                 if (!a)
                         return -ENOMEM;
                 s->resizes = a;
-                g = strdup(group);
+                g = strdup(q->group);
                 if (!g)
                         return -ENOMEM;
                 e = &s->resizes[s->n_resizes++];
                 *e = (struct resize_entry) { .group = g };
         }
         json_decref(e->record);
-        e->record = json_incref(rec);
+        e->record = json_incref(json);
+        e->min = q->min;
         return 0;
 }
 
-static int apply_request(struct state *s, json_t *rec, char **ret_error) {
-        const char *id = get_string(rec, "id"), *type = get_string(rec, "type");
+static int apply_request(struct state *s, json_t *json, const struct record_request *q) {
         struct request_entry *r;
         void *p;
 
-        if (!id || !type)
-                return fail(ret_error, "request record without \"id\" or \"type\"");
-        note_id(s, id);
+        note_id(s, q->id);
         s->n_requests_applied++;
 
-        if (strcmp(type, "resize") == 0)
-                return apply_resize(s, rec, id, ret_error);
-        if (request_find(s, id))
+        if (q->type == RECORD_REQUEST_RESIZE)
+                return apply_resize(s, json, q);
+        if (request_find(s, q->id))
                 return 0; /* replayed twice: keep the first */
         /* A request that created no operation (all "already pending") is
          * only history: the journal has it, memory does not need it. */
-        if (json_integer_value(json_object_get(rec, "operations")) <= 0)
+        if (q->operations <= 0)
                 return 0;
 
         r = calloc(1, sizeof(*r));
         if (!r)
                 return -ENOMEM;
-        r->id = strdup(id);
+        r->id = strdup(q->id);
         if (!r->id) {
                 free(r);
                 return -ENOMEM;
         }
-        r->record = json_incref(rec);
+        r->record = json_incref(json);
         r->seq = s->apply_seq;
         p = tsearch(r, &s->requests, request_cmp);
         if (!p) {
@@ -341,36 +308,24 @@ static int apply_request(struct state *s, json_t *rec, char **ret_error) {
         return 0;
 }
 
-static int apply_op(struct state *s, json_t *rec, char **ret_error) {
-        const char *id = get_string(rec, "id"), *node = get_string(rec, "node"),
-                   *group = get_string(rec, "group"), *request = get_string(rec, "request");
-        int kind, st;
+static int apply_op(struct state *s, const struct record_op *q) {
         struct state_node *n;
         struct request_entry *r;
         char *new_id = NULL, *new_request = NULL, *new_group = NULL;
 
-        if (!id || !node || !group)
-                return fail(ret_error, "op record without \"id\", \"node\" or \"group\"");
-        kind = state_op_kind_from_string(get_string(rec, "op"));
-        if (kind < 0)
-                return fail(ret_error, "op record %s with an unknown \"op\"", id);
-        st = state_op_state_from_string(get_string(rec, "state"));
-        if (st < 0)
-                return fail(ret_error, "op record %s with an unknown \"state\"", id);
-        note_id(s, id);
-
-        new_id = strdup(id);
-        new_group = strdup(group);
-        new_request = request ? strdup(request) : NULL;
-        if (!new_id || !new_group || (request && !new_request))
+        note_id(s, q->id);
+        new_id = strdup(q->id);
+        new_group = strdup(q->group);
+        new_request = q->request ? strdup(q->request) : NULL;
+        if (!new_id || !new_group || (q->request && !new_request))
                 goto oom;
 
-        n = state_node_find(s, node);
+        n = state_node_find(s, q->node);
         if (!n) {
                 n = calloc(1, sizeof(*n));
                 if (!n)
                         goto oom;
-                n->name = strdup(node);
+                n->name = strdup(q->node);
                 if (!n->name || !tsearch(n, &s->nodes, node_cmp)) {
                         free(n->name);
                         free(n);
@@ -396,16 +351,14 @@ static int apply_op(struct state *s, json_t *rec, char **ret_error) {
         n->note = mfree(n->note);
         n->op = (struct state_op) {
                 .id = new_id,
-                .kind = kind,
-                .state = st,
+                .kind = q->op,
+                .state = q->state,
                 .request_id = new_request,
-                .created = get_time(rec),
-                .changed = json_is_integer(json_object_get(rec, "changed"))
-                                   ? (int64_t) json_integer_value(json_object_get(rec, "changed"))
-                                   : get_time(rec),
+                .created = q->time,
+                .changed = q->changed ? q->changed : q->time,
         };
-        s->n_in[st]++;
-        r = request_find(s, request);
+        s->n_in[q->state]++;
+        r = request_find(s, q->request);
         if (r)
                 r->n_refs++;
         return 0;
@@ -417,21 +370,17 @@ oom:
         return -ENOMEM;
 }
 
-/* Replace *field with the record's KEY: a string sets it, null clears it,
- * absence keeps it. */
-static int update_field(char **field, json_t *rec, const char *key, char **ret_error) {
-        json_t *v = json_object_get(rec, key);
+/* Replace *field as T says: a string sets it, null clears it, absence keeps it. */
+static int update_field(char **field, struct record_text t) {
         char *copy;
 
-        if (!v)
+        if (!t.present)
                 return 0;
-        if (json_is_null(v)) {
+        if (!t.value) {
                 *field = mfree(*field);
                 return 0;
         }
-        if (!json_is_string(v))
-                return fail(ret_error, "node record with a non-string \"%s\"", key);
-        copy = strdup(json_string_value(v));
+        copy = strdup(t.value);
         if (!copy)
                 return -ENOMEM;
         free(*field);
@@ -439,86 +388,62 @@ static int update_field(char **field, json_t *rec, const char *key, char **ret_e
         return 0;
 }
 
-static int apply_op_state(struct state *s, json_t *rec, char **ret_error) {
-        const char *id = get_string(rec, "id"), *node = get_string(rec, "node");
+static int apply_op_state(struct state *s, const struct record_op_state *q) {
         struct state_node *n;
-        int st;
 
-        if (!id || !node)
-                return fail(ret_error, "op_state record without \"id\" or \"node\"");
-        st = state_op_state_from_string(get_string(rec, "state"));
-        if (st < 0)
-                return fail(ret_error, "op_state record for %s with an unknown \"state\"", id);
-
-        n = state_node_find(s, node);
-        if (!n || strcmp(n->op.id, id) != 0)
+        n = state_node_find(s, q->node);
+        if (!n || strcmp(n->op.id, q->id) != 0)
                 return 0; /* about an operation already replaced: nothing to change */
         s->n_in[n->op.state]--;
-        s->n_in[st]++;
-        n->op.state = st;
-        n->op.changed = get_time(rec);
-        return update_field(&n->note, rec, "note", ret_error);
+        s->n_in[q->state]++;
+        n->op.state = q->state;
+        n->op.changed = q->time;
+        return update_field(&n->note, q->note);
 }
 
-static int apply_node(struct state *s, json_t *rec, char **ret_error) {
-        const char *node = get_string(rec, "node"), *op = get_string(rec, "op");
-        static const char *const keys[] = { "instance_id", "address", "step", "note" };
+static int apply_node(struct state *s, const struct record_node *q) {
         struct state_node *n;
-        char **fields[4];
         bool current;
         int r;
 
-        if (!node)
-                return fail(ret_error, "node record without \"node\"");
-        for (size_t i = 0; i < ELEMENTSOF(keys); i++) {
-                json_t *v = json_object_get(rec, keys[i]);
-                if (v && !json_is_string(v) && !json_is_null(v))
-                        return fail(ret_error, "node record for %s with a non-string \"%s\"", node, keys[i]);
-        }
-        n = state_node_find(s, node);
+        n = state_node_find(s, q->node);
         if (!n)
                 return 0; /* a node with no operation: nothing to attach it to */
         /* The instance belongs to the node; the step and the note belong to
          * one operation and are dropped when that one was replaced. */
-        current = !op || strcmp(op, n->op.id) == 0;
-        fields[0] = &n->instance_id;
-        fields[1] = &n->address;
-        fields[2] = current ? &n->step : NULL;
-        fields[3] = current ? &n->note : NULL;
-        for (size_t i = 0; i < ELEMENTSOF(keys); i++) {
-                if (!fields[i])
-                        continue;
-                r = update_field(fields[i], rec, keys[i], ret_error);
-                if (r < 0)
-                        return r;
-        }
-        if (current && json_object_get(rec, "step"))
-                n->step_changed = get_time(rec);
+        current = !q->op || strcmp(q->op, n->op.id) == 0;
+        r = update_field(&n->instance_id, q->instance_id);
+        if (r >= 0)
+                r = update_field(&n->address, q->address);
+        if (r >= 0 && current)
+                r = update_field(&n->step, q->step);
+        if (r >= 0 && current)
+                r = update_field(&n->note, q->note);
+        if (r < 0)
+                return r;
+        if (current && q->step.present)
+                n->step_changed = q->time;
         return 0;
 }
 
-int state_apply(struct state *s, json_t *record, char **ret_error) {
-        const char *kind;
+int state_apply(struct state *s, json_t *json, char **ret_error) {
+        struct record rec;
         int r;
 
-        if (!json_is_object(record))
-                return fail(ret_error, "record is not a JSON object");
-        kind = get_string(record, "kind");
-        if (!kind)
-                return fail(ret_error, "record without a \"kind\"");
-
-        if (strcmp(kind, "seq") == 0)
-                r = apply_seq(s, record, ret_error);
-        else if (strcmp(kind, "request") == 0)
-                r = apply_request(s, record, ret_error);
-        else if (strcmp(kind, "op") == 0)
-                r = apply_op(s, record, ret_error);
-        else if (strcmp(kind, "op_state") == 0)
-                r = apply_op_state(s, record, ret_error);
-        else if (strcmp(kind, "node") == 0)
-                r = apply_node(s, record, ret_error);
-        else
-                r = 0;
+        r = record_decode(json, &rec, ret_error);
+        if (r < 0)
+                return r;
+        if (r > 0)
+                /* A kind a newer elasticd wrote: skip it. */
+                return 0;
+        switch (rec.kind) {
+        case RECORD_SEQ: r = apply_seq(s, &rec.seq); break;
+        case RECORD_REQUEST: r = apply_request(s, json, &rec.request); break;
+        case RECORD_OP: r = apply_op(s, &rec.op); break;
+        case RECORD_OP_STATE: r = apply_op_state(s, &rec.op_state); break;
+        case RECORD_NODE: r = apply_node(s, &rec.node); break;
+        default: r = 0; break;   /* the journal's own */
+        }
         if (r >= 0)
                 s->apply_seq++;
         return r;
@@ -560,7 +485,7 @@ size_t state_n_requests(const struct state *s) {
 int state_resize_min(const struct state *s, const char *group, unsigned *ret) {
         for (size_t i = 0; i < s->n_resizes; i++)
                 if (strcmp(s->resizes[i].group, group) == 0) {
-                        *ret = (unsigned) json_integer_value(json_object_get(s->resizes[i].record, "min"));
+                        *ret = s->resizes[i].min;
                         return 0;
                 }
         return -ENOENT;
@@ -585,39 +510,48 @@ static int request_seq_cmp(const void *a, const void *b) {
         return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
-static int add_node_record(const struct state_node *n, void *userdata) {
-        json_t *a = userdata, *o;
+/* Append the record of R to the array A. */
+static int append_record(json_t *a, const struct record *r) {
+        json_t *o;
+        int k;
 
-        o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I}",
-                      "kind", "op",
-                      "id", n->op.id,
-                      "node", n->name,
-                      "group", n->group,
-                      "op", state_op_kind_to_string(n->op.kind),
-                      "state", state_op_state_to_string(n->op.state),
-                      "time", (json_int_t) n->op.created,
-                      "changed", (json_int_t) n->op.changed);
-        if (!o)
-                return -ENOMEM;
-        if (n->op.request_id && json_object_set_new(o, "request", json_string(n->op.request_id)) < 0) {
-                json_decref(o);
-                return -ENOMEM;
-        }
-        if (json_array_append_new(a, o) < 0)
-                return -ENOMEM;
-        if (!n->step && !n->instance_id && !n->address && !n->note)
-                return 0;
-        o = json_pack("{s:s, s:s, s:s, s:I}", "kind", "node", "node", n->name, "op", n->op.id,
-                      "time", (json_int_t) n->step_changed);
-        if (!o)
-                return -ENOMEM;
-        if ((n->step && json_object_set_new(o, "step", json_string(n->step)) < 0) ||
-            (n->instance_id && json_object_set_new(o, "instance_id", json_string(n->instance_id)) < 0) ||
-            (n->address && json_object_set_new(o, "address", json_string(n->address)) < 0) ||
-            (n->note && json_object_set_new(o, "note", json_string(n->note)) < 0) ||
-            json_array_append_new(a, o) < 0)
-                return -ENOMEM;
-        return 0;
+        k = record_encode(r, &o, NULL);
+        if (k < 0)
+                return k;
+        return json_array_append_new(a, o) < 0 ? -ENOMEM : 0;
+}
+
+static int add_node_record(const struct state_node *n, void *userdata) {
+        json_t *a = userdata;
+        int r;
+
+        r = append_record(a, &(struct record) {
+                .kind = RECORD_OP,
+                .op = {
+                        .id = n->op.id,
+                        .node = n->name,
+                        .group = n->group,
+                        .op = n->op.kind,
+                        .state = n->op.state,
+                        .request = n->op.request_id,
+                        .time = n->op.created,
+                        .changed = n->op.changed,
+                },
+        });
+        if (r < 0 || (!n->step && !n->instance_id && !n->address && !n->note))
+                return r;
+        return append_record(a, &(struct record) {
+                .kind = RECORD_NODE,
+                .node = {
+                        .node = n->name,
+                        .op = n->op.id,
+                        .time = n->step_changed,
+                        .step = RECORD_TEXT_IF(n->step),
+                        .instance_id = RECORD_TEXT_IF(n->instance_id),
+                        .address = RECORD_TEXT_IF(n->address),
+                        .note = RECORD_TEXT_IF(n->note),
+                },
+        });
 }
 
 struct node_records_ctx {
@@ -641,8 +575,7 @@ int state_live_records(struct state *s, json_t **ret_array) {
         a = json_array();
         if (!a)
                 return -ENOMEM;
-        if (json_array_append_new(a, json_pack("{s:s, s:I}", "kind", "seq",
-                                                "next", (json_int_t) s->next_seq)) < 0)
+        if (append_record(a, &(struct record) { .kind = RECORD_SEQ, .seq.next = s->next_seq }) < 0)
                 goto oom;
 
         v = calloc(s->n_request_entries ? s->n_request_entries : 1, sizeof(*v));

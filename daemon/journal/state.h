@@ -6,20 +6,14 @@
  * in-memory state is only ever changed by state_apply() of such a record:
  * the same function replays the journal at start-up and applies a request's
  * records after they are on disk, so a restart rebuilds exactly what was
- * accepted. Records:
+ * accepted. The records (journal/records.h builds and parses them):
  *
- *   {"kind":"seq","next":N}                       id counter floor (compaction)
- *   {"kind":"request","id":R,"type":T,...}        an accepted request
- *   {"kind":"op","id":O,"node":N,"group":G,"op":K,"state":S,"request":R,"time":T}
- *                                                 a node operation, created
- *   {"kind":"op_state","id":O,"node":N,"state":S,"time":T[,"note":...]}
- *                                                 a node operation changed state
- *   {"kind":"node","node":N,"op":O,"step":S,"time":T[,"instance_id":I|null]
- *    [,"address":A|null][,"note":...]}
- *                                                 the lifecycle's progress on a
- *                                                 node: the step its operation
- *                                                 reached, the instance it knows
- *                                                 (null: none), why it failed
+ *   seq        id counter floor (compaction)
+ *   request    an accepted request
+ *   op         a node operation, created
+ *   op_state   a node operation changed state (with a note)
+ *   node       the lifecycle's progress on a node: the step its operation
+ *              reached, the instance it knows (null: none), why it failed
  *
  * Rule when a hook names a node that already has an active operation:
  * the same kind again is a no-op ("already pending"); another kind
@@ -92,8 +86,9 @@ struct state *state_free(struct state *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct state *, state_free);
 
 /* Apply one journal record. -EBADMSG with *ret_error (malloc'd) naming the
- * problem when the record is malformed; the state is then unchanged. Records
- * of an unknown kind are ignored (returns 0) so newer journals replay. */
+ * record and the field at fault (record_decode) when it is malformed; the
+ * state is then unchanged. Records of an unknown kind are ignored (returns
+ * 0) so newer journals replay. */
 int state_apply(struct state *s, json_t *record, char **ret_error);
 
 /* A fresh id "<letter>-<prefix>-<n>" (letter 'r' request, 'o' operation).

@@ -8,6 +8,7 @@
 #include "config-build.h"
 #include "util/hostlist.h"
 #include "util/log.h"
+#include "journal/records.h"
 #include "metrics/metrics.h"
 #include "util/strv.h"
 #include "util/urlredact.h"
@@ -74,31 +75,52 @@ static int commit_records(struct request_context *ctx, const char *id, json_t *r
         return 0;
 }
 
-static json_t *request_record(const char *id, const struct protocol_request *req, const struct server_peer *peer,
-                              time_t now) {
-        json_t *o;
+/* The journal record of accepted request ID, as far as REQ and the peer tell. */
+static struct record request_record(const char *id, const struct protocol_request *req,
+                                    const struct server_peer *peer, time_t now) {
+        enum record_request_type type = _RECORD_REQUEST_TYPE_MAX;
 
-        o = json_pack("{s:s, s:s, s:s, s:i, s:i, s:I}",
-                      "kind", "request",
-                      "id", id,
-                      "type", protocol_request_type_to_string(req->type),
-                      "uid", (int) peer->uid,
-                      "pid", (int) peer->pid,
-                      "time", (json_int_t) now);
-        if (!o)
-                return NULL;
-#define SET_STR(field)                                                                      \
-        if (req->field && json_object_set_new(o, #field, json_string(req->field)) < 0)     \
-                return json_decref(o), NULL
-        SET_STR(client);
-        SET_STR(job_id);
-        SET_STR(reason);
-        SET_STR(features);
-        SET_STR(resume_file_error);
-#undef SET_STR
-        if (req->resume_file && json_object_set(o, "resume_file", req->resume_file) < 0)
-                return json_decref(o), NULL;
-        return o;
+        switch (req->type) {
+        case PROTOCOL_REQUEST_RESUME:      type = RECORD_REQUEST_RESUME; break;
+        case PROTOCOL_REQUEST_SUSPEND:     type = RECORD_REQUEST_SUSPEND; break;
+        case PROTOCOL_REQUEST_RESUME_FAIL: type = RECORD_REQUEST_RESUME_FAIL; break;
+        case PROTOCOL_REQUEST_REBOOT:      type = RECORD_REQUEST_REBOOT; break;
+        case PROTOCOL_REQUEST_RESIZE:      type = RECORD_REQUEST_RESIZE; break;
+        default: break;   /* not journalled: record_encode refuses it */
+        }
+        return (struct record) {
+                .kind = RECORD_REQUEST,
+                .request = {
+                        .id = id,
+                        .type = type,
+                        .uid = (int64_t) peer->uid,
+                        .pid = (int64_t) peer->pid,
+                        .time = (int64_t) now,
+                        .client = req->client,
+                        .job_id = req->job_id,
+                        .reason = req->reason,
+                        .features = req->features,
+                        .resume_file_error = req->resume_file_error,
+                        .resume_file = req->resume_file,
+                },
+        };
+}
+
+/* REC's JSON, put at INDEX of RECORDS (-1: appended). Our own record
+ * refused is a bug: logged. */
+static int put_record(const char *id, json_t *records, ssize_t index, const struct record *rec) {
+        _cleanup_free_ char *error = NULL;
+        json_t *o;
+        int r;
+
+        r = record_encode(rec, &o, &error);
+        if (r < 0) {
+                if (r != -ENOMEM)
+                        log_req(LOG_ERR, id, "Cannot build a journal record: %s", error ? error : strerror(-r));
+                return r;
+        }
+        r = index < 0 ? json_array_append_new(records, o) : json_array_insert_new(records, (size_t) index, o);
+        return r < 0 ? -ENOMEM : 0;
 }
 
 /* Compress names into a hostlist for messages; "?" if that fails. */
@@ -126,7 +148,8 @@ static int handle_hook(struct request_context *ctx, const char *id, const struct
         _cleanup_free_ size_t *groups = NULL;
         _cleanup_free_ char **unknown = NULL;
         _cleanup_free_ char *msg = NULL, *compressed = NULL, *pending_list = NULL, *accepted = NULL;
-        _cleanup_(json_decrefp) json_t *records = NULL, *ops = NULL, *rec = NULL, *result = NULL;
+        _cleanup_(json_decrefp) json_t *records = NULL, *ops = NULL, *result = NULL;
+        struct record rec;
         size_t n = 0, n_unknown = 0, n_pending = 0, n_new = 0, n_superseded = 0;
         enum state_op_kind kind;
         time_t now = time(NULL);
@@ -186,18 +209,13 @@ static int handle_hook(struct request_context *ctx, const char *id, const struct
 
         records = json_array();
         ops = json_array();
-        rec = request_record(id, req, peer, now);
-        if (!records || !ops || !rec)
-                return -ENOMEM;
         compressed = compress_or_placeholder(nodes, n);
-        if (!compressed || json_object_set_new(rec, "nodes", json_string(compressed)) < 0 ||
-            json_array_append(records, rec) < 0)
+        if (!records || !ops || !compressed)
                 return -ENOMEM;
 
         for (size_t i = 0; i < n; i++) {
                 const struct state_node *sn = state_node_find(ctx->state, nodes[i]);
                 _cleanup_free_ char *op_id = NULL;
-                json_t *o;
 
                 if (sn && state_op_state_is_active(sn->op.state)) {
                         if (same_op_pending(sn, kind)) {
@@ -205,13 +223,19 @@ static int handle_hook(struct request_context *ctx, const char *id, const struct
                                 continue;
                         }
                         /* Superseded: slurmctld's latest decision wins (state.h). */
-                        o = json_pack("{s:s, s:s, s:s, s:s, s:I, s:s}",
-                                      "kind", "op_state", "id", sn->op.id, "node", sn->name,
-                                      "state", "cancelled", "time", (json_int_t) now,
-                                      "note", "superseded");
-                        if (!o || json_object_set_new(o, "by_request", json_string(id)) < 0 ||
-                            json_array_append_new(records, o) < 0)
-                                return -ENOMEM;
+                        r = put_record(id, records, -1, &(struct record) {
+                                .kind = RECORD_OP_STATE,
+                                .op_state = {
+                                        .id = sn->op.id,
+                                        .node = sn->name,
+                                        .state = STATE_OP_CANCELLED,
+                                        .time = (int64_t) now,
+                                        .note = RECORD_TEXT("superseded"),
+                                        .by_request = id,
+                                },
+                        });
+                        if (r < 0)
+                                return r;
                         /* Per node at debug: the request's own line counts them. */
                         log_ctx_msg(LOG_DEBUG, &(struct log_ctx) { .request = id, .node = sn->name, .op = sn->op.id },
                                     "Pending %s superseded by %s", state_op_kind_to_string(sn->op.kind),
@@ -222,17 +246,31 @@ static int handle_hook(struct request_context *ctx, const char *id, const struct
                 r = state_new_id(ctx->state, 'o', &op_id);
                 if (r < 0)
                         return r;
-                o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I}",
-                              "kind", "op", "id", op_id, "node", nodes[i],
-                              "group", ctx->config->groups[groups[i]].name,
-                              "op", state_op_kind_to_string(kind), "state", "pending",
-                              "request", id, "time", (json_int_t) now);
-                if (!o || json_array_append_new(records, o) < 0 || json_array_append_new(ops, json_string(op_id)) < 0)
+                r = put_record(id, records, -1, &(struct record) {
+                        .kind = RECORD_OP,
+                        .op = {
+                                .id = op_id,
+                                .node = nodes[i],
+                                .group = ctx->config->groups[groups[i]].name,
+                                .op = kind,
+                                .state = STATE_OP_PENDING,
+                                .request = id,
+                                .time = (int64_t) now,
+                        },
+                });
+                if (r < 0)
+                        return r;
+                if (json_array_append_new(ops, json_string(op_id)) < 0)
                         return -ENOMEM;
                 n_new++;
         }
-        if (json_object_set_new(rec, "operations", json_integer((json_int_t) n_new)) < 0)
-                return -ENOMEM;
+        /* The request first: replay meets it before its operations. */
+        rec = request_record(id, req, peer, now);
+        rec.request.nodes = compressed;
+        rec.request.operations = (int64_t) n_new;
+        r = put_record(id, records, 0, &rec);
+        if (r < 0)
+                return r;
 
         r = commit_records(ctx, id, records, &journal_usec, err);
         if (r < 0)
@@ -280,7 +318,8 @@ static int handle_hook(struct request_context *ctx, const char *id, const struct
 static int handle_resize(struct request_context *ctx, const char *id, const struct protocol_request *req,
                          const struct server_peer *peer, json_t **ret_result, struct protocol_error *err) {
         const struct config *cfg = ctx->config;
-        _cleanup_(json_decrefp) json_t *records = NULL, *rec = NULL;
+        _cleanup_(json_decrefp) json_t *records = NULL;
+        struct record rec;
         const struct config_group *g;
         size_t n_nodes = 0;
         int idx, r;
@@ -308,14 +347,15 @@ static int handle_resize(struct request_context *ctx, const char *id, const stru
         }
 
         records = json_array();
-        rec = request_record(id, req, peer, time(NULL));
-        if (!records || !rec ||
-            json_object_set_new(rec, "group", json_string(g->name)) < 0 ||
-            json_object_set_new(rec, "min", json_integer(req->min)) < 0 ||
-            json_object_set_new(rec, "wait", json_boolean(req->wait)) < 0 ||
-            json_object_set_new(rec, "operations", json_integer(0)) < 0 ||
-            json_array_append(records, rec) < 0)
+        if (!records)
                 return -ENOMEM;
+        rec = request_record(id, req, peer, time(NULL));
+        rec.request.group = g->name;
+        rec.request.min = req->min;
+        rec.request.wait = req->wait;
+        r = put_record(id, records, -1, &rec);
+        if (r < 0)
+                return r;
         r = commit_records(ctx, id, records, NULL, err);
         if (r < 0)
                 return r;
