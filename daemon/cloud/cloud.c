@@ -1,5 +1,6 @@
 /* cloud.c - OpenStack calls as small state machines over the HTTP engine, one Keystone token shared by all. */
 #include <curl/curl.h>
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -88,6 +89,11 @@ struct cloud_call {
         int post_error;            /* the last POST's outcome, reported if nothing is found */
         uint64_t settle_until;     /* after a POST that may still be in Nova's hands: no
                                     * second POST before this (0: none pending) */
+
+        /* resolve: the same lookup in flight whose answer this one takes (it
+         * sends nothing), and how many take this one's */
+        struct cloud_call *leader;
+        unsigned n_followers;
 
         /* list and resolve paging */
         char *marker;
@@ -335,6 +341,42 @@ static void cache_put(struct cloud *c, enum cache_kind kind, const char *key, co
         e->until = now_mono(c) + c->opts.cache_ttl_usec;
 }
 
+/* Whether MESSAGE has WORD, not as part of a longer name or id. */
+static bool names(const char *message, const char *word) {
+        size_t n = strlen(word);
+
+        if (n == 0)
+                return false;
+        for (const char *p = message; (p = strstr(p, word)); p++) {
+                bool before = p == message || !(isalnum((unsigned char) p[-1]) || strchr("-_.", p[-1]));
+                bool after = !(isalnum((unsigned char) p[n]) || (p[n] && strchr("-_.", p[n])));
+
+                /* "Flavor 42 could not be found." ends a sentence with a period. */
+                if (p[n] == '.' && (p[n + 1] == 0 || p[n + 1] == ' '))
+                        after = true;
+                if (before && after)
+                        return true;
+        }
+        return false;
+}
+
+/* Forget the cached ids that a 4xx message names (by id or by name): "Flavor
+ * 42 could not be found.", "Network <uuid> could not be found.", ... */
+static void cache_forget_named(struct cloud *c, const char *message) {
+        for (struct cache_entry **p = &c->cache; *p;) {
+                struct cache_entry *e = *p;
+
+                if (message && ((e->id && names(message, e->id)) || names(message, e->key))) {
+                        *p = e->next;
+                        free(e->key);
+                        free(e->id);
+                        free(e);
+                        c->stats.lookups_forgotten++;
+                } else
+                        p = &e->next;
+        }
+}
+
 /* ---- calls ---- */
 
 /* Free a call already taken off its cloud's list. */
@@ -379,6 +421,31 @@ static void call_unlink(struct cloud_call *k) {
         c->n_calls--;
 }
 
+static int call_later(struct cloud_call *k, uint64_t delay, bool deliver, int error);
+static int call_run(struct cloud_call *k);
+
+/* Hand leader K's outcome to the lookups that waited on it; each is
+ * delivered from the loop, as a cache hit is. */
+static void followers_deliver(struct cloud_call *k, int error) {
+        for (struct cloud_call *f = k->cloud->calls; f && k->n_followers > 0; f = f->next) {
+                int e = error;
+
+                if (f->leader != k)
+                        continue;
+                f->leader = NULL;
+                k->n_followers--;
+                if (k->result_id && !(f->result_id = strdup(k->result_id)))
+                        e = -ENOMEM;
+                f->err.status = k->err.status;
+                if (e < 0)
+                        (void) os_error_set(&f->err, e, "%s", k->err.message && e == error ? k->err.message
+                                                                                          : strerror(-e));
+                (void) os_error_set_request_id(&f->err, k->err.request_id);
+                if (call_later(f, 0, true, e) < 0 && call_run(f) < 0)
+                        log_req(LOG_ERR, f->label, "cloud: call %" PRIu64 " cannot be delivered", f->id);
+        }
+}
+
 /* Deliver the result and free the call. The call leaves the list first, so
  * the callback may cancel anything or free the cloud. */
 static void call_finish(struct cloud_call *k, int error) {
@@ -401,7 +468,13 @@ static void call_finish(struct cloud_call *k, int error) {
         }
         log_req(LOG_DEBUG, k->label, "cloud: call %" PRIu64 " done: %d %s", k->id, error,
                 k->err.message ? k->err.message : "");
+        /* The calls that carry resolved ids. */
+        if (error < 0 && (k->kind == CALL_CREATE || k->kind == CALL_REBUILD) && k->err.status >= 400 &&
+            k->err.status < 500 && k->err.status != 401 && k->err.status != 429)
+                cache_forget_named(c, k->err.message);
         call_unlink(k);
+        if (k->n_followers > 0)
+                followers_deliver(k, error);
         if (k->req) {
                 http_request_cancel(k->req);
                 k->req = http_request_unref(k->req);
@@ -1836,6 +1909,7 @@ static int resolve(struct cloud *c, enum call_kind kind, const char *name_or_id,
         else
                 cached = cache_get(c, resolve_cache_kind(kind), name_or_id);
         if (cached) {
+                c->stats.lookups_cached++;
                 k->result_id = strdup(cached);
                 r = k->result_id ? call_later(k, 0, true, 0) : -ENOMEM;
                 if (r < 0) {
@@ -1852,6 +1926,18 @@ static int resolve(struct cloud *c, enum call_kind kind, const char *name_or_id,
         /* Glance answers 400 to a malformed id: search by name straight away. */
         if ((kind == CALL_IMAGE && !neutron_is_uuid(name_or_id)) || kind == CALL_NETWORK)
                 k->step = STEP_LIST;
+        /* The same lookup in flight: wait for its answer. */
+        for (struct cloud_call *x = c->calls; x; x = x->next)
+                if (x != k && x->kind == kind && !x->leader && !x->timer_delivers && x->arg &&
+                    strcmp(x->arg, name_or_id) == 0) {
+                        k->leader = x;
+                        x->n_followers++;
+                        c->stats.calls_started++;
+                        c->stats.lookups_merged++;
+                        if (ret_call_id)
+                                *ret_call_id = k->id;
+                        return 0;
+                }
         return call_start(k, ret_call_id);
 }
 
@@ -1948,6 +2034,14 @@ int cloud_cancel(struct cloud *c, uint64_t call_id) {
                 return -EINVAL;
         for (struct cloud_call *k = c->calls; k; k = k->next)
                 if (k->id == call_id) {
+                        if (k->n_followers > 0) {
+                                /* Others wait for this lookup: it goes on, unowned. */
+                                k->cb = NULL;
+                                k->userdata = NULL;
+                                return 0;
+                        }
+                        if (k->leader)
+                                k->leader->n_followers--;
                         call_unlink(k);
                         k->cloud = NULL;
                         call_free(k);

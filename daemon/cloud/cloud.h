@@ -91,6 +91,9 @@ struct cloud_stats {
         uint64_t create_posts;
         uint64_t create_lookups;   /* unclear creates looked up */
         uint64_t create_adopted;   /* ... and found */
+        uint64_t lookups_cached;   /* flavor/image/network lookups answered by the cache */
+        uint64_t lookups_merged;   /* ... by the same lookup already in flight */
+        uint64_t lookups_forgotten; /* cache entries dropped on a 4xx naming them */
         struct http_stats transport;
 };
 
@@ -146,7 +149,10 @@ int cloud_server_rebuild(struct cloud *c, const char *id, const char *image_id, 
  * -ENOENT when the server is gone, -EBUSY (409) while it has no host yet. */
 int cloud_server_console(struct cloud *c, const char *id, unsigned lines, cloud_callback_t cb, void *userdata,
                          uint64_t *ret_call_id);
-/* Name or id -> id, cached for cache_ttl_usec. */
+/* Name or id -> id, cached for cache_ttl_usec. A lookup made while the same
+ * one is in flight sends nothing and gets that one's answer (a 1,000-node
+ * resume resolves each group's flavor, image and networks once). A cached
+ * id is forgotten when a 4xx answer of any call names it or its name. */
 int cloud_flavor_resolve(struct cloud *c, const char *name_or_id, cloud_callback_t cb, void *userdata,
                          uint64_t *ret_call_id);
 int cloud_image_resolve(struct cloud *c, const char *name_or_id, cloud_callback_t cb, void *userdata,

@@ -347,6 +347,86 @@ static void test_resolve(void) {
         CHECK_INT(emu_stat("total"), before);
 }
 
+/* A wave of identical lookups costs what one does: the first goes out, the
+ * rest wait for its answer (an error too); cancelling the one that went out
+ * does not strand the others. A create refused with a 4xx naming a cached
+ * flavor makes the next lookup ask again. */
+static void test_resolve_merged(void) {
+        _cleanup_(cloud_freep) struct cloud *one = new_cloud(CLUSTER, NULL, NULL);
+        _cleanup_(cloud_freep) struct cloud *c = NULL;
+        struct cloud_options o = { .max_calls = 256 };
+        struct cloud_stats st;
+        static struct result r[50];
+        uint64_t ids[50] = {};
+        struct result x = {};
+        long before, single;
+        unsigned ok = 0, enoent = 0;
+
+        emu_reset();
+        CHECK(test_emulator_config(&emu, "{\"latency\": 0.2}") == 0);
+        /* What one lookup of each costs (flavor by name: a 404 on the id, then the list). */
+        CHECK(wait_result(&x, cloud_servers_list(one, NULL, result_cb, &x, NULL)) == 0);
+        result_clear(&x);
+        before = emu_stat("total");
+        CHECK(wait_result(&x, cloud_flavor_resolve(one, "small", result_cb, &x, NULL)) == 0);
+        result_clear(&x);
+        CHECK(wait_result(&x, cloud_image_resolve(one, "nope", result_cb, &x, NULL)) == 0);
+        result_clear(&x);
+        single = emu_stat("total") - before;
+        CHECK_INT(single, 3);
+
+        c = new_cloud(CLUSTER, &o, NULL);
+        CHECK(c != NULL);
+        if (!c)
+                return;
+        /* Authenticate first, so the count below is lookups only. */
+        CHECK(wait_result(&x, cloud_servers_list(c, NULL, result_cb, &x, NULL)) == 0);
+        result_clear(&x);
+        before = emu_stat("total");
+        for (unsigned i = 0; i < 50; i++) {
+                memset(&r[i], 0, sizeof(r[i]));
+                CHECK_INT(i < 40 ? cloud_flavor_resolve(c, "small", result_cb, &r[i], &ids[i])
+                                 : cloud_image_resolve(c, "nope", result_cb, &r[i], &ids[i]), 0);
+        }
+        CHECK_INT(cloud_cancel(c, ids[0]), 0);   /* the flavor lookup that went out */
+        CHECK_INT(cloud_cancel(c, ids[7]), 0);   /* one that waits */
+        for (unsigned i = 0; i < 50; i++)
+                if (i != 0 && i != 7)
+                        CHECK(test_run_until(ev, &r[i].done, 30) == 0);
+        run_for(300000);
+        for (unsigned i = 0; i < 50; i++) {
+                if (i < 40 && r[i].done && r[i].error == 0 && r[i].id && strcmp(r[i].id, "1") == 0)
+                        ok++;
+                if (i >= 40 && r[i].done && r[i].error == -ENOENT && r[i].message && strstr(r[i].message, "nope"))
+                        enoent++;
+        }
+        CHECK(!r[0].done && !r[7].done);
+        CHECK_INT(ok, 38);
+        CHECK_INT(enoent, 10);
+        CHECK_INT(emu_stat("total") - before, single);
+        cloud_get_stats(c, &st);
+        CHECK_INT(st.lookups_merged, 48);
+        for (unsigned i = 0; i < 50; i++)
+                result_clear(&r[i]);
+
+        /* Cached now; then flavor 1 disappears: the create's 400 names it. */
+        before = emu_stat("total");
+        CHECK(wait_result(&x, cloud_flavor_resolve(c, "small", result_cb, &x, NULL)) == 0);
+        CHECK_STR(x.id, "1");
+        result_clear(&x);
+        CHECK_INT(emu_stat("total"), before);
+        CHECK(test_emulator_config(&emu, "{\"latency\": 0, \"hidden_flavors\": [\"1\"]}") == 0);
+        CHECK(wait_result(&x, create(c, CLUSTER, "merged-1", "o-1", "1", &x)) == 0);
+        CHECK_INT(x.error, -EINVAL);
+        result_clear(&x);
+        cloud_get_stats(c, &st);
+        CHECK_INT(st.lookups_forgotten, 1);
+        CHECK(wait_result(&x, cloud_flavor_resolve(c, "small", result_cb, &x, NULL)) == 0);
+        CHECK_INT(x.error, -ENOENT);
+        result_clear(&x);
+        CHECK(test_emulator_config(&emu, "{\"hidden_flavors\": []}") == 0);
+}
+
 #define NETWORK "4b6b1e2c-2f7e-4c5a-9d3b-8e1f0a2b3c4d"
 
 static void test_network_resolve(void) {
@@ -1130,6 +1210,7 @@ int main(void) {
         RUN(test_lifecycle);
         RUN(test_errors);
         RUN(test_resolve);
+        RUN(test_resolve_merged);
         RUN(test_network_resolve);
         RUN(test_network_override);
         RUN(test_token_expiry);

@@ -533,7 +533,7 @@ class Api:
     def _flavor_list(self, req, detail):
         limit, eff = self._limit(req)
         # Nova's default order: flavorid ascending (a string).
-        flavors = sorted(self.cloud.flavors, key=lambda f: f["id"])
+        flavors = sorted(self.cloud.visible_flavors(), key=lambda f: f["id"])
         marker = req.param("marker")
         if marker is not None:
             if not any(f["id"] == marker for f in flavors):

@@ -109,6 +109,7 @@ DEFAULT_CONFIG = {
     "latency_by_method": {},    # {"POST": 2.0}
     "latency_by_path": {},      # {"^POST /compute/v2.1/servers$": 30.0}: regex on "METHOD PATH"
     "flavor_faults": {},        # {flavor name or id: "novalidhost" | "spawn" | "quota"}
+    "hidden_flavors": [],       # flavor ids that act as deleted (404 on show, 400 on create)
     "outage_seconds": 0.0,      # setting it starts a window: matching calls answer outage_status
     "outage_path": None,        # ... regex on the path (null: every API call), e.g. "^/v3"
     "outage_status": 503,
@@ -392,10 +393,13 @@ class Cloud:
 
     def flavor(self, ref):
         ref = str(ref).rstrip("/").rsplit("/", 1)[-1]
-        for f in self.flavors:
+        for f in self.visible_flavors():
             if f["id"] == ref:
                 return f
         return None
+
+    def visible_flavors(self):
+        return [f for f in self.flavors if f["id"] not in self.cfg["hidden_flavors"]]
 
     def image(self, ref):
         ref = str(ref).rstrip("/").rsplit("/", 1)[-1]
@@ -482,6 +486,10 @@ class Cloud:
                 except re.error as e:
                     raise ConfigError("latency_by_path: bad regex %r: %s" % (rx, e))
             return {rx: float(x) for rx, x in v.items()}
+        if k == "hidden_flavors":
+            if not isinstance(v, list) or any(not isinstance(x, str) for x in v):
+                raise ConfigError("hidden_flavors must be a list of flavor ids")
+            return list(v)
         if k == "flavor_faults":
             if not isinstance(v, dict) or any(
                     x not in ("novalidhost", "spawn", "quota") for x in v.values()):
