@@ -66,13 +66,13 @@ limits:
   resume_timeout: {resume_deadline}s
   reconcile_interval: {reconcile}s
   orphan_grace: {orphan_grace}s
-groups:
+{limits_extra}groups:
   - name: cloud
     nodes: "{nodes}"
     flavor: small
     image: tiny
     networks: ["{network}"]
-{group_extra}"""
+{group_extra}{more_groups}"""
 
 CLOUDS = """\
 clouds:
@@ -95,10 +95,18 @@ class Stack:
     def __init__(self, nodes=4, prefix="cl", suspend_time=20, resume_timeout=120,
                  build_delay=1.0, emu_args=(), elasticd_args=(), wrapper=None,
                  resume_deadline=None, reconcile=30, orphan_grace=30, group_extra="",
-                 debug=True, boot_delay=None, service=None, push=False):
+                 debug=True, boot_delay=None, service=None, push=False, more_groups=(),
+                 limits_extra="", pool=range(200, 250)):
+        """more_groups: (prefix, count, yaml) for further elasticd groups in
+        the same partition; yaml holds the group's keys after its nodes
+        (flavor, image, networks), indented by four spaces. limits_extra:
+        more lines under limits:, indented by two."""
         self.group = NodeGroup(prefix, nodes)
+        self.more_groups = [(NodeGroup(p, n), y) for p, n, y in more_groups]
+        self.limits_extra = limits_extra
+        self.pool = pool
         hooks = {h: WRAPPER % os.path.join(os.path.dirname(ELASTICCTL), h) for h in HOOKS}
-        self.c = SlurmCluster(groups=[self.group], scripts=hooks,
+        self.c = SlurmCluster(groups=[self.group] + [g for g, _ in self.more_groups], scripts=hooks,
                               resume_program="elastic-resume", suspend_program="elastic-suspend",
                               resume_fail_program="elastic-resume-fail",
                               reboot_program="elastic-reboot",
@@ -142,7 +150,7 @@ class Stack:
         edir = os.path.join(c.base, "elasticd")
         os.makedirs(os.path.join(edir, "state"), mode=0o700, exist_ok=True)
         # Servers get addresses on the cluster's subnet, above the configured nodes'.
-        pool = ",".join("10.77.0.%d" % i for i in range(200, 250))
+        pool = ",".join("10.77.0.%d" % i for i in self.pool)
         hook = "%s %s emu-hook --base %s" % (sys.executable, INSTANCE, c.base)
         if self.boot_delay is not None:
             hook += " --boot-delay %s" % self.boot_delay
@@ -172,7 +180,9 @@ class Stack:
             cluster="t%d" % os.getpid(), base=c.base, slurm_conf=c.slurm_conf,
             nodes=self.group.hostlist(), network=NETWORK_NAME, resume_deadline=self.resume_deadline,
             reconcile=self.reconcile, orphan_grace=self.orphan_grace,
-            group_extra=self.group_extra), 0o600)
+            group_extra=self.group_extra, limits_extra=self.limits_extra,
+            more_groups="".join("  - name: %s\n    nodes: \"%s\"\n%s" % (g.prefix, g.hostlist(), y)
+                                for g, y in self.more_groups)), 0o600)
         self.start_daemon()
         return self
 
