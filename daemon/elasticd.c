@@ -218,7 +218,7 @@ static int reload_refuse(struct elasticd *d, int r, char *errors, char **ret_err
 
 /* Swap in a freshly loaded configuration, all of it, or keep the old one:
  * a key that only a restart can apply refuses the whole file. */
-static int reload(void *userdata, char **ret_error) {
+static int reload(void *userdata, char **ret_changed, char **ret_error) {
         struct elasticd *d = userdata;
         _cleanup_(config_freep) struct config *c = NULL;
         _cleanup_(auth_freep) struct auth *a = NULL;
@@ -287,6 +287,8 @@ static int reload(void *userdata, char **ret_error) {
 
         log_info("Configuration %s reloaded: %zu node group%s; %s%s", d->config->path, d->config->n_groups,
                  d->config->n_groups == 1 ? "" : "s", live ? "changed: " : "nothing changed", live ? live : "");
+        if (ret_changed)
+                *ret_changed = TAKE_PTR(live);
         sd_notify(0, "READY=1");
         notify_status(d);
         return 0;
@@ -310,7 +312,7 @@ static int on_signal(sd_event_source *src, const struct signalfd_siginfo *si, vo
         struct elasticd *d = userdata;
 
         if (si->ssi_signo == SIGHUP) {
-                (void) reload(d, NULL);
+                (void) reload(d, NULL, NULL);
                 return 0;
         }
         if (d->stopping)

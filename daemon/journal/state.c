@@ -608,3 +608,14 @@ json_t *state_request_record(struct state *s, const char *id) {
 
         return r ? r->record : NULL;
 }
+
+int state_request_get(struct state *s, const char *id, struct record_request *ret) {
+        struct request_entry *r = request_find(s, id);
+        struct record rec;
+
+        /* Kept only after record_decode accepted it. */
+        if (!r || record_decode(r->record, &rec, NULL) != 0 || rec.kind != RECORD_REQUEST)
+                return -ENOENT;
+        *ret = rec.request;
+        return 0;
+}

@@ -371,19 +371,23 @@ static int handle_resize(struct request_context *ctx, const char *id, const stru
 
 static int handle_reload(struct request_context *ctx, const char *id, const struct protocol_request *req,
                          const struct server_peer *peer, json_t **ret_result, struct protocol_error *err) {
-        _cleanup_free_ char *error = NULL;
+        _cleanup_free_ char *error = NULL, *changed = NULL;
+        _cleanup_(json_decrefp) json_t *result = NULL;
         int r;
 
         log_req(LOG_INFO, id, "Reload asked by uid %u pid %d", (unsigned) peer->uid, (int) peer->pid);
-        r = ctx->reload(ctx->userdata, &error);
+        r = ctx->reload(ctx->userdata, &changed, &error);
         if (r < 0) {
                 protocol_error_set(err, PROTOCOL_ERROR_INTERNAL,
                                    "reload failed, the running configuration stays: %s",
                                    error ? error : strerror(-r));
                 return r;
         }
-        *ret_result = json_pack("{s:b}", "reloaded", 1);
-        return *ret_result ? 0 : -ENOMEM;
+        result = json_pack("{s:b}", "reloaded", 1);
+        if (!result || (changed && json_object_set_new(result, "changed", json_string(changed)) < 0))
+                return -ENOMEM;
+        *ret_result = TAKE_PTR(result);
+        return 0;
 }
 
 static int handle_ping(struct request_context *ctx, const char *id, const struct protocol_request *req,

@@ -39,8 +39,9 @@ struct request_context {
         uint64_t n_requests[_PROTOCOL_REQUEST_MAX]; /* valid and permitted, by type (metrics) */
         uint64_t n_refused;             /* bad frames and requests, permission denied */
 
-        /* Re-read the configuration (reload request; SIGHUP does the same). */
-        int (*reload)(void *userdata, char **ret_error);
+        /* Re-read the configuration (reload request; SIGHUP does the same).
+         * *ret_changed: what changed, for the reply (NULL: nothing). */
+        int (*reload)(void *userdata, char **ret_changed, char **ret_error);
         /* The state changed (operations pending, ...): update STATUS=. */
         void (*state_changed)(void *userdata);
         void *userdata;

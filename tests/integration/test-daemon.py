@@ -213,7 +213,8 @@ def test_max_clients(d):
 
 
 def test_reload_request(d):
-    ok(d.ask("reload"))
+    r = ok(d.ask("reload"))
+    check(r == {"reloaded": True}, "nothing changed, yet: %r" % (r,))
 
 
 def test_many_nodes(d):
@@ -451,7 +452,8 @@ def test_reload_refused():
         ok(hook(d, "resume", "cl1"))
         # Back to the old cluster, the rest is live: applied, and the log says what changed.
         d.write_config(two)
-        ok(d.ask("reload"))
+        r = ok(d.ask("reload"))
+        check(r.get("changed") == "limits.api_rate (20 -> 5), groups.gpu (added)", r)
         check("changed: limits.api_rate (20 -> 5), groups.gpu (added)" in d.log(), d.log()[-2000:])
         check(ok(hook(d, "resume", "gpu1"))["accepted"] == 1)
         check(d.stop() == 0)

@@ -239,6 +239,34 @@ static void test_earlier_format(void) {
         CHECK_INT(min, 2);
 }
 
+/* A kept request, parsed back for the lifecycle (the reboot's reason). */
+static void test_state_request_get(void) {
+        _cleanup_(state_freep) struct state *s = NULL;
+        struct record_request q = {};
+        json_t *j;
+
+        CHECK_INT(state_new("beef", &s), 0);
+        j = parse("{\"kind\":\"request\",\"id\":\"r-1-1\",\"type\":\"reboot\",\"reason\":\"reimage now\","
+                  "\"features\":\"v2\",\"nodes\":\"cl1\",\"operations\":1}");
+        CHECK_INT(state_apply(s, j, NULL), 0);
+        json_decref(j);
+        j = parse("{\"kind\":\"op\",\"id\":\"o-1-2\",\"node\":\"cl1\",\"group\":\"g\",\"op\":\"reboot\","
+                  "\"state\":\"pending\",\"request\":\"r-1-1\",\"time\":1}");
+        CHECK_INT(state_apply(s, j, NULL), 0);
+        json_decref(j);
+        CHECK_INT(state_request_get(s, "r-1-1", &q), 0);
+        CHECK_INT(q.type, RECORD_REQUEST_REBOOT);
+        CHECK_STR(q.reason, "reimage now");
+        CHECK_STR(q.features, "v2");
+        CHECK_INT(state_request_get(s, "r-1-9", &q), -ENOENT);
+        /* Once no operation refers to it, it is gone. */
+        j = parse("{\"kind\":\"op\",\"id\":\"o-1-3\",\"node\":\"cl1\",\"group\":\"g\",\"op\":\"resume\","
+                  "\"state\":\"pending\",\"time\":2}");
+        CHECK_INT(state_apply(s, j, NULL), 0);
+        json_decref(j);
+        CHECK_INT(state_request_get(s, "r-1-1", &q), -ENOENT);
+}
+
 /* Each bad record: refused, and the message names the field. */
 static void test_refused(void) {
         static const struct {
@@ -365,6 +393,7 @@ int main(void) {
         RUN(test_round_trip_op);
         RUN(test_round_trip_op_state_and_node);
         RUN(test_earlier_format);
+        RUN(test_state_request_get);
         RUN(test_refused);
         RUN(test_unknown_and_not_objects);
         RUN(test_encode_refuses);
