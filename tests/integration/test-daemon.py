@@ -572,6 +572,11 @@ def test_valgrind():
         d.send_signal(signal.SIGHUP)
         time.sleep(1)
         ok(d.ask("ping"))
+        # A refused reload and one that changes live keys, under valgrind too.
+        d.write_config(config_text(tmp).replace("cluster: itest", "cluster: other"))
+        err(d.ask("reload"), "internal")
+        d.write_config(config_text(tmp, groups=(("g", "cl[1-16]"), ("h", "h[1-2]")), extra_limits={"api_rate": 5}))
+        check("changed" in ok(d.ask("reload")))
         check(d.stop(timeout=120) == 0)
         with open(vglog) as f:
             text = f.read()
