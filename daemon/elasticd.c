@@ -21,6 +21,7 @@
 #include "conf/confdiff.h"
 #include "slurm/ctld.h"
 #include "journal/journal.h"
+#include "ops/adapters.h"
 #include "ops/lifecycle.h"
 #include "util/log.h"
 #include "util/macro.h"
@@ -54,6 +55,7 @@ struct elasticd {
         struct cloud *cloud;
         struct ctld *ctld;
         struct pusher *pusher;
+        struct ops_ports ports;        /* ops's view of cloud, ctld and pusher */
         struct lifecycle *lifecycle;
         struct resize *resize;
         struct httpmetrics *metrics;   /* GET /metrics on metrics.listen; NULL if not configured */
@@ -551,12 +553,11 @@ static int open_cloud_and_slurm(struct elasticd *d) {
                 return r;
         }
 
+        ops_adapters(d->cloud, d->ctld, d->pusher, &d->ports);
         struct lifecycle_env env = {
                 .event = d->event,
                 .state = d->state,
-                .cloud = d->cloud,
-                .ctld = d->ctld,
-                .pusher = d->pusher,
+                .ports = d->ports,
                 .record = record_and_apply,
                 .changed = on_lifecycle_changed,
                 .userdata = d,
@@ -564,7 +565,7 @@ static int open_cloud_and_slurm(struct elasticd *d) {
         r = lifecycle_new(&env, NULL, d->config, d->nodemap, &d->lifecycle);
         if (r < 0)
                 return r;
-        r = resize_new(d->event, d->ctld, d->state, d->config, d->nodemap, &d->resize);
+        r = resize_new(d->event, &d->ports.slurm, d->state, d->config, d->nodemap, &d->resize);
         if (r < 0)
                 return r;
         d->ctx.lifecycle = d->lifecycle;

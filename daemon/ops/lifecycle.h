@@ -31,25 +31,22 @@
 #include <stdint.h>
 #include <systemd/sd-event.h>
 
-#include "cloud/cloud.h"
 #include "conf/config.h"
-#include "slurm/ctld.h"
+#include "conf/nodemap.h"
+#include "journal/state.h"
+#include "ops/ports.h"
 #include "util/histogram.h"
 #include "util/macro.h"
-#include "conf/nodemap.h"
-#include "push/push.h"
-#include "journal/state.h"
 
 struct lifecycle;
 
 struct lifecycle_env {
         sd_event *event;
         struct state *state;
-        struct cloud *cloud;
-        struct ctld *ctld;
-        /* Pushes for groups with `ssh` (free it before the lifecycle, as
-         * ctld); NULL: such groups' resumes fail at "configuring". */
-        struct pusher *pusher;
+        /* The cloud, Slurm and the SSH pushes (ops/adapters.h; tests fake
+         * them). Free what is behind the Slurm and push ports before the
+         * lifecycle: their finished calls report here. */
+        struct ops_ports ports;
         /* Journal RECORDS (a JSON array; one fdatasync) and apply them to the
          * state. 0 once durable. */
         int (*record)(void *userdata, json_t *records, char **ret_error);
@@ -83,7 +80,7 @@ struct lifecycle_stats {
  * be replaced with lifecycle_set_config() first. */
 int lifecycle_new(const struct lifecycle_env *env, const struct lifecycle_options *opts,
                   const struct config *config, const struct nodemap *map, struct lifecycle **ret);
-/* Free ctld first: its finished calls report here. Accepts NULL. */
+/* Free what is behind the Slurm and push ports first. Accepts NULL. */
 struct lifecycle *lifecycle_free(struct lifecycle *l);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct lifecycle *, lifecycle_free);
 

@@ -10,8 +10,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <slurm/slurm.h>
-
 #include "util/fileread.h"
 #include "util/hostlist.h"
 #include "util/log.h"
@@ -33,7 +31,7 @@ enum pass_step {
 
 struct resize {
         sd_event *event;
-        struct ctld *ctld;
+        const struct ops_slurm_port *slurm;
         struct state *state;
         const struct config *config;
         const struct nodemap *map;
@@ -42,7 +40,7 @@ struct resize {
         bool again;                /* kicked during a pass */
         char *kept;                /* hostlist in the file now, NULL if unknown */
         char *released;            /* nodes that left the kept set and still need POWER_DOWN_ASAP */
-        struct ctld_nodes *nodes;  /* the last load */
+        struct ops_slurm_nodes *nodes;  /* the last load */
         unsigned updates_out;
         /* Status is "done" only from a load after the last kick and after the
          * updates it led to: a stale load would say done at once. */
@@ -162,6 +160,10 @@ static bool in_list(char *const *v, const char *name) {
         return false;
 }
 
+static bool node_find(const struct resize *r, const char *name, struct ops_slurm_node *ret) {
+        return r->nodes && r->slurm->node_find(r->nodes, name, ret);
+}
+
 static void on_update_done(int rc, const char *error, void *userdata) {
         struct resize *r = userdata;
 
@@ -187,7 +189,7 @@ static void log_nodes(int level, const struct resize *r, const char *hostlist, c
                 log_ctx_msg(level, NULL, "%s", msg);
 }
 
-static void update(struct resize *r, char **nodes, size_t n, uint32_t state, const char *what) {
+static void update(struct resize *r, char **nodes, size_t n, enum ops_slurm_set state, const char *what) {
         _cleanup_free_ char *list = NULL, *error = NULL, *msg = NULL;
         int rc;
 
@@ -196,11 +198,12 @@ static void update(struct resize *r, char **nodes, size_t n, uint32_t state, con
         if (hostlist_message(&msg, HOSTLIST_MESSAGE_MAX, nodes, n, "resize: %s %zu node%s", what, HOSTLIST_NODES(n)) < 0)
                 return;
         log_info("%s", msg);
-        rc = ctld_update(r->ctld, &(struct ctld_update){ .nodes = list, .state = state,
-                                                         .reason = state & NODE_STATE_POWER_DOWN
-                                                                           ? "elasticd: resize --min"
-                                                                           : NULL },
-                         on_update_done, r);
+        rc = r->slurm->update(r->slurm->impl,
+                              &(struct ops_slurm_update){ .nodes = list, .state = state,
+                                                          .reason = state == OPS_SLURM_POWER_DOWN_ASAP
+                                                                            ? "elasticd: resize --min"
+                                                                            : NULL },
+                              on_update_done, r);
         if (rc < 0)
                 log_warning("resize: cannot ask Slurm (%s) for this: %s", strerror(-rc), msg + strlen("resize: "));
         else
@@ -225,20 +228,17 @@ static void act(struct resize *r) {
                 return;
 
         for (size_t i = 0; i < n_kept; i++) {
-                const struct ctld_node *x = ctld_nodes_find(r->nodes, kept[i]);
+                struct ops_slurm_node x;
 
-                if (x && (x->state & NODE_STATE_POWERED_DOWN) &&
-                    !(x->state & (NODE_STATE_POWER_UP | NODE_STATE_POWERING_UP)) &&
-                    (x->state & NODE_STATE_BASE) != NODE_STATE_DOWN)
+                if (node_find(r, kept[i], &x) && x.powered_down && !x.power_up && !x.powering_up && !x.down)
                         up[n_up++] = kept[i];
         }
         for (size_t i = 0; i < n_released; i++) {
-                const struct ctld_node *x = ctld_nodes_find(r->nodes, released[i]);
+                struct ops_slurm_node x;
 
                 if (in_list(kept, released[i]))
                         continue;
-                if (x && !(x->state & (NODE_STATE_POWERED_DOWN | NODE_STATE_POWERING_DOWN |
-                                       NODE_STATE_POWER_DOWN)))
+                if (node_find(r, released[i], &x) && !x.powered_down && !x.powering_down && !x.power_down)
                         down[n_down++] = released[i];
         }
         r->released = mfree(r->released);
@@ -249,18 +249,18 @@ static void act(struct resize *r) {
                 r->loaded_kicks = r->pass_kicks;
 
         r->updates_out = 1; /* held until both are queued */
-        update(r, up, n_up, NODE_STATE_POWER_UP, "powering up");
-        update(r, down, n_down, NODE_STATE_POWER_DOWN | NODE_STATE_POWER_DRAIN,
-               "draining, then powering down");
+        update(r, up, n_up, OPS_SLURM_POWER_UP, "powering up");
+        update(r, down, n_down, OPS_SLURM_POWER_DOWN_ASAP, "draining, then powering down");
         if (--r->updates_out == 0)
                 pass_next(r);
 }
 
-static void on_nodes(int rc, struct ctld_nodes *nodes, const char *error, void *userdata) {
+static void on_nodes(int rc, struct ops_slurm_nodes *nodes, const char *error, void *userdata) {
         struct resize *r = userdata;
 
         if (rc == -ECANCELED) {
-                ctld_nodes_free(nodes);
+                if (nodes)
+                        r->slurm->nodes_free(nodes);
                 return;
         }
         if (rc < 0) {
@@ -268,7 +268,8 @@ static void on_nodes(int rc, struct ctld_nodes *nodes, const char *error, void *
                 r->step = PASS_IDLE;
                 return;
         }
-        ctld_nodes_free(r->nodes);
+        if (r->nodes)
+                r->slurm->nodes_free(r->nodes);
         r->nodes = nodes;
         r->step = PASS_UPDATE;
         act(r);
@@ -330,7 +331,7 @@ static void pass_start(struct resize *r) {
                 r->kept = TAKE_PTR(want);
         }
         if (r->step == PASS_RECONFIGURE) {
-                rc = ctld_reconfigure(r->ctld, on_reconfigured, r);
+                rc = r->slurm->reconfigure(r->slurm->impl, on_reconfigured, r);
                 if (rc >= 0)
                         return;
                 r->step = PASS_LOAD;
@@ -346,7 +347,7 @@ static void pass_next(struct resize *r) {
                 r->step = PASS_LOAD;
                 _fallthrough_;
         case PASS_LOAD:
-                rc = ctld_load_nodes(r->ctld, on_nodes, r);
+                rc = r->slurm->load_nodes(r->slurm->impl, on_nodes, r);
                 if (rc < 0) {
                         log_warning("resize: cannot load node states: %s", strerror(-rc));
                         r->step = PASS_IDLE;
@@ -402,16 +403,19 @@ void resize_kick(struct resize *r) {
         sd_event_source_set_enabled(r->timer, SD_EVENT_ON);
 }
 
-int resize_new(sd_event *event, struct ctld *ctld, struct state *state, const struct config *config,
-               const struct nodemap *map, struct resize **ret) {
+int resize_new(sd_event *event, const struct ops_slurm_port *slurm, struct state *state,
+               const struct config *config, const struct nodemap *map, struct resize **ret) {
         struct resize *r;
         int rc;
 
+        if (!slurm || !slurm->load_nodes || !slurm->node_find || !slurm->nodes_free || !slurm->update ||
+            !slurm->reconfigure)
+                return -EINVAL;
         r = calloc(1, sizeof(*r));
         if (!r)
                 return -ENOMEM;
         r->event = event;
-        r->ctld = ctld;
+        r->slurm = slurm;
         r->state = state;
         r->config = config;
         r->map = map;
@@ -435,7 +439,8 @@ struct resize *resize_free(struct resize *r) {
         if (!r)
                 return NULL;
         sd_event_source_disable_unref(r->timer);
-        ctld_nodes_free(r->nodes);
+        if (r->nodes)
+                r->slurm->nodes_free(r->nodes);
         free(r->kept);
         free(r->released);
         free(r);
@@ -462,15 +467,15 @@ int resize_status(const struct resize *r, json_t *obj) {
                 }
                 nodes = nodemap_group_nodes(r->map, g, &count);
                 for (size_t i = 0; i < count; i++) {
-                        const struct ctld_node *x = ctld_nodes_find(r->nodes, nodes[i]);
+                        struct ops_slurm_node x;
 
-                        if (!x)
+                        if (!node_find(r, nodes[i], &x))
                                 continue;
-                        if (x->state & NODE_STATE_POWERING_UP)
+                        if (x.powering_up)
                                 powering_up++;
-                        else if (x->state & (NODE_STATE_POWERING_DOWN | NODE_STATE_POWER_DOWN))
+                        else if (x.powering_down || x.power_down)
                                 powering_down++;
-                        else if (!(x->state & (NODE_STATE_POWERED_DOWN | NODE_STATE_NO_RESPOND)))
+                        else if (!x.powered_down && !x.not_responding)
                                 up++;
                 }
                 o = json_pack("{s:I, s:I, s:I, s:I, s:I, s:b}", "min", (json_int_t) min, "nodes",

@@ -19,16 +19,18 @@
 #include <systemd/sd-event.h>
 
 #include "conf/config.h"
-#include "slurm/ctld.h"
 #include "util/macro.h"
 #include "conf/nodemap.h"
 #include "journal/state.h"
+#include "ops/ports.h"
 
 struct resize;
 
-int resize_new(sd_event *event, struct ctld *ctld, struct state *state, const struct config *config,
-               const struct nodemap *map, struct resize **ret);
-/* Free ctld first (its finished calls report here). Accepts NULL. */
+/* SLURM (ports.h) must outlive the resize; free what is behind it first
+ * (its finished calls report here). */
+int resize_new(sd_event *event, const struct ops_slurm_port *slurm, struct state *state,
+               const struct config *config, const struct nodemap *map, struct resize **ret);
+/* Accepts NULL. */
 struct resize *resize_free(struct resize *r);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct resize *, resize_free);
 

@@ -38,10 +38,16 @@ CONFINED = {
     "curl/": {"cloud"},
     "libssh2": {"push"},
 }
-# Known exceptions, each with the reason it still exists.
+# Known exceptions (file, library), each with the reason it exists.
 EXCEPTIONS = {
-    # ops still reads Slurm's NODE_STATE_* flags directly.
-    ("ops", "slurm/"),
+    # The Slurm port's adapter turns libslurm's NODE_STATE_* flags into
+    # ops_slurm_node's booleans.
+    ("ops/adapters.c", "slurm/"),
+}
+# ops reaches cloud, slurm and push through its ports (ops/ports.h): only
+# the adapter file includes them.
+PORTED = {
+    "ops": ({"cloud", "slurm", "push"}, {"ops/adapters.c"}),
 }
 
 INCLUDE = re.compile(r'^\s*#\s*include\s+([<"])([^>"]+)[>"]', re.M)
@@ -68,7 +74,7 @@ def check_includes(daemon, text_of):
         for kind, inc in INCLUDE.findall(text_of(path)):
             if kind == "<":
                 for lib, areas in CONFINED.items():
-                    if inc.startswith(lib) and area not in areas and (area, lib) not in EXCEPTIONS \
+                    if inc.startswith(lib) and area not in areas and (rel, lib) not in EXCEPTIONS \
                             and area != "main":
                         bad.append("%s includes <%s>: only %s may" % (rel, inc, "/".join(sorted(areas))))
                 continue
@@ -82,6 +88,9 @@ def check_includes(daemon, text_of):
                 bad.append('%s includes "%s": no area %s' % (rel, inc, target))
             elif area != "main" and target != area and target not in ALLOWED[area]:
                 bad.append('%s includes "%s": %s -> %s is not allowed' % (rel, inc, area, target))
+            elif area in PORTED and target in PORTED[area][0] and rel not in PORTED[area][1]:
+                bad.append('%s includes "%s": %s reaches %s only through its ports (%s)'
+                           % (rel, inc, area, target, ", ".join(sorted(PORTED[area][1]))))
             elif not os.path.exists(os.path.join(daemon, inc)):
                 bad.append('%s includes "%s": no such file' % (rel, inc))
     return bad
@@ -106,6 +115,14 @@ def main():
     fake = {probe: read(probe) + '\n#include "slurm/ctld.h"\n#include "../ops/lifecycle.h"\n'}
     caught = check_includes(daemon, lambda p: fake.get(p) or read(p))
     t.ok(len(caught) == 2 and "cloud -> slurm" in caught[0], "a forbidden include is reported",
+         "\n".join(caught))
+
+    # ... and an operation file that goes around the ports.
+    probe = os.path.join(daemon, "ops", "core.c")
+    fake = {probe: read(probe) + '\n#include "cloud/cloud.h"\n#include <slurm/slurm.h>\n'}
+    caught = check_includes(daemon, lambda p: fake.get(p) or read(p))
+    t.ok(len(caught) == 2 and "only through its ports" in caught[0] and "only slurm may" in caught[1],
+         "an include around the ports is reported",
          "\n".join(caught))
 
     for a in sorted(ALLOWED):

@@ -1,0 +1,208 @@
+/* op.h - the node operation as the files of ops/ share it: its steps, the
+ * lifecycle that holds every operation, and the helpers each kind's
+ * transition function (resume.c, teardown.c, reboot.c) is built from. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "ops/lifecycle.h"
+#include "ops/ports.h"
+#include "util/log.h"
+
+#define USEC_PER_SEC 1000000ULL
+
+enum step {
+        STEP_PENDING,            /* accepted; nothing done yet */
+        STEP_PREPARING,          /* resume: resolving flavor/image, looking for an instance */
+        STEP_CREATING,           /* resume: POST /servers sent (or about to be) */
+        STEP_BUILDING,           /* waiting for ACTIVE */
+        STEP_ADDRESSING,         /* telling Slurm the address */
+        STEP_CONFIGURING,        /* groups with ssh: host keys from the console, then the push */
+        STEP_REGISTERING,        /* waiting for slurmd to register */
+        STEP_DELETING,           /* suspend, resume_fail: DELETE sent */
+        STEP_CONFIRMING,         /* waiting for the instance to be gone */
+        STEP_CLEARING,           /* suspend: NodeAddr back to the node name */
+        STEP_REBOOT_PREPARING,   /* reboot: reading Slurm's reason, choosing reboot or rebuild */
+        STEP_REBOOTING,
+        STEP_REBUILDING,
+        STEP_CLEANUP,            /* failed: deleting the instance */
+        STEP_CLEANUP_CONFIRMING,
+        STEP_MARKING,            /* node DOWN with the reason */
+        _STEP_MAX,
+};
+
+const char *step_to_string(enum step s);
+int step_from_string(const char *s);
+
+/* What an operation is waiting for: at most one thing at a time. */
+enum wait {
+        WAIT_NONE,
+        WAIT_CLOUD,
+        WAIT_CTLD,
+        WAIT_TIMER,
+        WAIT_SLURM_POLL,         /* the next shared load of Slurm's nodes */
+        WAIT_JOURNAL,            /* its record is in the next group commit */
+        WAIT_PUSH,               /* an SSH push */
+};
+
+struct lc_op {
+        struct lifecycle *l;
+        char *id;
+        char *node;
+        char *group;
+        enum state_op_kind kind;
+        enum step step;
+        enum wait wait;
+        bool failing;            /* on the failure path; note says why */
+        bool superseded;         /* a newer operation waits for this one to let go */
+        bool rebuild;
+        char *note;
+        char *instance_id;
+        char *address;
+        char *flavor_id;
+        char *image_id;
+        char **network_ids;      /* Nova's "networks", from the group's names; NULL-terminated */
+        size_t n_network_ids;
+        bool networks_resolved;
+        uint64_t call_id;
+        sd_event_source *timer;
+        uint64_t deadline_usec;  /* CLOCK_MONOTONIC; 0: none */
+        time_t started;          /* wall clock, for Slurm's boot_time */
+        uint64_t poll_usec;      /* current poll interval (backs off) */
+        unsigned attempts;
+        unsigned generation;     /* bumps on every wait, to drop stale completions */
+        int pending_step;        /* a step whose record could not be journalled yet, or -1 */
+        int pending_finish;      /* 1 done, 2 failed: the end could not be journalled yet */
+        bool slurm_fresh;        /* reboot: Slurm's reason was loaded */
+        uint64_t creating_usec;  /* resume: CLOCK_MONOTONIC when creating began (metrics); 0: not seen */
+        uint64_t active_usec;    /* ... and when the instance was ACTIVE */
+};
+
+/* A pending cloud, Slurm or push call: which operation (by node and id) it is for. */
+struct lc_call {
+        struct lifecycle *l;
+        struct lc_call *next, *prev;
+        char *node;
+        char *op_id;
+        unsigned generation;
+        uint64_t cloud_call_id;
+        bool reconcile;          /* the reconcile's list */
+};
+
+struct lc_commit;
+
+struct lifecycle {
+        struct lifecycle_env env;
+        struct lifecycle_options opts;
+        const struct config *config;
+        const struct nodemap *map;
+        void *ops;               /* tsearch tree of struct lc_op *, by node */
+        unsigned n_ops;
+        struct lc_call *calls;   /* cloud calls in flight (to cancel on free) */
+        sd_event_source *defer;  /* the scan after a kick */
+        sd_event_source *flush;  /* the group commit */
+        json_t *batch;           /* records waiting for it */
+        struct lc_commit *commits;
+        size_t n_commits, commits_cap;
+        sd_event_source *reconcile_timer;
+        sd_event_source *slurm_timer;
+        bool reconcile_running;
+        bool slurm_loading;
+        bool slurm_wanted;
+        bool started;
+        struct ops_slurm_nodes *slurm;   /* the last load of Slurm's nodes */
+        void *views;                     /* tsearch tree of struct view *, by node */
+        struct lifecycle_stats stats;
+        uint64_t error_minutes[60];      /* cloud errors per minute, ring */
+        uint64_t error_minute_stamp[60];
+};
+
+/* --- core.c ---------------------------------------------------------------- */
+
+uint64_t now_usec(void);
+void set_string(char **field, const char *value);
+struct lc_op *op_find(struct lifecycle *l, const char *node);
+const struct log_ctx *op_ctx(const struct lc_op *o, struct log_ctx *buf);
+
+#define op_log(o, level, ...)                                                  \
+        do {                                                                   \
+                struct log_ctx _c;                                             \
+                log_ctx_msg((level), op_ctx((o), &_c), __VA_ARGS__);           \
+        } while (0)
+
+/* The last Nova status seen of NODE's instance (NULL: none), for `nodes`. */
+void view_set_status(struct lifecycle *l, const char *node, const char *status);
+void note_cloud_error(struct lifecycle *l);
+
+/* Calls: a struct that starts with a struct lc_call, for O (NULL: the
+ * lifecycle's own). */
+void *call_new_sized(struct lc_op *o, size_t size);
+struct lc_call *call_new(struct lc_op *o);
+void call_link(struct lifecycle *l, struct lc_call *c);
+void call_unlink(struct lc_call *c);
+void call_free(struct lc_call *c);
+/* The operation a completion is for, or NULL when it moved on. */
+struct lc_op *call_op(struct lc_call *c);
+
+/* Record that O reached STEP; it acts on the step once that is on disk. */
+void op_step(struct lc_op *o, enum step step);
+/* The operation ended: journal it; then count it and let a newer one start. */
+void op_finish(struct lc_op *o, bool ok);
+void op_wait_timer(struct lc_op *o, uint64_t usec);
+/* Poll again, a little later each time. */
+void op_poll_later(struct lc_op *o);
+bool op_past_deadline(const struct lc_op *o);
+/* Take the failure path: delete the instance, mark the node DOWN. */
+void op_fail(struct lc_op *o, const char *fmt, ...) _printf_(2, 3);
+/* O's group, or NULL when a reload removed it. */
+const struct config_group *op_group(const struct lc_op *o);
+
+/* Start a cloud call for O; on a refusal (busy, no memory) retry later. */
+typedef int (*op_cloud_start_fn)(struct lc_op *o, ops_cloud_done_fn cb, void *userdata, uint64_t *ret_id);
+typedef void (*op_cloud_fn)(struct lc_op *o, const struct ops_cloud_result *res);
+void op_cloud(struct lc_op *o, op_cloud_start_fn start, op_cloud_fn fn);
+const char *res_message(const struct ops_cloud_result *res);
+/* "HTTP 403: Quota exceeded ... (request req-...)" */
+char *res_describe(const struct ops_cloud_result *res);
+/* Errors worth another try: the cloud or the network, not our request. */
+bool error_transient(int e);
+
+typedef void (*op_slurm_fn)(struct lc_op *o, int r, const char *error);
+void op_slurm_update(struct lc_op *o, const struct ops_slurm_update *u, op_slurm_fn fn);
+/* Wait for the next shared load of Slurm's nodes, then advance. */
+void op_wait_slurm(struct lc_op *o);
+/* NODE in the last load; false when unknown. */
+bool lifecycle_slurm_node(const struct lifecycle *l, const char *node, struct ops_slurm_node *ret);
+void request_slurm_poll(struct lifecycle *l);
+
+/* Act on O's current step. Every path ends waiting for something. */
+void op_advance(struct lc_op *o);
+
+/* Shared cloud starts. */
+int op_start_show(struct lc_op *o, ops_cloud_done_fn cb, void *ud, uint64_t *id);
+int op_start_list_by_name(struct lc_op *o, ops_cloud_done_fn cb, void *ud, uint64_t *id);
+int op_start_delete(struct lc_op *o, ops_cloud_done_fn cb, void *ud, uint64_t *id);
+int op_start_image(struct lc_op *o, ops_cloud_done_fn cb, void *ud, uint64_t *id);
+
+/* --- each kind's transition function ---------------------------------------- */
+
+/* resume.c: preparing ... registering. The steps after the instance is up
+ * (building, configuring, registering) serve reboot too. */
+void resume_advance(struct lc_op *o);
+void op_wait_active(struct lc_op *o);
+void op_configure(struct lc_op *o);
+void op_check_registered(struct lc_op *o);
+
+/* teardown.c: suspend and resume_fail (deleting, confirming, clearing,
+ * marking), and every kind's failure path (cleanup, cleanup_confirming,
+ * marking). */
+void teardown_advance(struct lc_op *o);
+
+/* reboot.c: reboot_preparing, rebooting | rebuilding, then as resume. */
+void reboot_advance(struct lc_op *o);
+
+/* reconcile.c */
+void reconcile_start(struct lifecycle *l);
+int reconcile_on_timer(sd_event_source *s, uint64_t usec, void *userdata);
