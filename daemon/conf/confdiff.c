@@ -38,8 +38,8 @@ static const struct {
         { "limits.api_burst", CONFIG_KEY_LIVE },
         { "limits.api_timeout", CONFIG_KEY_LIVE },
         { "limits.create_timeout", CONFIG_KEY_LIVE },
-        { "limits.active_timeout", CONFIG_KEY_LIVE },   /* the lifecycle reads its config */
-        { "limits.resume_timeout", CONFIG_KEY_LIVE },
+        { "limits.active_timeout", CONFIG_KEY_LIVE },   /* read by no operation (resume_timeout bounds a resume) */
+        { "limits.resume_timeout", CONFIG_KEY_LIVE },   /* the lifecycle reads its config */
         { "limits.reconcile_interval", CONFIG_KEY_LIVE },
         { "limits.orphan_grace", CONFIG_KEY_LIVE },
         { "endpoints.compute", CONFIG_KEY_LIVE },       /* cloud_apply_config */
