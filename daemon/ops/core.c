@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "journal/records.h"
 #include "util/strv.h"
 
 #define DEFAULT_POLL_USEC (2 * USEC_PER_SEC)
@@ -297,28 +298,46 @@ later:
         op_wait_timer(o, l->opts.retry_usec);
 }
 
-static json_t *op_state_record(const struct lc_op *o, enum state_op_state st) {
-        json_t *rec = json_pack("{s:s, s:s, s:s, s:s, s:I}", "kind", "op_state", "id", o->id,
-                                "node", o->node, "state", state_op_state_to_string(st),
-                                "time", (json_int_t) time(NULL));
+/* The JSON of R (journal/records.h); NULL, logged unless memory ran out,
+ * when it cannot be built: op_commit then tries again later. */
+static json_t *op_record(const struct lc_op *o, const struct record *r) {
+        _cleanup_free_ char *error = NULL;
+        json_t *rec = NULL;
+        int k;
 
-        if (rec && o->note)
-                json_object_set_new(rec, "note", json_string(o->note));
+        k = record_encode(r, &rec, &error);
+        if (k < 0 && k != -ENOMEM)
+                op_log(o, LOG_ERR, "Cannot build a journal record: %s", error ? error : strerror(-k));
         return rec;
 }
 
-void op_step(struct lc_op *o, enum step step) {
-        json_t *rec;
+static json_t *op_state_record(const struct lc_op *o, enum state_op_state st) {
+        return op_record(o, &(struct record) {
+                .kind = RECORD_OP_STATE,
+                .op_state = {
+                        .id = o->id,
+                        .node = o->node,
+                        .state = st,
+                        .time = (int64_t) time(NULL),
+                        .note = RECORD_TEXT_IF(o->note),
+                },
+        });
+}
 
-        rec = json_pack("{s:s, s:s, s:s, s:s, s:I}", "kind", "node", "node", o->node, "op", o->id,
-                        "step", step_names[step], "time", (json_int_t) time(NULL));
-        if (rec) {
-                json_object_set_new(rec, "instance_id",
-                                    o->instance_id ? json_string(o->instance_id) : json_null());
-                json_object_set_new(rec, "address", o->address ? json_string(o->address) : json_null());
-                if (o->note)
-                        json_object_set_new(rec, "note", json_string(o->note));
-        }
+void op_step(struct lc_op *o, enum step step) {
+        json_t *rec = op_record(o, &(struct record) {
+                .kind = RECORD_NODE,
+                .node = {
+                        .node = o->node,
+                        .op = o->id,
+                        .time = (int64_t) time(NULL),
+                        .step = RECORD_TEXT(step_names[step]),
+                        .instance_id = RECORD_TEXT(o->instance_id),
+                        .address = RECORD_TEXT(o->address),
+                        .note = RECORD_TEXT_IF(o->note),
+                },
+        });
+
         op_commit(o, rec, COMMIT_STEP, (int) step);
 }
 
