@@ -25,6 +25,7 @@
 #include "ops/lifecycle.h"
 #include "util/log.h"
 #include "util/macro.h"
+#include "util/worker.h"
 #include "conf/nodemap.h"
 #include "push/push.h"
 #include "server/request.h"
@@ -59,6 +60,9 @@ struct elasticd {
         struct lifecycle *lifecycle;
         struct resize *resize;
         struct httpmetrics *metrics;   /* GET /metrics on metrics.listen; NULL if not configured */
+        struct worker_pool *loader;    /* reads the journal at start-up while the socket answers */
+        int load_error;
+        char *load_message;
 
         /* Command line overrides, re-applied on reload. */
         const char *config_path;
@@ -232,6 +236,12 @@ static int reload(void *userdata, char **ret_changed, char **ret_error) {
         size_t n_changes = 0;
         int r;
 
+        if (d->ctx.loading) {
+                log_warning("Not reloading %s: still reading the journal", d->config_path);
+                if (ret_error)
+                        *ret_error = strdup("elasticd is still reading its journal; reload later");
+                return -EBUSY;
+        }
         sd_notifyf(0, "RELOADING=1\nSTATUS=reloading %s\nMONOTONIC_USEC=%llu", d->config_path,
                    (unsigned long long) now(CLOCK_MONOTONIC));
         log_info("Reloading %s", d->config_path);
@@ -398,36 +408,64 @@ static int replay_record(json_t *record, void *userdata) {
         return 0;
 }
 
-static int open_journal(struct elasticd *d) {
+/* The fast half of opening the journal, before the socket: the lock (a
+ * second elasticd must not take over the socket). */
+static int lock_journal(struct elasticd *d) {
         _cleanup_free_ char *error = NULL;
-        uint64_t t0 = now(CLOCK_MONOTONIC);
-        struct journal_stats st;
         int r;
 
-        r = journal_open(d->state_dir, &d->journal, &error);
+        r = journal_lock(d->state_dir, &d->journal, &error);
         if (r < 0) {
                 if (r == -EBUSY)
                         log_error("Another elasticd is already using the state directory %s: stop it first",
                                   d->state_dir);
                 else
                         log_error("Cannot open the journal in %s: %s", d->state_dir, error ? error : strerror(-r));
-                return r;
         }
+        return r;
+}
+
+/* The slow half, on the loader thread: read, check and replay every record
+ * in one pass (100,000 records take a second or more), then compact. The
+ * loop meanwhile answers requests busy and touches neither the journal nor
+ * the state. */
+static void load_journal(void *userdata) {
+        struct elasticd *d = userdata;
+        uint64_t t0 = now(CLOCK_MONOTONIC);
+        struct journal_stats st;
+
+        d->load_error = journal_load(d->journal, replay_record, d, &d->load_message);
+        if (d->load_error < 0)
+                return;
         journal_get_stats(d->journal, &st);
         if (st.torn_bytes > 0)
                 log_warning("Journal %s/%s ended in a partial record (a crash during a write): %" PRIu64
                             " bytes cut off; that request was never answered", d->state_dir, JOURNAL_FILE,
                             st.torn_bytes);
-        r = journal_replay(d->journal, replay_record, d, &error);
-        if (r < 0) {
-                log_error("Cannot replay the journal in %s: %s", d->state_dir, error ? error : strerror(-r));
-                return r;
-        }
         log_info("Journal replayed in %.1f ms: %" PRIu64 " records, %zu nodes known, %zu operations pending",
                  (double) (now(CLOCK_MONOTONIC) - t0) / 1000.0, st.records, state_n_nodes(d->state),
                  request_ops_active(&d->ctx));
         compact_journal(d, true);
-        return 0;
+}
+
+static int finish_start(struct elasticd *d);
+
+static void on_journal_loaded(void *userdata, bool cancelled) {
+        struct elasticd *d = userdata;
+        int r;
+
+        if (cancelled)
+                return;
+        if (d->load_error < 0) {
+                log_error("Cannot replay the journal in %s: %s", d->state_dir,
+                          d->load_message ? d->load_message : strerror(-d->load_error));
+                (void) sd_event_exit(d->event, d->load_error);
+                return;
+        }
+        d->ctx.loading = false;
+        r = finish_start(d);
+        if (r < 0)
+                (void) sd_event_exit(d->event, r);
 }
 
 static int open_socket(struct elasticd *d) {
@@ -579,6 +617,8 @@ static int render_metrics(void *userdata, char **ret_text) {
 }
 
 static void elasticd_done(struct elasticd *d) {
+        d->loader = worker_pool_free(d->loader);     /* waits for a journal load under way */
+        free(d->load_message);
         d->metrics = httpmetrics_free(d->metrics);   /* renders from everything below */
         /* ctld and the pushers first: their finished calls report to the lifecycle and resize. */
         d->ctld = ctld_free(d->ctld);
@@ -646,12 +686,14 @@ static int run(struct elasticd *d) {
                 .userdata = d,
         };
 
-        /* Accepted work first: no request is answered before the journal is replayed. */
-        r = open_journal(d);
+        /* Accepted work first: no request is served before the journal is
+         * replayed; until then the socket answers busy. */
+        r = lock_journal(d);
         if (r < 0)
                 return r;
         d->ctx.journal = d->journal;
         d->ctx.state_dir = d->state_dir;
+        d->ctx.loading = true;
 
         limits = server_limits_from(d->config, d->auth);
         r = server_new(d->event, &limits, request_handle, &d->ctx, &d->server);
@@ -662,6 +704,24 @@ static int run(struct elasticd *d) {
         if (r < 0)
                 return r;
 
+        r = worker_pool_new(d->event, "journal", 1, 1, &d->loader);
+        if (r >= 0)
+                r = worker_pool_submit(d->loader, load_journal, on_journal_loaded, d);
+        if (r < 0)
+                return r;
+
+        r = sd_event_loop(d->event);
+        if (r < 0)
+                log_error("Event loop failed: %s", strerror(-r));
+        log_info("Stopped");
+        return r;
+}
+
+/* Once the journal is replayed: the cloud, Slurm, metrics, then ready. */
+static int finish_start(struct elasticd *d) {
+        int r;
+
+        /* The loader stays (idle) until elasticd_done: this runs from its callback. */
         r = open_cloud_and_slurm(d);
         if (r < 0)
                 return r;
@@ -684,12 +744,7 @@ static int run(struct elasticd *d) {
         /* Operations the journal holds carry on; the first reconcile starts. */
         lifecycle_kick(d->lifecycle);
         resize_kick(d->resize);
-
-        r = sd_event_loop(d->event);
-        if (r < 0)
-                log_error("Event loop failed: %s", strerror(-r));
-        log_info("Stopped");
-        return r;
+        return 0;
 }
 
 int main(int argc, char *argv[]) {

@@ -246,11 +246,14 @@ static int scan_fd(int fd, uint64_t limit, const char *path, journal_replay_fn c
         size_t size = 1 << 16, start = 0, end = 0;
         uint64_t off = 0, line_no = 0;
         struct scan_result res = {}, before_batch = {};
+        _cleanup_(json_decrefp) json_t *batch = NULL; /* records of a batch not yet whole */
         bool in_batch = false;
         int r;
 
         buf = malloc(size);
         if (!buf)
+                return -ENOMEM;
+        if (cb && !(batch = json_array()))
                 return -ENOMEM;
         for (;;) {
                 char *nl = memchr(buf + start, '\n', end - start);
@@ -271,11 +274,23 @@ static int scan_fd(int fd, uint64_t limit, const char *path, journal_replay_fn c
                         in_batch = more;
                         if (!is_own(v)) {
                                 res.records++;
-                                r = cb ? cb(v, userdata) : 0;
+                                /* A batch reaches CB only once it is whole: the
+                                 * file may end inside it (journal_load). */
+                                if (cb && json_array_append(batch, v) < 0)
+                                        r = -ENOMEM;
                         }
                         json_decref(v);
                         if (r < 0)
                                 return r;
+                        if (cb && !more) {
+                                size_t i;
+                                json_t *b;
+
+                                json_array_foreach(batch, i, b)
+                                        if ((r = cb(b, userdata)) < 0)
+                                                return r;
+                                json_array_clear(batch);
+                        }
                         res.good_len += len + 1;
                         start += len + 1;
                         continue;
@@ -369,9 +384,8 @@ static int take_lock(struct journal *j, char **ret_error) {
         return 0;
 }
 
-int journal_open(const char *dir, struct journal **ret, char **ret_error) {
+int journal_lock(const char *dir, struct journal **ret, char **ret_error) {
         _cleanup_(journal_freep) struct journal *j = NULL;
-        struct scan_result res;
         bool created = false;
         int r;
 
@@ -417,8 +431,15 @@ int journal_open(const char *dir, struct journal **ret, char **ret_error) {
         }
         if (created && (r = fsync_retry(j->dir_fd)) < 0)
                 return errmsg(ret_error, r, "%s: fsync: %s", dir, strerror(-r));
+        *ret = TAKE_PTR(j);
+        return 0;
+}
 
-        r = scan_fd(j->fd, UINT64_MAX, j->path, NULL, NULL, &res, ret_error);
+int journal_load(struct journal *j, journal_replay_fn cb, void *userdata, char **ret_error) {
+        struct scan_result res;
+        int r;
+
+        r = scan_fd(j->fd, UINT64_MAX, j->path, cb, userdata, &res, ret_error);
         if (r < 0)
                 return r;
         if (res.torn_bytes > 0) {
@@ -433,7 +454,19 @@ int journal_open(const char *dir, struct journal **ret, char **ret_error) {
         j->bytes = j->compacted_bytes = res.good_len;
         j->records = res.records;
         j->torn_bytes = res.torn_bytes;
+        return 0;
+}
 
+int journal_open(const char *dir, struct journal **ret, char **ret_error) {
+        _cleanup_(journal_freep) struct journal *j = NULL;
+        int r;
+
+        r = journal_lock(dir, &j, ret_error);
+        if (r < 0)
+                return r;
+        r = journal_load(j, NULL, NULL, ret_error);
+        if (r < 0)
+                return r;
         *ret = TAKE_PTR(j);
         return 0;
 }

@@ -21,6 +21,9 @@
 
 struct journal;
 
+/* A record, borrowed for the call; a negative return stops and is returned. */
+typedef int (*journal_replay_fn)(json_t *record, void *userdata);
+
 struct journal_stats {
         uint64_t bytes;           /* size of the journal file */
         uint64_t records;         /* records in it (the journal's own excluded) */
@@ -38,6 +41,16 @@ struct journal_stats {
  * -EBADMSG naming file and line, and the file is left as it was. Errors come with a message in
  * *ret_error (malloc'd, caller frees) when ret_error is not NULL. */
 int journal_open(const char *dir, struct journal **ret, char **ret_error);
+
+/* journal_open in two halves, so that the slow one may run on a thread
+ * while the daemon already listens: journal_lock() creates DIR, takes the
+ * lock (-EBUSY as above) and removes what an interrupted compaction left;
+ * journal_load() reads and checks every record as journal_open does and
+ * calls CB (if not NULL) for each, a journal_append_many batch only once it
+ * is whole: open and replay in one pass. Until journal_load() returned 0,
+ * call nothing else but journal_free(). */
+int journal_lock(const char *dir, struct journal **ret, char **ret_error);
+int journal_load(struct journal *j, journal_replay_fn cb, void *userdata, char **ret_error);
 
 /* Close and unlock; accepts NULL, returns NULL. */
 struct journal *journal_free(struct journal *j);
@@ -65,7 +78,6 @@ uint64_t journal_next_seq(const struct journal *j);
 
 /* Call CB for every record in order. CB borrows RECORD; a negative return
  * stops the replay and is returned. */
-typedef int (*journal_replay_fn)(json_t *record, void *userdata);
 int journal_replay(struct journal *j, journal_replay_fn cb, void *userdata, char **ret_error);
 
 /* Rewrite the journal as the live state only. CB writes that state with

@@ -708,6 +708,12 @@ void request_handle(struct server_client *c, json_t *body, const struct protocol
         const char *type;
         int r;
 
+        if (ctx->loading) {
+                /* Nothing is recorded: the hooks retry busy until their deadline. */
+                protocol_error_set(&err, PROTOCOL_ERROR_BUSY, "elasticd is still reading its journal; try again");
+                send_reply(c, NULL, NULL, &err);
+                return;
+        }
         if (state_new_id(ctx->state, 'r', &id) < 0)
                 id = NULL; /* the reply carries null: still answer */
 

@@ -30,6 +30,8 @@ struct request_context {
         struct resize *resize;
         const struct cloud *cloud;      /* NULL without a cloud: no cloud metrics */
         uint64_t start_usec;            /* CLOCK_MONOTONIC at start-up */
+        bool loading;                   /* the journal is still being read (on a thread): every
+                                         * request is answered busy, and nothing here is touched */
 
         /* Counters for status. */
         unsigned long n_accepted;       /* requests journalled since start-up */

@@ -361,6 +361,56 @@ def test_compaction():
         cleanup(tmp)
 
 
+def test_large_journal_answers():
+    """100,000 records are read on a thread: the socket answers (busy, which
+    the hooks retry) while they load, then everything is there."""
+    tmp = make_tmp("big")
+    d = Daemon(tmp, config_text(tmp, groups=(("g", "cl[1-2000]"),)))
+    try:
+        d.start()
+        ok(hook(d, "resume", "cl1"))
+        d.stop()
+        path = d.journal_files()[0]
+        with open(path) as f:
+            lines = [json.loads(x) for x in f if x.strip()]
+        op = next(x for x in lines if x.get("kind") == "op")
+        seq = max(x["seq"] for x in lines)
+        with open(path, "a") as f:
+            for i in range(100000):
+                seq += 1
+                rec = dict(op, seq=seq, id="o-big-%d" % (i + 1), node="cl%d" % (i % 2000 + 1))
+                f.write(json.dumps(rec, separators=(",", ":")) + "\n")
+        t0 = time.monotonic()
+        d.start(wait=False)
+        busy = answered = 0
+        worst = 0.0
+        while time.monotonic() - t0 < 120:
+            try:
+                t = time.monotonic()
+                r = request(d.socket, req("ping"), timeout=10)
+                worst = max(worst, time.monotonic() - t)
+                answered += 1
+                if r.get("ok"):
+                    break
+                check(r["error"]["code"] == "busy", r)
+                busy += 1
+            except OSError:
+                pass
+            time.sleep(0.02)
+        ready = time.monotonic() - t0
+        print("# 100,001 records: ready after %.2f s; %d busy answers meanwhile, slowest %.0f ms"
+              % (ready, busy, worst * 1000))
+        check(busy > 0, "no busy answer while loading (ready after %.2f s)" % ready)
+        check(worst < 1.0, "a ping took %.2f s while loading" % worst)
+        nodes = d.nodes()
+        check(nodes["cl2000"]["operation"] == "resume" and nodes["cl2000"]["operation_id"] == "o-big-100000",
+              nodes["cl2000"])
+        check(d.stop() == 0)
+    finally:
+        d.stop(signal.SIGKILL)
+        cleanup(tmp)
+
+
 def test_journal_failed():
     """A full disk: the request is refused with journal_failed and nothing
     changes; a request that fits goes through afterwards."""
@@ -595,6 +645,7 @@ def main():
     request_tests(t)
     t.run(test_kill9_restart)
     t.run(test_compaction)
+    t.run(test_large_journal_answers)
     if subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode == 0:
         t.run(test_journal_failed)
     else:
