@@ -1652,7 +1652,8 @@ int cloud_new(sd_event *event, struct cloud_config *config, const struct cloud_o
 
         /* Each call has at most one request queued: room for all of them, plus auth. */
         h = opts->http;
-        h.ca_file = config->cacert;
+        h.ca_pem = config->cacert_pem;
+        h.ca_pem_len = config->cacert_pem_len;
         h.insecure = !config->verify;
         h.timeout_usec = c->opts.api_timeout_usec;
         if (h.max_queued < c->opts.max_calls + 1)

@@ -48,6 +48,7 @@ struct cloud_config *clouds_free(struct cloud_config *c) {
         free_secret(c->application_credential_secret);
         free(c->region_name);
         free(c->cacert);
+        free(c->cacert_pem);
         free(c->compute_endpoint_override);
         free(c->image_endpoint_override);
         free(c->identity_endpoint_override);
@@ -572,10 +573,10 @@ static int load_cloud(struct ctx *x, struct view *v, struct cloud_config *c) {
 
         if (c->cacert) {
                 _cleanup_free_ char *why = NULL;
-                int fd = fileread_open(c->cacert, 0, CLOUDS_CACERT_MAX, NULL, &why);
-                if (fd >= 0)
-                        close(fd);
-                else {
+                int k = fileread_all(c->cacert, 0, CLOUDS_CACERT_MAX, &c->cacert_pem, &c->cacert_pem_len, &why);
+                if (k == -ENOMEM)
+                        return k;
+                if (k < 0) {
                         yaml_node_t *cn = lookup(x, v, NULL, "cacert", &f, &r);
                         _cleanup_free_ char *what = NULL;
                         if (!why || asprintf(&what, "the CA bundle %s", why) < 0)

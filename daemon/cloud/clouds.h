@@ -47,6 +47,8 @@ struct cloud_config {
         char *region_name;                    /* NULL: first endpoint of any region */
         enum cloud_interface interface;
         char *cacert;                         /* CA bundle path, or NULL for the system's */
+        char *cacert_pem;                     /* its bytes, read at load (NUL-terminated) */
+        size_t cacert_pem_len;
         bool verify;                          /* TLS verification, default true */
 
         /* <service>_endpoint_override; take precedence over the catalog */

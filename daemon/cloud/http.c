@@ -53,7 +53,8 @@ struct http_engine {
         sd_event_source *finish_defer;   /* delivers completions outside the caller's stack */
 
         struct http_options opts;
-        char *ca_file, *proxy, *user_agent;
+        char *ca_pem, *proxy, *user_agent;
+        size_t ca_pem_len;
 
         struct request_list queue, running, finishing, backoff;
         struct http_request *all;        /* every request object, to detach them on free */
@@ -179,7 +180,7 @@ static void engine_destroy(struct http_engine *e) {
         sd_event_source_disable_unref(e->dispatch_timer);
         sd_event_source_disable_unref(e->finish_defer);
         sd_event_unref(e->event);
-        free(e->ca_file);
+        free(e->ca_pem);
         free(e->proxy);
         free(e->user_agent);
         while (e->pauses) {
@@ -481,8 +482,10 @@ static int request_launch(struct http_request *r) {
         SET(CURLOPT_PROXY, e->proxy ? e->proxy : "");
         SET(CURLOPT_SSL_VERIFYPEER, e->opts.insecure ? 0L : 1L);
         SET(CURLOPT_SSL_VERIFYHOST, e->opts.insecure ? 0L : 2L);
-        if (e->ca_file)
-                SET(CURLOPT_CAINFO, e->ca_file);
+        if (e->ca_pem) {
+                struct curl_blob ca = { .data = e->ca_pem, .len = e->ca_pem_len, .flags = CURL_BLOB_NOCOPY };
+                SET(CURLOPT_CAINFO_BLOB, &ca);
+        }
         if (!r->idempotent)
                 SET(CURLOPT_FRESH_CONNECT, 1L);
 
@@ -863,7 +866,7 @@ int http_engine_new(sd_event *event, const struct http_options *opts, struct htt
         e->event = sd_event_ref(event);
 
         e->opts = *opts;
-        e->opts.ca_file = e->opts.proxy = e->opts.user_agent = NULL;
+        e->opts.ca_pem = e->opts.proxy = e->opts.user_agent = NULL;
         if (e->opts.max_in_flight == 0)
                 e->opts.max_in_flight = 16;
         if (e->opts.max_queued == 0)
@@ -887,8 +890,13 @@ int http_engine_new(sd_event *event, const struct http_options *opts, struct htt
         e->tokens = (double) e->opts.burst;
 
         k = -ENOMEM;
-        if (opts->ca_file && !(e->ca_file = strdup(opts->ca_file)))
-                goto fail;
+        if (opts->ca_pem) {
+                e->ca_pem = malloc(opts->ca_pem_len ? opts->ca_pem_len : 1);
+                if (!e->ca_pem)
+                        goto fail;
+                memcpy(e->ca_pem, opts->ca_pem, opts->ca_pem_len);
+                e->ca_pem_len = opts->ca_pem_len;
+        }
         if (opts->proxy && !(e->proxy = strdup(opts->proxy)))
                 goto fail;
         e->user_agent = strdup(opts->user_agent ? opts->user_agent : "elasticd/" ELASTICD_VERSION);

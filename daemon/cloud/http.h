@@ -27,7 +27,10 @@ struct http_options {
         uint64_t timeout_usec;         /* per attempt, whole transfer [60 s] */
         uint64_t connect_timeout_usec; /* TCP + TLS handshake [10 s] */
         size_t max_body_bytes;         /* response body cap: the transfer is aborted beyond it [8 MiB] */
-        const char *ca_file;           /* PEM CA bundle; NULL: the system's trust store */
+        const char *ca_pem;            /* PEM CA bundle's bytes (read when clouds.yaml was loaded:
+                                        * libcurl never opens a file on the loop); NULL: the
+                                        * system's trust store */
+        size_t ca_pem_len;
         bool insecure;                 /* do not verify the server's certificate (clouds.yaml verify: false) */
         const char *proxy;             /* explicit proxy URL; NULL: none. The http_proxy/https_proxy/
                                         * no_proxy environment is always ignored, so a daemon started from

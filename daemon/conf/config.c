@@ -546,6 +546,7 @@ static void group_done(struct config_group *g) {
         if (g->ssh) {
                 free(g->ssh->user);
                 free(g->ssh->private_key);
+                secret_free(g->ssh->private_key_data, g->ssh->private_key_len);
                 for (size_t i = 0; i < g->ssh->n_files; i++) {
                         free(g->ssh->files[i].src);
                         free(g->ssh->files[i].dest);
@@ -1236,19 +1237,30 @@ static void parse_mapping(struct parse *p, const struct ynode *map, const char *
 
 /* ---- ssh ---------------------------------------------------------------- */
 
-/* The key elasticd logs in to new nodes with: a secret file. */
+/* The key elasticd logs in to new nodes with: a secret file, read now (a
+ * push then only uses the bytes, never opens a file on a worker). */
 static void parse_private_key(struct parse *p, const struct field *f, const struct ynode *v, const char *path, void *dst) {
+        /* dst is &ssh->private_key (the only field parsed this way) */
+        struct config_ssh *ssh = (struct config_ssh *) ((char *) dst - offsetof(struct config_ssh, private_key));
         _cleanup_free_ char *problem = NULL;
+        char *data = NULL;
+        size_t len = 0;
+        int r;
 
         parse_path(p, f, v, path, dst);
         if (!*(char **) dst)
                 return;
-        if (config_check_secret_file(v->value, &problem) < 0) {
+        r = config_read_secret_file(v->value, &data, &len, &problem);
+        if (r < 0) {
                 if (!problem)
                         p->oom = true;
                 else
                         diag(p, &v->mark, "%s: %s", path, problem);
+                return;
         }
+        secret_free(ssh->private_key_data, ssh->private_key_len);
+        ssh->private_key_data = data;
+        ssh->private_key_len = len;
 }
 
 /* A file to copy: a readable regular file (checked now, read at each push). */
@@ -2253,7 +2265,8 @@ int config_print(const struct config *c, FILE *f) {
 
 /* ---- misc ------------------------------------------------------------- */
 
-int config_check_secret_file(const char *path, char **ret_error) {
+/* Opened, and checked as config_check_secret_file says. */
+static int secret_file_open(const char *path, struct stat *ret_st, char **ret_error) {
         _cleanup_close_ int fd = -1;
         struct stat st;
 
@@ -2272,7 +2285,28 @@ int config_check_secret_file(const char *path, char **ret_error) {
                         return -ENOMEM;
                 return -EPERM;
         }
+        if (ret_st)
+                *ret_st = st;
+        return TAKE_FD(fd);
+}
+
+int config_check_secret_file(const char *path, char **ret_error) {
+        int fd = secret_file_open(path, NULL, ret_error);
+
+        if (fd < 0)
+                return fd;
+        close(fd);
         return 0;
+}
+
+int config_read_secret_file(const char *path, char **ret_data, size_t *ret_len, char **ret_error) {
+        _cleanup_close_ int fd = -1;
+        struct stat st;
+
+        fd = secret_file_open(path, &st, ret_error);
+        if (fd < 0)
+                return fd;
+        return fileread_fd_all(fd, &st, path, CONFIG_SECRET_FILE_MAX, ret_data, ret_len, ret_error);
 }
 
 int config_node_find(const struct config *c, const char *name, size_t *ret_group, size_t *ret_index) {

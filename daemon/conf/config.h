@@ -28,8 +28,10 @@ struct config_ssh_file {
 struct config_ssh {
         char *user;                 /* login user, default "root" */
         unsigned port;              /* default 22 */
-        char *private_key;          /* absolute path, passphrase-less; checked with
-                                     * config_check_secret_file at load; required */
+        char *private_key;          /* absolute path, passphrase-less; required */
+        char *private_key_data;     /* its bytes, read at load with config_read_secret_file
+                                     * (never at push time); NUL-terminated */
+        size_t private_key_len;
         unsigned connect_timeout_s; /* one connection attempt, default 10 */
         unsigned console_poll_s;    /* between reads of the console for the host keys, default 5 */
         struct config_ssh_file *files;
@@ -153,6 +155,10 @@ int config_print(const struct config *c, FILE *f);
  * -EPERM with a message naming the file and its mode or owner in *ret_error
  * (malloc'd) if not, stat's -errno if it cannot be checked. */
 int config_check_secret_file(const char *path, char **ret_error);
+
+/* The same checks on the file that is then read (one open): its bytes in
+ * *ret_data (malloc'd, NUL-terminated, *ret_len bytes without the NUL). */
+int config_read_secret_file(const char *path, char **ret_data, size_t *ret_len, char **ret_error);
 
 /* The node named NAME: 0 with its group's index and its position in the
  * group's node order (resize --min keeps the first min_nodes), or -ENOENT. */

@@ -313,7 +313,8 @@ static int a_push_start(void *impl, const struct ops_push_spec *s, ops_push_done
         *t = (struct push_thunk){ cb, userdata };
         r = push_start(impl,
                        &(struct push_spec){ .address = s->address, .port = s->port, .user = s->user,
-                                            .private_key = s->private_key, .hostkeys = keys,
+                                            .private_key = s->private_key, .private_key_data = s->private_key_data,
+                                            .private_key_len = s->private_key_len, .hostkeys = keys,
                                             .connect_timeout_usec = s->connect_timeout_usec,
                                             .deadline_usec = s->deadline_usec, .files = files,
                                             .n_files = s->n_files, .commands = s->commands },

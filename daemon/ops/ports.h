@@ -160,7 +160,9 @@ struct ops_push_spec {
         const char *address;
         uint16_t port;
         const char *user;
-        const char *private_key;
+        const char *private_key;        /* the key file's name, for messages */
+        const char *private_key_data;   /* its bytes, read at config load */
+        size_t private_key_len;
         /* The instance's console: only the host keys it printed are accepted. */
         const char *console;
         uint64_t connect_timeout_usec;

@@ -364,6 +364,8 @@ static void on_console(struct lc_op *o, const struct ops_cloud_result *res) {
                              .port = (uint16_t) ssh->port,
                              .user = ssh->user,
                              .private_key = ssh->private_key,
+                             .private_key_data = ssh->private_key_data,
+                             .private_key_len = ssh->private_key_len,
                              .console = res->console,
                              .connect_timeout_usec = (uint64_t) ssh->connect_timeout_s * USEC_PER_SEC,
                              .deadline_usec = o->deadline_usec ? o->deadline_usec

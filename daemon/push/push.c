@@ -35,8 +35,7 @@
 #define RETRY_MAX_USEC (2 * 1000000ULL)
 /* How much of a failing command's stderr goes into the reason. */
 #define STDERR_TAIL 160
-/* A private key, and a file copied to a node (config.c checks the same at load). */
-#define PUSH_KEY_MAX (1024 * 1024)
+/* A file copied to a node (config.c checks the same at load). */
 #define PUSH_FILE_MAX (64 * 1024 * 1024)
 
 static uint64_t now_usec(void) {
@@ -623,18 +622,12 @@ static int check_hostkey(struct push_ctx *x) {
 
 static int authenticate(struct push_ctx *x) {
         const char *user = x->spec->user ? x->spec->user : "root";
-        _cleanup_free_ char *problem = NULL;
-        _cleanup_close_ int fd = -1;
         int r;
 
-        /* a clear message for a missing or unreadable key (libssh2's is vague) */
-        fd = fileread_open(x->spec->private_key, 0, PUSH_KEY_MAX, NULL, &problem);
-        if (fd < 0)
-                return problem ? fail(x, fd, "private key %s", problem)
-                               : fail(x, fd, "private key %s: %s", x->spec->private_key, strerror(-fd));
         x->wait_deadline = x->deadline;
-        r = SSH_INT(x, libssh2_userauth_publickey_fromfile_ex(x->session, user, (unsigned) strlen(user), NULL,
-                                                              x->spec->private_key, NULL));
+        r = SSH_INT(x, libssh2_userauth_publickey_frommemory(x->session, user, strlen(user), NULL, 0,
+                                                             x->spec->private_key_data, x->spec->private_key_len,
+                                                             NULL));
         if (r == 0)
                 return 0;
         if (x->abort)
@@ -904,7 +897,7 @@ static int check_spec(const struct push_spec *s, char **ret_error) {
 
         if (!s->address || !*s->address)
                 bad = "no address";
-        else if (!s->private_key || !*s->private_key)
+        else if (!s->private_key || !*s->private_key || !s->private_key_data || s->private_key_len == 0)
                 bad = "no private key";
         else if (!s->hostkeys || s->hostkeys->n == 0)
                 bad = "no accepted host key";
@@ -985,7 +978,7 @@ struct pusher {
 /* One push with its own copy of the spec. */
 struct push_job {
         struct push_spec spec;
-        char *address, *user, *private_key;
+        char *address, *user, *private_key, *private_key_data;
         struct push_hostkeys *hostkeys;
         struct push_file *files;
         char **commands;
@@ -1005,6 +998,7 @@ static struct push_job *job_free(struct push_job *j) {
         free(j->address);
         free(j->user);
         free(j->private_key);
+        secret_free(j->private_key_data, j->spec.private_key_len);
         push_hostkeys_free(j->hostkeys);
         for (size_t i = 0; j->files && i < j->spec.n_files; i++) {
                 free((char *) j->files[i].src);
@@ -1035,6 +1029,11 @@ static int job_copy_spec(struct push_job *j, const struct push_spec *s) {
         if (dup_or_null(s->address, &j->address) < 0 || dup_or_null(s->user, &j->user) < 0 ||
             dup_or_null(s->private_key, &j->private_key) < 0)
                 return -ENOMEM;
+        j->private_key_data = malloc(s->private_key_len);
+        if (!j->private_key_data)
+                return -ENOMEM;
+        memcpy(j->private_key_data, s->private_key_data, s->private_key_len);
+        j->spec.private_key_len = s->private_key_len;
 
         j->hostkeys = calloc(1, sizeof(*j->hostkeys));
         if (!j->hostkeys)
@@ -1090,6 +1089,7 @@ static int job_copy_spec(struct push_job *j, const struct push_spec *s) {
         j->spec.port = s->port;
         j->spec.user = j->user;
         j->spec.private_key = j->private_key;
+        j->spec.private_key_data = j->private_key_data;
         j->spec.hostkeys = j->hostkeys;
         j->spec.connect_timeout_usec = s->connect_timeout_usec;
         j->spec.deadline_usec = s->deadline_usec;

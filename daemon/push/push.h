@@ -58,10 +58,14 @@ struct push_spec {
         uint16_t port;                  /* 0: 22 */
         const char *user;               /* NULL: root */
         /* Private key to log in with, in OpenSSH or PEM format, without a
-         * passphrase (none is supported). With Debian 12's libssh2 1.10 use
-         * an ed25519 or ECDSA key: it signs RSA keys with SHA-1 only, which
-         * OpenSSH >= 8.8 refuses. */
+         * passphrase (none is supported): its bytes, read when the config
+         * was loaded (a push never opens it), and a name for messages (the
+         * file it came from). With Debian 12's libssh2 1.10 use an ed25519
+         * or ECDSA key: it signs RSA keys with SHA-1 only, which OpenSSH >=
+         * 8.8 refuses. */
         const char *private_key;
+        const char *private_key_data;
+        size_t private_key_len;
         const struct push_hostkeys *hostkeys;   /* the only keys accepted; at least one */
         uint64_t connect_timeout_usec;  /* one connection attempt; 0: 10 s */
         uint64_t deadline_usec;         /* CLOCK_MONOTONIC; the whole push, retries included */
@@ -83,7 +87,7 @@ typedef void (*push_progress_fn)(const char *step, void *userdata);
  *   -ETIMEDOUT     sshd not reachable before the deadline, or a step ran past it
  *   -EKEYREJECTED  the host key sshd presented is none of spec->hostkeys
  *   -EACCES        sshd refused the private key
- *   -ENOENT, ...   a local file (source or private key) could not be read
+ *   -ENOENT, ...   a file to copy could not be read
  *   -EPROTO        a command or a file install exited non-zero
  *   -ECANCELED     *spec->cancel was set
  *   -EINVAL        a bad spec

@@ -55,18 +55,13 @@ int fileread_open(const char *path, int flags, size_t max_bytes, struct stat *re
         return fd;
 }
 
-int fileread_all(const char *path, int flags, size_t max_bytes, char **ret_data, size_t *ret_len,
-                 char **ret_error) {
-        _cleanup_close_ int fd = -1;
+int fileread_fd_all(int fd, const struct stat *st, const char *path, size_t max_bytes, char **ret_data,
+                    size_t *ret_len, char **ret_error) {
         _cleanup_free_ char *buf = NULL;
-        struct stat st;
         size_t len = 0, cap;
 
-        fd = fileread_open(path, flags, max_bytes, &st, ret_error);
-        if (fd < 0)
-                return fd;
         /* One byte more than allowed tells a file that grew past the cap. */
-        cap = (size_t) st.st_size < max_bytes ? (size_t) st.st_size + 1 : max_bytes + 1;
+        cap = (size_t) st->st_size < max_bytes ? (size_t) st->st_size + 1 : max_bytes + 1;
         buf = malloc(cap + 1);
         if (!buf)
                 return -ENOMEM;
@@ -79,8 +74,10 @@ int fileread_all(const char *path, int flags, size_t max_bytes, char **ret_data,
                                 break;
                         cap = cap * 2 > max_bytes + 1 ? max_bytes + 1 : cap * 2;
                         p = realloc(buf, cap + 1);
-                        if (!p)
+                        if (!p) {
+                                explicit_bzero(buf, len);
                                 return -ENOMEM;
+                        }
                         buf = p;
                 }
                 n = read(fd, buf + len, cap - len);
@@ -88,6 +85,7 @@ int fileread_all(const char *path, int flags, size_t max_bytes, char **ret_data,
                         continue;
                 if (n < 0) {
                         int r = negative_errno();
+                        explicit_bzero(buf, len);
                         return errmsg(ret_error, r, "%s: cannot read: %s", path, strerror(-r));
                 }
                 if (n == 0)
@@ -102,4 +100,15 @@ int fileread_all(const char *path, int flags, size_t max_bytes, char **ret_data,
         *ret_data = TAKE_PTR(buf);
         *ret_len = len;
         return 0;
+}
+
+int fileread_all(const char *path, int flags, size_t max_bytes, char **ret_data, size_t *ret_len,
+                 char **ret_error) {
+        _cleanup_close_ int fd = -1;
+        struct stat st;
+
+        fd = fileread_open(path, flags, max_bytes, &st, ret_error);
+        if (fd < 0)
+                return fd;
+        return fileread_fd_all(fd, &st, path, max_bytes, ret_data, ret_len, ret_error);
 }

@@ -27,5 +27,13 @@ int fileread_open(const char *path, int flags, size_t max_bytes, struct stat *re
 int fileread_all(const char *path, int flags, size_t max_bytes, char **ret_data, size_t *ret_len,
                  char **ret_error);
 
+/*
+ * The rest of the file FD (opened by fileread_open, ST its fstat) into
+ * *ret_data as fileread_all does; PATH only names it in messages. Buffers
+ * that held part of the file are cleared before they are freed (keys).
+ */
+int fileread_fd_all(int fd, const struct stat *st, const char *path, size_t max_bytes, char **ret_data,
+                    size_t *ret_len, char **ret_error);
+
 /* What kind of file ST is, for messages ("a FIFO", "a directory", ...). */
 const char *fileread_kind(const struct stat *st);

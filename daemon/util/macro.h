@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #define ELEMENTSOF(x) (sizeof(x) / sizeof((x)[0]))
@@ -63,6 +64,15 @@ static inline int negative_errno(void) {
 
 static inline void *mfree(void *p) {
         free(p);
+        return NULL;
+}
+
+/* Free a buffer that held a secret (a private key) after clearing it. */
+static inline void *secret_free(void *p, size_t len) {
+        if (p) {
+                explicit_bzero(p, len);
+                free(p);
+        }
         return NULL;
 }
 

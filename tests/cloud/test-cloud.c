@@ -4,6 +4,7 @@
 #include "cloud/cloud.h"
 #include "cloudtest.h"
 #include "util/log.h"
+#include "util/fileread.h"
 #include "testlib.h"
 #include "../unit/test.h"
 
@@ -34,6 +35,9 @@ static struct cloud_config *emu_config(const char *password, const char *cacert)
         cc->interface = CLOUD_INTERFACE_PUBLIC;
         cc->verify = true;
         cc->cacert = dup_or_null(cacert);
+        /* as clouds.yaml's loader does: the bytes, read once */
+        if (cacert && fileread_all(cacert, 0, 1 << 20, &cc->cacert_pem, &cc->cacert_pem_len, NULL) < 0)
+                cc->cacert_pem = NULL;
         return cc;
 }
 

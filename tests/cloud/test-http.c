@@ -2,6 +2,7 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 
+#include "util/fileread.h"
 #include "util/log.h"
 #include "testlib.h"
 #include "../unit/test.h"
@@ -571,16 +572,25 @@ static void test_tls(void) {
         snprintf(u, sizeof(u), "https://127.0.0.1:%d/ok", tls.port);
 
         {
-                struct http_options o = { .ca_file = ca };
+                _cleanup_free_ char *pem = NULL;
+                size_t len = 0;
+                CHECK(fileread_all(ca, 0, 1 << 20, &pem, &len, NULL) == 0);
+                struct http_options o = { .ca_pem = pem, .ca_pem_len = len };
                 _cleanup_(http_engine_freep) struct http_engine *e = NULL;
                 CHECK(http_engine_new(ev, &o, &e) == 0);
+                /* the engine keeps its own copy of the bundle */
+                explicit_bzero(pem, len);
+                pem = mfree(pem);
                 CHECK(test_fetch(ev, e, "GET", u, NULL, 0, &t) == 0);
                 CHECK_INT(t.error, 0);
                 CHECK_INT(t.status, 200);
                 test_response_clear(&t);
         }
         {
-                struct http_options o = { .ca_file = other };
+                _cleanup_free_ char *pem = NULL;
+                size_t len = 0;
+                CHECK(fileread_all(other, 0, 1 << 20, &pem, &len, NULL) == 0);
+                struct http_options o = { .ca_pem = pem, .ca_pem_len = len };
                 _cleanup_(http_engine_freep) struct http_engine *e = NULL;
                 CHECK(http_engine_new(ev, &o, &e) == 0);
                 CHECK(test_fetch(ev, e, "GET", u, NULL, 0, &t) == 0);

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "cloud/http.h"
+#include "util/fileread.h"
 
 /* A child process that printed its port on its first stdout line. */
 struct test_server {
@@ -238,12 +239,17 @@ static inline int test_emulator_start(struct test_emulator *m, sd_event *ev, con
         m->ev = ev;
         {
                 struct http_options o = { .max_in_flight = 2, .max_retries = 1 };
-                char ca[192];
+                char ca[192], *pem = NULL;
+                int k;
                 if (tls) {
                         snprintf(ca, sizeof(ca), "%s/ca.pem", tls);
-                        o.ca_file = ca;
+                        if (fileread_all(ca, 0, 1 << 20, &pem, &o.ca_pem_len, NULL) < 0)
+                                return -1;
+                        o.ca_pem = pem;
                 }
-                if (http_engine_new(ev, &o, &m->ctl) < 0)
+                k = http_engine_new(ev, &o, &m->ctl);
+                free(pem);
+                if (k < 0)
                         return -1;
         }
         return 0;

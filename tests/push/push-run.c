@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "push/push.h"
+#include "util/fileread.h"
 
 #define MAX_ITEMS 32
 
@@ -65,7 +66,19 @@ int main(int argc, char **argv) {
                 case 'a': spec.address = optarg; break;
                 case 'p': spec.port = (uint16_t) atoi(optarg); break;
                 case 'u': spec.user = optarg; break;
-                case 'k': spec.private_key = optarg; break;
+                case 'k': {
+                        /* read once, as elasticd does at config load */
+                        char *data = NULL, *why = NULL;
+                        size_t len = 0;
+                        if (fileread_all(optarg, 0, 1 << 20, &data, &len, &why) < 0) {
+                                printf("result -2 private key %s\n", why ? why : optarg);
+                                return 1;
+                        }
+                        spec.private_key = optarg;
+                        spec.private_key_data = data;
+                        spec.private_key_len = len;
+                        break;
+                }
                 case 'c':
                         console = read_file(optarg);
                         if (!console) {
@@ -116,6 +129,7 @@ int main(int argc, char **argv) {
                 printf("result %d %s\n", r, error);
         free(error);
         push_hostkeys_free(keys);
+        free((char *) spec.private_key_data);
         /* libssh2's global state (OpenSSL) released: valgrind sees no leak */
         libssh2_exit();
         return r == 0 ? 0 : 1;

@@ -455,6 +455,7 @@ static void test_ssh(void) {
         FILE *f;
 
         CHECK(kfd >= 0 && sfd >= 0);
+        CHECK(write(kfd, "KEYBYTES\n", 9) == 9);
         close(kfd);
         close(sfd);
         CHECK(chmod(key, 0600) == 0);
@@ -480,6 +481,9 @@ static void test_ssh(void) {
         CHECK_STR(ssh->user, "root");
         CHECK_INT(ssh->port, 22);
         CHECK_STR(ssh->private_key, key);
+        /* the key's bytes are read at load: a push never opens the file */
+        CHECK_INT(ssh->private_key_len, 9);
+        CHECK(ssh->private_key_data && memcmp(ssh->private_key_data, "KEYBYTES\n", 9) == 0);
         CHECK_INT(ssh->connect_timeout_s, 10);
         CHECK_INT(ssh->console_poll_s, 5);
         CHECK_INT(ssh->n_files, 2);
@@ -504,6 +508,19 @@ static void test_ssh(void) {
                 config_print(c2, f);
                 fclose(f);
                 CHECK_STR(printed2, printed);
+        }
+
+        /* a FIFO in the key's place is refused at load, without blocking */
+        {
+                _cleanup_(config_freep) struct config *c4 = NULL;
+                _cleanup_free_ char *err4 = NULL;
+                CHECK(unlink(key) == 0 && mkfifo(key, 0600) == 0);
+                CHECK_INT(config_load_string("ssh", text, strlen(text), &c4, &err4), -EINVAL);
+                CHECK(err4 && strstr(err4, "is a FIFO, not a regular file"));
+                CHECK(unlink(key) == 0);
+                kfd = open(key, O_WRONLY | O_CREAT | O_EXCL, 0600);
+                CHECK(kfd >= 0);
+                close(kfd);
         }
 
         /* a private key others can read is refused at load */

@@ -198,6 +198,9 @@ static int refusing_port(int *ret_fd) {
         return ntohs(a.sin_port);
 }
 
+/* The key's bytes (never parsed: these tests stop before the login). */
+#define KEY_BYTES .private_key_data = "k", .private_key_len = 1
+
 static struct push_hostkeys *one_key(void) {
         struct push_hostkeys *k = NULL;
         push_parse_console_hostkeys(BEGIN "\n" KEY_ED25519 "\n" END "\n", &k, NULL);
@@ -209,21 +212,28 @@ static void test_spec_checks(void) {
         struct push_file bad_file = { .src = "/etc/hostname", .dest = "relative/path", .mode = 0644 };
         char *error = NULL;
 
-        CHECK_INT(push_run(&(struct push_spec){ .private_key = "/k", .hostkeys = k, .deadline_usec = 1 }, NULL, NULL, &error),
+        CHECK_INT(push_run(&(struct push_spec){ .private_key = "/k", KEY_BYTES, .hostkeys = k, .deadline_usec = 1 }, NULL, NULL, &error),
                   -EINVAL);
         CHECK_STR(error, "no address");
         free(error);
-        CHECK_INT(push_run(&(struct push_spec){ .address = "127.0.0.1", .private_key = "/k", .hostkeys = &none,
+        CHECK_INT(push_run(&(struct push_spec){ .address = "127.0.0.1", .private_key = "/k", KEY_BYTES, .hostkeys = &none,
                                                 .deadline_usec = 1 },
                            NULL, NULL, &error),
                   -EINVAL);
         CHECK_STR(error, "no accepted host key");
         free(error);
-        CHECK_INT(push_run(&(struct push_spec){ .address = "127.0.0.1", .private_key = "/k", .hostkeys = k,
+        CHECK_INT(push_run(&(struct push_spec){ .address = "127.0.0.1", .private_key = "/k", KEY_BYTES, .hostkeys = k,
                                                 .deadline_usec = 1, .files = &bad_file, .n_files = 1 },
                            NULL, NULL, &error),
                   -EINVAL);
         CHECK_STR(error, "a file without a source or an absolute destination");
+        free(error);
+        /* a key file's name without its bytes: a push never reads the file */
+        CHECK_INT(push_run(&(struct push_spec){ .address = "127.0.0.1", .private_key = "/k", .hostkeys = k,
+                                                .deadline_usec = 1 },
+                           NULL, NULL, &error),
+                  -EINVAL);
+        CHECK_STR(error, "no private key");
         free(error);
         push_hostkeys_free(k);
 }
@@ -247,7 +257,7 @@ static void test_unreachable_until_deadline(void) {
         char *error = NULL, expect[128];
 
         CHECK(port > 0);
-        CHECK_INT(push_run(&(struct push_spec){ .address = "127.0.0.1", .port = (uint16_t) port, .private_key = "/k",
+        CHECK_INT(push_run(&(struct push_spec){ .address = "127.0.0.1", .port = (uint16_t) port, .private_key = "/k", KEY_BYTES,
                                                 .hostkeys = k, .deadline_usec = start + 900 * 1000 },
                            record_step, &p, &error),
                   -ETIMEDOUT);
@@ -268,7 +278,7 @@ static void test_cancel(void) {
         int fd = -1, port = refusing_port(&fd);
         char *error = NULL;
 
-        CHECK_INT(push_run(&(struct push_spec){ .address = "127.0.0.1", .port = (uint16_t) port, .private_key = "/k",
+        CHECK_INT(push_run(&(struct push_spec){ .address = "127.0.0.1", .port = (uint16_t) port, .private_key = "/k", KEY_BYTES,
                                                 .hostkeys = k, .deadline_usec = mono_usec() + 60 * 1000000ULL,
                                                 .cancel = &cancel },
                            NULL, NULL, &error),
@@ -308,7 +318,7 @@ static void test_async(void) {
         struct async a = {};
         sd_event *e = NULL;
         int fd = -1, port = refusing_port(&fd);
-        struct push_spec spec = { .address = "127.0.0.1", .port = (uint16_t) port, .private_key = "/k", .hostkeys = k,
+        struct push_spec spec = { .address = "127.0.0.1", .port = (uint16_t) port, .private_key = "/k", KEY_BYTES, .hostkeys = k,
                                   .deadline_usec = mono_usec() + 300 * 1000 };
 
         CHECK_INT(sd_event_new(&e), 0);
@@ -346,7 +356,7 @@ static void test_async_free_cancels(void) {
         struct async a = { .expect = 99 };
         sd_event *e = NULL;
         int fd = -1, port = refusing_port(&fd);
-        struct push_spec spec = { .address = "127.0.0.1", .port = (uint16_t) port, .private_key = "/k", .hostkeys = k,
+        struct push_spec spec = { .address = "127.0.0.1", .port = (uint16_t) port, .private_key = "/k", KEY_BYTES, .hostkeys = k,
                                   .deadline_usec = mono_usec() + 600 * 1000000ULL };
         uint64_t start;
 
