@@ -95,12 +95,14 @@ def token(user, password, project):
 
 
 class ControlPlane:
-    def __init__(self, state, fail_regex="^rc-fail", spawn_delay=0.0, reboot_delay=0.0):
+    def __init__(self, state, fail_regex="^rc-fail", spawn_delay=0.0, reboot_delay=0.0, fake_env=None):
+        """fake_env: more of fake_driver.py's environment (REALCLOUD_FAKE_KNOBS,
+        REALCLOUD_FAKE_HOOK)."""
         self.state = os.path.abspath(state)
         self.env = dict(os.environ, PATH="/usr/sbin:/usr/bin:/sbin:/bin",
                         REALCLOUD_FAKE_FAIL_REGEX=fail_regex,
                         REALCLOUD_FAKE_SPAWN_DELAY=str(spawn_delay),
-                        REALCLOUD_FAKE_REBOOT_DELAY=str(reboot_delay))
+                        REALCLOUD_FAKE_REBOOT_DELAY=str(reboot_delay), **(fake_env or {}))
         self.procs = {}
         self.timings = []
         self.t0 = None
@@ -438,15 +440,21 @@ class ControlPlane:
                     "      application_credential_secret: %s\n" % (KEYSTONE, ac, APPCRED_SECRET) + common)
 
     # -- helpers for tests -------------------------------------------------
-    def admin(self):
-        """A fresh admin token (the old one survives a Keystone restart anyway: fernet)."""
-        self.admin_token, _ = token("admin", "admin", "admin")
+    def admin(self, fresh=False):
+        """An admin token, fetched once (fernet: it survives a Keystone restart);
+        FRESH: a new one."""
+        if fresh or not self.admin_token:
+            self.admin_token, _ = token("admin", "admin", "admin")
         return self.admin_token
 
     def servers(self):
-        """Every server in every project, as Nova lists it (admin, all_tenants)."""
-        st, _, doc = http("GET", "http://127.0.0.1:8774/v2.1/servers/detail?all_tenants=1",
-                          token=self.admin(), headers={"OpenStack-API-Version": "compute 2.37"})
+        """Every server in every project, as Nova lists it (admin, all_tenants).
+        Patient: on a loaded 2-core machine nova-api may take a minute."""
+        url = "http://127.0.0.1:8774/v2.1/servers/detail?all_tenants=1"
+        hdr = {"OpenStack-API-Version": "compute 2.37"}
+        st, _, doc = http("GET", url, token=self.admin(), headers=hdr, timeout=180)
+        if st == 401:
+            st, _, doc = http("GET", url, token=self.admin(fresh=True), headers=hdr, timeout=180)
         if st != 200:
             raise ControlPlaneError("nova servers list: HTTP %d %s" % (st, doc))
         return doc["servers"]
