@@ -3,6 +3,7 @@
 #include "slurm/ctld.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -183,6 +184,9 @@ int ctld_load_nodes_since_sync(time_t since, struct ctld_nodes **ret, char **ret
                         goto oom;
         }
         slurm_free_node_info_msg(msg);
+        /* libslurm's copy of every node is freed: give its pages back (at
+         * 10,000 nodes several MB stay in this thread's arena otherwise). */
+        malloc_trim(0);
         /* Built here, on the worker: lookups on the loop are O(1). */
         if (ctld_nodes_index(n) < 0) {
                 ctld_nodes_free(n);

@@ -151,7 +151,7 @@ static int on_poll(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
-static long stat_total(void) {
+static long stat_get(const char *key) {
         _cleanup_free_ char *body = NULL;
         json_t *root;
         long v = -1;
@@ -159,8 +159,8 @@ static long stat_total(void) {
         if (test_emulator_call(&emu, "GET", "/_emulator/stats", NULL, &body) != 200)
                 return -1;
         root = json_loads(body, 0, NULL);
-        if (root)
-                v = (long) json_integer_value(json_object_get(root, "total"));
+        if (root && json_is_integer(json_object_get(root, key)))
+                v = (long) json_integer_value(json_object_get(root, key));
         json_decref(root);
         return v;
 }
@@ -194,7 +194,7 @@ int main(int argc, char **argv) {
         char url[192], knobs[256];
         _cleanup_free_ char *err = NULL;
         uint64_t t0, t1;
-        long calls0, calls1;
+        long calls0, calls1, conns0, conns1;
         int opt;
 
         while ((opt = getopt_long(argc, argv, "n:c:l:b:p:eh", opts, NULL)) >= 0) {
@@ -264,7 +264,8 @@ int main(int argc, char **argv) {
                 sd_event_run(ev, UINT64_MAX);
         done = 0;
         active = 0;
-        calls0 = stat_total();
+        calls0 = stat_get("total");
+        conns0 = stat_get("connections");
 
         t0 = test_now_usec();
         for (unsigned i = 0; i < n_servers; i++) {
@@ -287,7 +288,8 @@ int main(int argc, char **argv) {
         while (!done)
                 sd_event_run(ev, UINT64_MAX);
         t1 = test_now_usec();
-        calls1 = stat_total();
+        calls1 = stat_get("total");
+        conns1 = stat_get("connections");
         cloud_get_stats(c, &st);
         getrusage(RUSAGE_SELF, &ru);
 
@@ -301,6 +303,8 @@ int main(int argc, char **argv) {
         printf("bound N/C x lat:    %.3f s\n", bound);
         printf("ratio:              %.3f (target <= 1.2)\n", bound > 0 ? wall / bound : 0);
         printf("API calls/server:   %.3f (%ld calls)\n", (double) (calls1 - calls0) / n_servers, calls1 - calls0);
+        if (conns0 >= 0)
+                printf("connections opened: %ld (POSTs take a fresh one; the rest reuse)\n", conns1 - conns0);
         printf("peak RSS:           %ld KiB\n", ru.ru_maxrss);
         printf("client CPU:         %.3f s user + %.3f s system\n",
                ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6, ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6);

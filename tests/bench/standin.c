@@ -5,7 +5,8 @@
  * limit/marker). HTTP/1.1 keep-alive, one request at a time per connection.
  * Each answer waits LATENCY seconds on a FIFO of deadlines behind one timerfd
  * (the latency is the same for every call, so deadlines come in order).
- * GET /_emulator/stats answers {"total": N} (calls other than /_emulator/).
+ * GET /_emulator/stats answers {"total": N, "connections": C} (calls other than
+ * /_emulator/, and connections accepted).
  *
  * usage: standin --port-file FILE [--latency S]
  */
@@ -52,6 +53,7 @@ static unsigned n_servers;
 static unsigned long total_calls;
 static struct conn *fifo_head, *fifo_tail;
 static unsigned n_conns;
+static unsigned long total_accepted; /* connections, to see the client's reuse */
 
 static uint64_t now_ns(void) {
         struct timespec ts;
@@ -146,7 +148,8 @@ static void answer(struct conn *c, const char *method, const char *path, const c
 
 #define IS(m, p) (strcmp(method, m) == 0 && plen == strlen(p) && strncmp(path, p, plen) == 0)
         if (IS("GET", "/_emulator/stats")) {
-                j = json_pack("{s:I}", "total", (json_int_t) total_calls);
+                j = json_pack("{s:I, s:I}", "total", (json_int_t) total_calls, "connections",
+                              (json_int_t) total_accepted);
         } else if (IS("POST", "/v3/auth/tokens")) {
                 status = 201;
                 extra = "X-Subject-Token: gAAAAABstandin0123456789\r\n";
@@ -393,6 +396,7 @@ int main(int argc, char **argv) {
                                         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
                                         epoll_ctl(ep, EPOLL_CTL_ADD, fd, &e);
                                         n_conns++;
+                                        total_accepted++;
                                 }
                         } else if (evs[i].data.ptr == &tfd) {
                                 on_timer();
