@@ -628,6 +628,7 @@ static void elasticd_done(struct elasticd *d) {
         d->cloud = cloud_free(d->cloud);
         d->nodemap = nodemap_free(d->nodemap);
         d->server = server_free(d->server);
+        request_context_done(&d->ctx);
         d->journal = journal_free(d->journal);
         d->state = state_free(d->state);
         d->auth = auth_free(d->auth);
@@ -677,6 +678,7 @@ static int run(struct elasticd *d) {
                 log_warning("Cannot set up the systemd watchdog: %s", strerror(-r));
 
         d->ctx = (struct request_context) {
+                .event = d->event,
                 .config = d->config,
                 .auth = d->auth,
                 .state = d->state,

@@ -1,6 +1,7 @@
 /* request.c - one handler per request type; hook requests are journalled before they are answered. */
 #include "server/request.h"
 
+#include <malloc.h>
 #include <stdarg.h>
 #include <string.h>
 #include <time.h>
@@ -698,6 +699,28 @@ static void send_reply(struct server_client *c, const char *id, json_t *result, 
         }
 }
 
+static int on_trim(sd_event_source *s, uint64_t usec, void *userdata) {
+        malloc_trim(0);
+        return 0;
+}
+
+/* A nodes reply at 10,000 nodes is tens of thousands of small objects, freed
+ * in the middle of the heap: give the pages back once requests pause (a
+ * trim costs tens of ms, and the next reply would fault them in again). */
+static void trim_later(struct request_context *ctx) {
+        int r;
+
+        if (!ctx->event)
+                return;
+        if (ctx->trim_timer)
+                r = sd_event_source_set_time_relative(ctx->trim_timer, 2 * 1000000ULL);
+        else
+                r = sd_event_add_time_relative(ctx->event, &ctx->trim_timer, CLOCK_MONOTONIC, 2 * 1000000ULL,
+                                               1000000ULL, on_trim, NULL);
+        if (r >= 0)
+                (void) sd_event_source_set_enabled(ctx->trim_timer, SD_EVENT_ONESHOT);
+}
+
 void request_handle(struct server_client *c, json_t *body, const struct protocol_error *frame_err, void *userdata) {
         struct request_context *ctx = userdata;
         const struct server_peer *peer = server_client_peer(c);
@@ -763,4 +786,10 @@ void request_handle(struct server_client *c, json_t *body, const struct protocol
                 return;
         }
         send_reply(c, id, result, NULL);
+        if (req->type == PROTOCOL_REQUEST_NODES)
+                trim_later(ctx);
+}
+
+void request_context_done(struct request_context *ctx) {
+        ctx->trim_timer = sd_event_source_disable_unref(ctx->trim_timer);
 }

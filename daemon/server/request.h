@@ -3,6 +3,7 @@
 
 #include <jansson.h>
 #include <stdint.h>
+#include <systemd/sd-event.h>
 
 #include "server/auth.h"
 #include "conf/config.h"
@@ -30,6 +31,8 @@ struct request_context {
         struct resize *resize;
         const struct cloud *cloud;      /* NULL without a cloud: no cloud metrics */
         uint64_t start_usec;            /* CLOCK_MONOTONIC at start-up */
+        sd_event *event;                /* for the trim after big replies; NULL: trim at once */
+        sd_event_source *trim_timer;    /* freed by request_context_done() */
         bool loading;                   /* the journal is still being read (on a thread): every
                                          * request is answered busy, and nothing here is touched */
 
@@ -48,6 +51,9 @@ struct request_context {
         void (*state_changed)(void *userdata);
         void *userdata;
 };
+
+/* Release what the context holds (its timer). */
+void request_context_done(struct request_context *ctx);
 
 /* The server's request callback (server_request_fn); USERDATA is the
  * struct request_context. */
