@@ -16,6 +16,7 @@
 
 #define DEFAULT_POLL_USEC (2 * USEC_PER_SEC)
 #define DEFAULT_RETRY_USEC (5 * USEC_PER_SEC)
+#define DEFAULT_ACCURACY_USEC (100 * 1000)
 /* Polls back off up to this. */
 #define MAX_POLL_USEC (30 * USEC_PER_SEC)
 
@@ -52,14 +53,13 @@ int step_from_string(const char *s) {
 /* Each kind: its first step and its transition function. The failure path
  * (cleanup, cleanup_confirming, marking) is teardown's for every kind. */
 static const struct op_kind {
-        enum step first;
-        enum step after_crash;   /* "running" journalled, no step yet */
+        enum step first;         /* also where "running" without a step resumes */
         void (*advance)(struct lc_op *o);
 } kinds[_STATE_OP_KIND_MAX] = {
-        [STATE_OP_RESUME] = { STEP_PREPARING, STEP_PREPARING, resume_advance },
-        [STATE_OP_SUSPEND] = { STEP_DELETING, STEP_DELETING, teardown_advance },
-        [STATE_OP_RESUME_FAIL] = { STEP_DELETING, STEP_DELETING, teardown_advance },
-        [STATE_OP_REBOOT] = { STEP_REBOOT_PREPARING, STEP_REBOOT_PREPARING, reboot_advance },
+        [STATE_OP_RESUME] = { STEP_PREPARING, resume_advance },
+        [STATE_OP_SUSPEND] = { STEP_DELETING, teardown_advance },
+        [STATE_OP_RESUME_FAIL] = { STEP_DELETING, teardown_advance },
+        [STATE_OP_REBOOT] = { STEP_REBOOT_PREPARING, reboot_advance },
 };
 
 struct view {
@@ -214,6 +214,7 @@ static void op_free(struct lc_op *o) {
         if (!o)
                 return;
         sd_event_source_disable_unref(o->timer);
+        op_group_unref(o->snap);
         free(o->id);
         free(o->node);
         free(o->group);
@@ -433,7 +434,7 @@ void op_wait_timer(struct lc_op *o, uint64_t usec) {
                         r = sd_event_source_set_enabled(o->timer, SD_EVENT_ONESHOT);
         } else {
                 r = sd_event_add_time_relative(o->l->env.event, &o->timer, CLOCK_MONOTONIC, usec,
-                                               100 * 1000, on_op_timer, o);
+                                               o->l->opts.accuracy_usec, on_op_timer, o);
         }
         if (r < 0)
                 op_log(o, LOG_ERR, "Cannot arm a timer: %s", strerror(-r));
@@ -469,9 +470,38 @@ void op_fail(struct lc_op *o, const char *fmt, ...) {
 }
 
 const struct config_group *op_group(const struct lc_op *o) {
-        int i = config_group_find(o->l->config, o->group);
+        return o->snap ? &o->snap->group : NULL;
+}
 
-        return i < 0 ? NULL : &o->l->config->groups[i];
+/* The snapshot of GROUP in the current config, shared by the operations
+ * that start under it; *ret NULL when the group is not configured. */
+static int lifecycle_snapshot(struct lifecycle *l, const char *group, struct op_group **ret) {
+        int i = config_group_find(l->config, group);
+        int r;
+
+        *ret = NULL;
+        if (i < 0)
+                return 0;
+        if (!l->snaps) {
+                l->snaps = calloc(l->config->n_groups, sizeof(*l->snaps));
+                if (!l->snaps)
+                        return -ENOMEM;
+                l->n_snaps = l->config->n_groups;
+        }
+        if (!l->snaps[i]) {
+                r = op_group_new(l->config, &l->config->groups[i], &l->snaps[i]);
+                if (r < 0)
+                        return r;
+        }
+        *ret = op_group_ref(l->snaps[i]);
+        return 0;
+}
+
+static void lifecycle_drop_snapshots(struct lifecycle *l) {
+        for (size_t i = 0; i < l->n_snaps; i++)
+                op_group_unref(l->snaps[i]);
+        l->snaps = mfree(l->snaps);
+        l->n_snaps = 0;
 }
 
 /* --- cloud calls ------------------------------------------------------------ */
@@ -609,6 +639,7 @@ bool lifecycle_slurm_node(const struct lifecycle *l, const char *node, struct op
 
 void op_wait_slurm(struct lc_op *o) {
         o->wait = WAIT_SLURM_POLL;
+        o->slurm_after = o->l->slurm_loads;
         request_slurm_poll(o->l);
 }
 
@@ -641,6 +672,7 @@ void op_advance(struct lc_op *o) {
                 return;
         }
         if (!op_group(o)) {
+                /* Replayed after a reload (and restart) that removed it. */
                 set_string(&o->note, "the node's group is no longer configured");
                 op_finish(o, false);
                 return;
@@ -714,9 +746,16 @@ static void on_slurm_nodes(int r, struct ops_slurm_nodes *nodes, const char *err
                 /* Still there? A previous callback may have removed it. */
                 if (op_find(l, o->node) != o || o->wait != WAIT_SLURM_POLL)
                         continue;
+                if (o->slurm_after >= l->slurm_loads) {
+                        /* This load started before the operation asked: the next one. */
+                        l->slurm_wanted = true;
+                        continue;
+                }
                 o->wait = WAIT_NONE;
                 if (r < 0 && !op_past_deadline(o)) {
+                        /* Try again at the next poll, not at the next reconcile. */
                         o->wait = WAIT_SLURM_POLL;
+                        l->slurm_wanted = true;
                         continue;
                 }
                 op_advance(o);
@@ -733,9 +772,11 @@ static int on_slurm_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         int r;
 
         l->slurm_loading = true;
+        l->slurm_loads++;
         r = p->load_nodes(p->impl, on_slurm_nodes, l);
         if (r < 0) {
                 l->slurm_loading = false;
+                l->slurm_loads--;
                 log_warning("Cannot queue a Slurm node load: %s", strerror(-r));
                 request_slurm_poll(l);
         }
@@ -760,7 +801,7 @@ void request_slurm_poll(struct lifecycle *l) {
                         r = sd_event_source_set_enabled(l->slurm_timer, SD_EVENT_ONESHOT);
         } else {
                 r = sd_event_add_time_relative(l->env.event, &l->slurm_timer, CLOCK_MONOTONIC,
-                                               l->opts.poll_usec, 100 * 1000, on_slurm_timer, l);
+                                               l->opts.poll_usec, l->opts.accuracy_usec, on_slurm_timer, l);
         }
         if (r < 0)
                 log_error("Cannot arm the Slurm poll timer: %s", strerror(-r));
@@ -785,7 +826,7 @@ static struct lc_op *op_new(struct lifecycle *l, const struct state_node *n) {
         o->started = n->op.created ? (time_t) n->op.created : time(NULL);
         o->poll_usec = l->opts.poll_usec;
         o->pending_step = -1;
-        if (!o->id || !o->node || !o->group) {
+        if (!o->id || !o->node || !o->group || lifecycle_snapshot(l, o->group, &o->snap) < 0) {
                 op_free(o);
                 return NULL;
         }
@@ -793,7 +834,7 @@ static struct lc_op *op_new(struct lifecycle *l, const struct state_node *n) {
         /* running without a step: crashed between the two records */
         o->step = st < 0 ? STEP_PENDING : (enum step) st;
         if (o->step == STEP_PENDING && n->op.state == STATE_OP_RUNNING)
-                o->step = kinds[o->kind].after_crash;
+                o->step = kinds[o->kind].first;
         /* On the failure path after a restart. */
         if (o->step == STEP_CLEANUP || o->step == STEP_CLEANUP_CONFIRMING ||
             (o->step == STEP_MARKING && o->kind != STATE_OP_RESUME_FAIL))
@@ -802,7 +843,9 @@ static struct lc_op *op_new(struct lifecycle *l, const struct state_node *n) {
         /* Deadlines run from the operation's creation, also across restarts. */
         if (o->kind == STATE_OP_RESUME || o->kind == STATE_OP_REBOOT) {
                 time_t age = time(NULL) - o->started;
-                uint64_t limit = (uint64_t) l->config->limits.resume_timeout_s * USEC_PER_SEC;
+                uint64_t limit = l->opts.resume_timeout_usec
+                                         ? l->opts.resume_timeout_usec
+                                         : (uint64_t) l->config->limits.resume_timeout_s * USEC_PER_SEC;
                 uint64_t spent = age > 0 ? (uint64_t) age * USEC_PER_SEC : 0;
 
                 o->deadline_usec = now_usec() + (spent < limit ? limit - spent : 0);
@@ -897,6 +940,8 @@ int lifecycle_new(const struct lifecycle_env *env, const struct lifecycle_option
                 l->opts.poll_usec = DEFAULT_POLL_USEC;
         if (!l->opts.retry_usec)
                 l->opts.retry_usec = DEFAULT_RETRY_USEC;
+        if (!l->opts.accuracy_usec)
+                l->opts.accuracy_usec = DEFAULT_ACCURACY_USEC;
         l->config = config;
         l->map = map;
 
@@ -949,11 +994,14 @@ struct lifecycle *lifecycle_free(struct lifecycle *l) {
         sd_event_source_disable_unref(l->slurm_timer);
         if (l->slurm)
                 l->env.ports.slurm.nodes_free(l->slurm);
+        lifecycle_drop_snapshots(l);
         free(l);
         return NULL;
 }
 
 void lifecycle_set_config(struct lifecycle *l, const struct config *config, const struct nodemap *map) {
+        /* Running operations keep their snapshots; new ones copy the new config. */
+        lifecycle_drop_snapshots(l);
         l->config = config;
         l->map = map;
 }

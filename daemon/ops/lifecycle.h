@@ -20,6 +20,10 @@
  * second one. Every instance carries elasticd_cluster, elasticd_node and
  * elasticd_op metadata and the cluster tag.
  *
+ * An operation copies what it uses of its group (flavor, image, networks,
+ * user data, ssh, key, metadata, ...) when it starts and keeps that copy to
+ * its end: a reload changes what new operations get, never a running one.
+ *
  * Reconcile (at start-up and every limits.reconcile_interval) lists the
  * cluster's instances: an instance no node claims is deleted once it is
  * older than limits.orphan_grace; instances without this cluster's tag and
@@ -59,6 +63,9 @@ struct lifecycle_env {
 struct lifecycle_options {
         uint64_t poll_usec;          /* instance status / Slurm registration polls [2 s] */
         uint64_t retry_usec;         /* after a failed cloud or Slurm call [5 s] */
+        uint64_t accuracy_usec;      /* how late a timer may fire [100 ms] */
+        uint64_t resume_timeout_usec;  /* a resume's or reboot's deadline [limits.resume_timeout] */
+        uint64_t console_poll_usec;  /* between reads of the console [the group's ssh.console_poll] */
 };
 
 struct lifecycle_stats {
@@ -77,7 +84,8 @@ struct lifecycle_stats {
 };
 
 /* CONFIG and MAP stay owned by the caller and must outlive the lifecycle or
- * be replaced with lifecycle_set_config() first. */
+ * be replaced with lifecycle_set_config() first (running operations keep
+ * their own copy of their group: the old config may go right after). */
 int lifecycle_new(const struct lifecycle_env *env, const struct lifecycle_options *opts,
                   const struct config *config, const struct nodemap *map, struct lifecycle **ret);
 /* Free what is behind the Slurm and push ports first. Accepts NULL. */

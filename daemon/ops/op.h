@@ -47,8 +47,25 @@ enum wait {
         WAIT_PUSH,               /* an SSH push */
 };
 
+/* What an operation uses of its group and of the config, copied when it
+ * starts (snapshot.c): a reload never changes or removes it under the
+ * operation. Shared by the operations that started under one config. */
+struct op_group {
+        unsigned n_ref;
+        struct config_group group;   /* what ops uses of it; nodes, features, ... are not copied */
+        char *cluster;
+        char **reimage_words;
+        unsigned resume_timeout_s;
+};
+
+int op_group_new(const struct config *c, const struct config_group *g, struct op_group **ret);
+struct op_group *op_group_ref(struct op_group *s);
+/* Returns NULL. */
+struct op_group *op_group_unref(struct op_group *s);
+
 struct lc_op {
         struct lifecycle *l;
+        struct op_group *snap;   /* NULL: its group was not configured when it started */
         char *id;
         char *node;
         char *group;
@@ -76,6 +93,7 @@ struct lc_op {
         int pending_step;        /* a step whose record could not be journalled yet, or -1 */
         int pending_finish;      /* 1 done, 2 failed: the end could not be journalled yet */
         bool slurm_fresh;        /* reboot: Slurm's reason was loaded */
+        uint64_t slurm_after;    /* WAIT_SLURM_POLL: only a load started after load number this will do */
         uint64_t creating_usec;  /* resume: CLOCK_MONOTONIC when creating began (metrics); 0: not seen */
         uint64_t active_usec;    /* ... and when the instance was ACTIVE */
 };
@@ -98,6 +116,8 @@ struct lifecycle {
         struct lifecycle_options opts;
         const struct config *config;
         const struct nodemap *map;
+        struct op_group **snaps; /* per group of config, taken at the first operation that needs it */
+        size_t n_snaps;
         void *ops;               /* tsearch tree of struct lc_op *, by node */
         unsigned n_ops;
         struct lc_call *calls;   /* cloud calls in flight (to cancel on free) */
@@ -111,6 +131,7 @@ struct lifecycle {
         bool reconcile_running;
         bool slurm_loading;
         bool slurm_wanted;
+        uint64_t slurm_loads;            /* loads of Slurm's nodes started; the one in flight is the last */
         bool started;
         struct ops_slurm_nodes *slurm;   /* the last load of Slurm's nodes */
         void *views;                     /* tsearch tree of struct view *, by node */
@@ -156,7 +177,7 @@ void op_poll_later(struct lc_op *o);
 bool op_past_deadline(const struct lc_op *o);
 /* Take the failure path: delete the instance, mark the node DOWN. */
 void op_fail(struct lc_op *o, const char *fmt, ...) _printf_(2, 3);
-/* O's group, or NULL when a reload removed it. */
+/* O's group as it was when O started, or NULL when it was not configured then. */
 const struct config_group *op_group(const struct lc_op *o);
 
 /* Start a cloud call for O; on a refusal (busy, no memory) retry later. */
@@ -171,7 +192,9 @@ bool error_transient(int e);
 
 typedef void (*op_slurm_fn)(struct lc_op *o, int r, const char *error);
 void op_slurm_update(struct lc_op *o, const struct ops_slurm_update *u, op_slurm_fn fn);
-/* Wait for the next shared load of Slurm's nodes, then advance. */
+/* Wait for a load of Slurm's nodes that starts after now (a load already
+ * in flight may predate what O must see, e.g. a reboot's reason), then
+ * advance. */
 void op_wait_slurm(struct lc_op *o);
 /* NODE in the last load; false when unknown. */
 bool lifecycle_slurm_node(const struct lifecycle *l, const char *node, struct ops_slurm_node *ret);

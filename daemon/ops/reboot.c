@@ -7,10 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-static bool reason_asks_reimage(const struct config *c, const char *reason) {
+static bool reason_asks_reimage(const struct op_group *g, const char *reason) {
         if (!reason)
                 return false;
-        for (char **w = c->reimage_words; w && *w; w++)
+        for (char **w = g->reimage_words; w && *w; w++)
                 if (strcasestr(reason, *w))
                         return true;
         return false;
@@ -64,6 +64,12 @@ static void on_reboot_instance(struct lc_op *o, const struct ops_cloud_result *r
 }
 
 static void on_reboot_image(struct lc_op *o, const struct ops_cloud_result *res) {
+        if (res->error && o->rebuild && error_transient(res->error) && !op_past_deadline(o)) {
+                /* A rebuild needs the id: a passing fault must not fail it (and
+                 * delete the instance). */
+                op_wait_timer(o, o->l->opts.retry_usec);
+                return;
+        }
         if (res->error) {
                 /* Without the group's image id only a plain reboot is possible. */
                 op_log(o, LOG_WARNING, "Cannot resolve image %s: %s", op_group(o)->image, res_message(res));
@@ -91,8 +97,8 @@ static void reboot_prepare(struct lc_op *o) {
                 op_wait_slurm(o);
                 return;
         }
-        o->rebuild = reason_asks_reimage(l->config, json_string_value(json_object_get(req, "reason"))) ||
-                     (lifecycle_slurm_node(l, o->node, &n) && reason_asks_reimage(l->config, n.reason));
+        o->rebuild = reason_asks_reimage(o->snap, json_string_value(json_object_get(req, "reason"))) ||
+                     (lifecycle_slurm_node(l, o->node, &n) && reason_asks_reimage(o->snap, n.reason));
         op_cloud(o, op_start_image, on_reboot_image);
 }
 

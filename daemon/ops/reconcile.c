@@ -44,7 +44,10 @@ static void on_reconcile_list(const struct ops_cloud_result *res, void *userdata
 
                 if (node)
                         view_set_status(l, node, s->status);
-                if (node && nodemap_lookup(l->map, node, &group) >= 0 && instance_claimed(l, s, node))
+                /* A running operation keeps its instance also after a reload
+                 * removed the node's group. */
+                if (node && (op_find(l, node) || nodemap_lookup(l->map, node, &group) >= 0) &&
+                    instance_claimed(l, s, node))
                         continue;
                 if (s->created && now - s->created < (time_t) l->config->limits.orphan_grace_s)
                         continue;

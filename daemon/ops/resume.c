@@ -45,7 +45,7 @@ static int start_create(struct lc_op *o, ops_cloud_done_fn cb, void *ud, uint64_
         }
         r = p->server_create(p->impl,
                              &(struct ops_create){
-                                     .cluster = l->config->cluster,
+                                     .cluster = o->snap->cluster,
                                      .name = o->node,
                                      .op_id = o->id,
                                      .flavor_id = o->flavor_id,
@@ -293,6 +293,12 @@ static int start_console(struct lc_op *o, ops_cloud_done_fn cb, void *ud, uint64
         return p->server_console(p->impl, o->instance_id, CONSOLE_LINES, cb, ud, id);
 }
 
+static uint64_t console_poll_usec(const struct lc_op *o, const struct config_ssh *ssh) {
+        if (o->l->opts.console_poll_usec)
+                return o->l->opts.console_poll_usec;
+        return ssh ? (uint64_t) ssh->console_poll_s * USEC_PER_SEC : o->l->opts.retry_usec;
+}
+
 static void on_pushed(int r, const char *reason, char *const *steps, double seconds, void *userdata) {
         struct lc_call *c = userdata;
         struct lc_op *o;
@@ -308,8 +314,7 @@ static void on_pushed(int r, const char *reason, char *const *steps, double seco
                          * again. Only keys on the console are ever accepted. */
                         const struct config_group *g = op_group(o);
                         op_log(o, LOG_WARNING, "%s; reading the console again", reason);
-                        op_wait_timer(o, g && g->ssh ? (uint64_t) g->ssh->console_poll_s * USEC_PER_SEC
-                                                     : o->l->opts.retry_usec);
+                        op_wait_timer(o, console_poll_usec(o, g ? g->ssh : NULL));
                 } else if (r < 0) {
                         op_fail(o, "configuring over SSH: %s", reason);
                 } else {
@@ -336,7 +341,7 @@ static void on_console(struct lc_op *o, const struct ops_cloud_result *res) {
                 op_advance(o);
                 return;
         }
-        poll = (uint64_t) ssh->console_poll_s * USEC_PER_SEC;
+        poll = console_poll_usec(o, ssh);
         if (res->error == -ENOENT) {
                 set_string(&o->instance_id, NULL);
                 op_fail(o, "instance disappeared while being configured");
@@ -369,7 +374,7 @@ static void on_console(struct lc_op *o, const struct ops_cloud_result *res) {
                              .console = res->console,
                              .connect_timeout_usec = (uint64_t) ssh->connect_timeout_s * USEC_PER_SEC,
                              .deadline_usec = o->deadline_usec ? o->deadline_usec
-                                                               : now_usec() + (uint64_t) o->l->config->limits.resume_timeout_s * USEC_PER_SEC,
+                                                               : now_usec() + (uint64_t) o->snap->resume_timeout_s * USEC_PER_SEC,
                              .files = ssh->files,
                              .n_files = ssh->n_files,
                              .commands = ssh->commands,
