@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "journal/records.h"
+
 static bool reason_asks_reimage(const struct op_group *g, const char *reason) {
         if (!reason)
                 return false;
@@ -89,7 +91,7 @@ static void on_reboot_image(struct lc_op *o, const struct ops_cloud_result *res)
 static void reboot_prepare(struct lc_op *o) {
         struct lifecycle *l = o->l;
         struct state_node *sn = state_node_find(l->env.state, o->node);
-        json_t *req = sn ? state_request_record(l->env.state, sn->op.request_id) : NULL;
+        struct record_request req = {};
         struct ops_slurm_node n;
 
         if (!o->slurm_fresh) {
@@ -97,7 +99,9 @@ static void reboot_prepare(struct lc_op *o) {
                 op_wait_slurm(o);
                 return;
         }
-        o->rebuild = reason_asks_reimage(o->snap, json_string_value(json_object_get(req, "reason"))) ||
+        if (!sn || !sn->op.request_id || state_request_get(l->env.state, sn->op.request_id, &req) < 0)
+                req = (struct record_request){};
+        o->rebuild = reason_asks_reimage(o->snap, req.reason) ||
                      (lifecycle_slurm_node(l, o->node, &n) && reason_asks_reimage(o->snap, n.reason));
         op_cloud(o, op_start_image, on_reboot_image);
 }

@@ -15,6 +15,7 @@
 
 #include "conf/config.h"
 #include "conf/nodemap.h"
+#include "journal/records.h"
 #include "journal/state.h"
 #include "ops/lifecycle.h"
 #include "ops/ports.h"
@@ -772,39 +773,48 @@ static void commit(struct world *w, json_t *records) {
 /* A hook request for NODE, with request.c's rules: the same kind again is
  * "already pending"; another kind supersedes. */
 static void submit(struct world *w, enum state_op_kind kind, const char *node, const char *reason) {
-        json_t *records = json_array(), *req;
+        static const enum record_request_type types[_STATE_OP_KIND_MAX] = {
+                [STATE_OP_RESUME] = RECORD_REQUEST_RESUME,
+                [STATE_OP_SUSPEND] = RECORD_REQUEST_SUSPEND,
+                [STATE_OP_RESUME_FAIL] = RECORD_REQUEST_RESUME_FAIL,
+                [STATE_OP_REBOOT] = RECORD_REQUEST_REBOOT,
+        };
         const struct state_node *sn = state_node_find(w->state, node);
+        bool active = sn && state_op_state_is_active(sn->op.state);
+        bool pending = active && sn->op.kind == kind &&
+                       !(kind == STATE_OP_REBOOT && sn->step && strcmp(sn->step, "registering") == 0);
+        struct record recs[3];
+        json_t *records = json_array();
         char *rid = NULL, *oid = NULL;
-        size_t g, i;
-        int created = 0;
+        size_t g, i, n = 0;
 
-        if (state_new_id(w->state, 'r', &rid) < 0 || config_node_find(w->config, node, &g, &i) < 0)
+        if (state_new_id(w->state, 'r', &rid) < 0 || config_node_find(w->config, node, &g, &i) < 0 ||
+            (!pending && state_new_id(w->state, 'o', &oid) < 0))
                 abort();
-        req = json_pack("{s:s, s:s, s:s, s:i, s:i, s:I}", "kind", "request", "id", rid, "type",
-                        state_op_kind_to_string(kind), "uid", 0, "pid", 1, "time", (json_int_t) time(NULL));
-        if (reason)
-                json_object_set_new(req, "reason", json_string(reason));
-        json_array_append_new(records, req);
-        if (sn && state_op_state_is_active(sn->op.state) && sn->op.kind == kind &&
-            !(kind == STATE_OP_REBOOT && sn->step && strcmp(sn->step, "registering") == 0)) {
-                /* already pending */
-        } else {
-                if (sn && state_op_state_is_active(sn->op.state))
-                        json_array_append_new(records,
-                                              json_pack("{s:s, s:s, s:s, s:s, s:I, s:s}", "kind", "op_state", "id",
-                                                        sn->op.id, "node", node, "state", "cancelled", "time",
-                                                        (json_int_t) time(NULL), "note", "superseded"));
-                if (state_new_id(w->state, 'o', &oid) < 0)
+        recs[n++] = (struct record){ .kind = RECORD_REQUEST,
+                                     .request = { .id = rid, .type = types[kind], .time = time(NULL), .nodes = node,
+                                                  .reason = reason, .operations = !pending } };
+        if (active && !pending)
+                recs[n++] = (struct record){ .kind = RECORD_OP_STATE,
+                                             .op_state = { .id = sn->op.id, .node = node, .state = STATE_OP_CANCELLED,
+                                                           .time = time(NULL), .note = RECORD_TEXT("superseded"),
+                                                           .by_request = rid } };
+        if (!pending)
+                recs[n++] = (struct record){ .kind = RECORD_OP,
+                                             .op = { .id = oid, .node = node, .group = w->config->groups[g].name,
+                                                     .op = kind, .state = STATE_OP_PENDING, .request = rid,
+                                                     .time = time(NULL) } };
+        for (size_t k = 0; k < n; k++) {
+                json_t *rec = NULL;
+                char *err = NULL;
+
+                if (record_encode(&recs[k], &rec, &err) < 0) {
+                        printf("# %s\n", err ? err : "?");
                         abort();
-                json_array_append_new(records,
-                                      json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I}", "kind", "op", "id", oid,
-                                                "node", node, "group", w->config->groups[g].name, "op",
-                                                state_op_kind_to_string(kind), "state", "pending", "request", rid,
-                                                "time", (json_int_t) time(NULL)));
-                created = 1;
+                }
+                json_array_append_new(records, rec);
         }
-        json_object_set_new(req, "operations", json_integer(created));
-        if (kind == STATE_OP_RESUME && created)
+        if (kind == STATE_OP_RESUME && !pending)
                 /* slurmctld runs ResumeProgram for nodes it is powering up */
                 fnode_find(&w->f, node)->powering_up = true;
         commit(w, records);
@@ -1173,7 +1183,7 @@ static void test_same_hook_twice(void) {
 static void test_resize_during_resumes(void) {
         struct world w;
         char *rid = NULL;
-        json_t *records;
+        json_t *records, *rec = NULL;
 
         world_init(&w, NULL);
         if (resize_new(w.e, &w.ports.slurm, w.state, w.config, w.map, &w.resize) < 0)
@@ -1185,8 +1195,13 @@ static void test_resize_during_resumes(void) {
         CHECK(run(&w, create_held));
         if (state_new_id(w.state, 'r', &rid) < 0)
                 abort();
-        records = json_pack("[{s:s, s:s, s:s, s:s, s:i, s:i, s:i}]", "kind", "request", "id", rid, "type", "resize",
-                            "group", "cpu", "min", 4, "uid", 0, "pid", 1);
+        CHECK_INT(record_encode(&(struct record){ .kind = RECORD_REQUEST,
+                                                  .request = { .id = rid, .type = RECORD_REQUEST_RESIZE,
+                                                               .time = time(NULL), .group = "cpu", .min = 4 } },
+                                &rec, NULL),
+                  0);
+        records = json_array();
+        json_array_append_new(records, rec);
         commit(&w, records);
         for (int i = 0; i < 50 && !w.f.power[0]; i++)
                 (void) sd_event_run(w.e, 1000);

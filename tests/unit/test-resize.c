@@ -5,12 +5,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <systemd/sd-event.h>
 
 #include "conf/config.h"
 #include "conf/nodemap.h"
+#include "journal/records.h"
 #include "journal/state.h"
 #include "ops/ports.h"
 #include "ops/resize.h"
@@ -236,11 +238,14 @@ static void world_done(struct world *w) {
 static void resize_min(struct world *w, unsigned min) {
         static unsigned n;
         char id[16];
-        json_t *rec;
+        json_t *rec = NULL;
 
         snprintf(id, sizeof(id), "r-t-%u", ++n);
-        rec = json_pack("{s:s, s:s, s:s, s:s, s:i}", "kind", "request", "id", id, "type", "resize", "group", "cpu",
-                        "min", (int) min);
+        CHECK_INT(record_encode(&(struct record){ .kind = RECORD_REQUEST,
+                                                  .request = { .id = id, .type = RECORD_REQUEST_RESIZE,
+                                                               .time = time(NULL), .group = "cpu", .min = min } },
+                                &rec, NULL),
+                  0);
         CHECK_INT(state_apply(w->state, rec, NULL), 0);
         json_decref(rec);
         resize_kick(w->r);
