@@ -603,12 +603,6 @@ oom:
         return -ENOMEM;
 }
 
-json_t *state_request_record(struct state *s, const char *id) {
-        struct request_entry *r = request_find(s, id);
-
-        return r ? r->record : NULL;
-}
-
 int state_request_get(struct state *s, const char *id, struct record_request *ret) {
         struct request_entry *r = request_find(s, id);
         struct record rec;

@@ -115,12 +115,8 @@ int state_resize_min(const struct state *s, const char *group, unsigned *ret);
  * latest resize of each group and each node's latest operation. */
 int state_live_records(struct state *s, json_t **ret_array);
 
-/* The journal record of accepted request ID while an operation refers to
- * it (borrowed), or NULL. */
-json_t *state_request_record(struct state *s, const char *id);
-
-/* The same, parsed (journal/records.h): 0, or -ENOENT when no operation
- * refers to it. Its strings are the state's: valid until the next
- * state_apply(). */
+/* Accepted request ID while an operation refers to it, parsed
+ * (journal/records.h): 0, or -ENOENT. Its strings are the state's: valid
+ * until the next state_apply(). */
 struct record_request;
 int state_request_get(struct state *s, const char *id, struct record_request *ret);

@@ -6,7 +6,10 @@ slurmctld, the emulator, the real elasticd):
    daemon keeps its cluster and a resume still succeeds (was: accepted, then
    every resume failed with "Invalid argument");
 2. a reload that changes limits.api_rate is applied: two resumes at once
-   reach the cloud at most one call per 2 s (was: silently ignored)."""
+   reach the cloud at most one call per 2 s (was: silently ignored);
+3. a reload that removes a group while one of its resumes waits on a flavor
+   lookup (emulator latency on the flavor GET) leaves the daemon running and
+   answering (was: SIGSEGV in on_flavor_resolved)."""
 import os
 import re
 import sys
@@ -45,6 +48,10 @@ def main():
         def reload_with(text):
             nsutil.write_file(s.conf, text, 0o600)
             return s.ctl("reload")
+
+        def alive():
+            rc, out, _ = s.ctl("status")
+            return s.daemon.poll() is None and rc == 0 and isinstance(out, dict)
 
         def elog():
             return s.log("elasticd.log")
@@ -86,6 +93,35 @@ def main():
         rc, out, err = reload_with(conf0)
         t.ok(rc == 0 and "limits.api_rate (0.5 -> 20)" in elog(), "and back to 20/s", "%s %s" % (out, err))
 
+        # --- 3. a group removed while its resume waits on a flavor lookup -------
+        # Flavor "1" (small's id) is not cached yet: its GET is held 8 s.
+        s.emu_config(latency_by_path={"^GET .*/flavors": 8.0})
+        by_id = conf0.replace("    flavor: small\n", "    flavor: \"1\"\n", 1)
+        rc, out, err = reload_with(by_id)
+        t.ok(rc == 0, "reload: the group's flavor by id", "%s %s" % (out, err))
+        since = max([e["seq"] for e in s.emu("GET", "requests")["requests"]] or [0])
+        s.c.run("scontrol", "update", "nodename=cl4", "state=power_up", check=True)
+        t.ok(wait(lambda: (s.nodes().get("cl4") or {}).get("operation") == "resume", 30, "cl4's resume"),
+             "cl4's resume started", str(s.nodes().get("cl4")))
+        time.sleep(1.5)  # its flavor GET (the first call) is held 8 s
+        gone = re.sub(r"  - name: cloud\n    nodes: \"[^\"]*\"\n", "  - name: spare\n    nodes: \"sp[1-2]\"\n",
+                      by_id, count=1)
+        t_reload = time.time()
+        rc, out, err = reload_with(gone)
+        t.ok(rc == 0 and "groups.cloud (removed)" in elog(),
+             "reload removing the group while the lookup waits is accepted", "%s %s" % (out, err))
+        time.sleep(10)  # the flavor answer arrives for an operation whose group is gone
+        flavor_gets = [e for e in s.emu("GET", "requests?since=%d" % since)["requests"] if "/flavors" in e["path"]]
+        t.ok(any(e["time"] < t_reload < e["time"] + e["duration"] for e in flavor_gets),
+             "the reload came while cl4's flavor GET was held", "reload at %.2f: %s" % (t_reload, flavor_gets))
+        t.ok(alive(), "the daemon keeps running and answering after the flavor answer",
+             "exit %s: %s" % (s.daemon.poll(), elog()[-3000:]))
+        s.emu_config(latency_by_path={})
+        rc, out, err = reload_with(conf0)
+        t.ok(rc == 0 and alive(), "the group back: reload accepted, the daemon answers", "%s %s" % (out, err))
+        # The resume kept the group it started with: it carried on.
+        t.ok(wait(lambda: usable("cl4"), 120, "cl4 up"), "cl4's resume finished with its own group: %s"
+             % s.nodes().get("cl4"), elog()[-3000:])
     except HarnessError as e:
         t.ok(False, "harness: %s" % e)
     finally:

@@ -17,6 +17,7 @@
 
 #include "conf/config.h"
 #include "journal/journal.h"
+#include "journal/records.h"
 #include "journal/state.h"
 #include "proto/protocol.h"
 #include "server/auth.h"
@@ -231,10 +232,11 @@ static void test_hooks(void) {
         json_decref(reply);
         {
                 const struct state_node *n = state_node_find(w.state, "gn2");
-                json_t *req = n ? state_request_record(w.state, n->op.request_id) : NULL;
+                struct record_request req = {};
 
                 CHECK_INT(kind_of(&w, "gn2"), STATE_OP_REBOOT);
-                CHECK_STR(json_string_value(json_object_get(req, "reason")), "reimage please");
+                CHECK_INT(n ? state_request_get(w.state, n->op.request_id, &req) : -ENOENT, 0);
+                CHECK_STR(req.reason, "reimage please");
         }
         free(first);
         world_done(&w);

@@ -2,6 +2,7 @@
 #include <jansson.h>
 #include <string.h>
 
+#include "journal/records.h"
 #include "journal/state.h"
 #include "test.h"
 
@@ -165,6 +166,7 @@ static void test_node_records(void) {
         _cleanup_(state_freep) struct state *s2 = NULL;
         json_t *live = NULL, *v;
         const struct state_node *n;
+        struct record_request q = {};
         size_t i;
 
         CHECK_INT(state_new("abcd", &s), 0);
@@ -179,9 +181,10 @@ static void test_node_records(void) {
         CHECK(n && n->instance_id && strcmp(n->instance_id, "i-1") == 0);
         CHECK(n && !n->address);
         CHECK_INT(n ? n->step_changed : 0, 7);
-        CHECK(state_request_record(s, "r-x-1") != NULL);
-        CHECK(state_request_record(s, "r-nope") == NULL);
-        CHECK(state_request_record(s, NULL) == NULL);
+        CHECK_INT(state_request_get(s, "r-x-1", &q), 0);
+        CHECK_STR(q.id, "r-x-1");
+        CHECK_INT(state_request_get(s, "r-nope", &q), -ENOENT);
+        CHECK_INT(state_request_get(s, NULL, &q), -ENOENT);
 
         /* wrong types are refused and change nothing */
         CHECK_INT(apply(s, "{\"kind\":\"node\",\"node\":\"cl1\",\"step\":7}"), -EBADMSG);
