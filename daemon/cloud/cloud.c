@@ -90,6 +90,10 @@ struct cloud_call {
         uint64_t settle_until;     /* after a POST that may still be in Nova's hands: no
                                     * second POST before this (0: none pending) */
 
+        /* show: waits for the next shared list (batched), and is answered by
+         * the list now under way (in_list); list: feeds the batched shows */
+        bool batched, in_list, feeds_batch;
+
         /* resolve: the same lookup in flight whose answer this one takes (it
          * sends nothing), and how many take this one's */
         struct cloud_call *leader;
@@ -146,6 +150,12 @@ struct cloud {
         unsigned n_calls;
         uint64_t next_call_id;
         struct cache_entry *cache;
+        /* Shows made while others wait are answered by one list of the
+         * cluster's instances (the polls of building nodes). */
+        sd_event_source *batch_defer;
+        unsigned n_batched;
+        bool batch_list_running;
+        size_t last_list_servers;
         struct cloud_stats stats;
         uint64_t rng;
 };
@@ -423,6 +433,7 @@ static void call_unlink(struct cloud_call *k) {
 
 static int call_later(struct cloud_call *k, uint64_t delay, bool deliver, int error);
 static int call_run(struct cloud_call *k);
+static void batch_deliver(struct cloud_call *lk, int error);
 
 /* Hand leader K's outcome to the lookups that waited on it; each is
  * delivered from the loop, as a cache hit is. */
@@ -475,6 +486,8 @@ static void call_finish(struct cloud_call *k, int error) {
         call_unlink(k);
         if (k->n_followers > 0)
                 followers_deliver(k, error);
+        if (k->feeds_batch)
+                batch_deliver(k, error);
         if (k->req) {
                 http_request_cancel(k->req);
                 k->req = http_request_unref(k->req);
@@ -1721,6 +1734,7 @@ struct cloud *cloud_free(struct cloud *c) {
         if (!c)
                 return NULL;
         c->shut_down = true;
+        c->batch_defer = sd_event_source_disable_unref(c->batch_defer);
         while (c->calls) {
                 struct cloud_call *k = c->calls;
                 call_unlink(k);
@@ -1819,11 +1833,146 @@ static int simple_call(struct cloud *c, enum call_kind kind, const char *what, c
         return call_start(k, ret_call_id);
 }
 
+/* A batched show goes out on its own after all: send it, or fail it from the loop. */
+static void batch_send_one(struct cloud_call *k) {
+        int r;
+
+        k->batched = k->in_list = false;
+        k->cloud->n_batched--;
+        r = call_run(k);
+        if (r < 0 && call_later(k, 0, true, r) < 0)
+                log_req(LOG_ERR, k->label, "cloud: call %" PRIu64 " cannot be delivered", k->id);
+}
+
+static int server_id_cmp(const void *a, const void *b) {
+        const struct nova_server *const *x = a, *const *y = b;
+
+        return strcmp((*x)->id, (*y)->id);
+}
+
+/* The list LK ended (ERROR 0: it holds the cluster's instances now): each
+ * show it was for takes its server; one it does not hold (gone, not tagged)
+ * and all of them after a failed list are sent on their own. */
+static void batch_deliver(struct cloud_call *lk, int error) {
+        struct cloud *c = lk->cloud;
+        _cleanup_free_ struct cloud_call **ks = NULL;
+        _cleanup_free_ struct nova_server ***slots = NULL;
+        size_t n = 0, i = 0;
+
+        c->batch_list_running = false;
+        for (struct cloud_call *k = c->calls; k; k = k->next)
+                n += k->in_list;
+        ks = calloc(n + 1, sizeof(*ks));
+        slots = calloc(n + 1, sizeof(*slots));
+        if (!ks || !slots)
+                error = -ENOMEM;
+        if (error == 0) {
+                c->last_list_servers = lk->n_servers;
+                if (lk->n_servers > 1)
+                        qsort(lk->servers, lk->n_servers, sizeof(*lk->servers), server_id_cmp);
+        }
+        /* Find every server first (taking one would leave a hole in the sorted array). */
+        for (struct cloud_call *k = c->calls; k && ks && slots; k = k->next) {
+                struct nova_server key = { .id = k->arg }, *kp = &key;
+
+                if (!k->in_list)
+                        continue;
+                ks[i] = k;
+                if (error == 0 && lk->n_servers > 0)
+                        slots[i] = bsearch(&kp, lk->servers, lk->n_servers, sizeof(*lk->servers), server_id_cmp);
+                i++;
+        }
+        for (size_t j = 0; j < i; j++) {
+                struct cloud_call *k = ks[j];
+
+                if (!slots[j] || call_later(k, 0, true, 0) < 0) {
+                        batch_send_one(k);
+                        continue;
+                }
+                k->batched = k->in_list = false;
+                c->n_batched--;
+                k->server = TAKE_PTR(*slots[j]);
+                os_error_clear(&k->err);
+                k->err.status = 200;
+                (void) os_error_set_request_id(&k->err, lk->err.request_id);
+                c->stats.shows_from_list++;
+        }
+        /* Without memory for the bookkeeping: each on its own. */
+        for (struct cloud_call *k = c->calls; k && (!ks || !slots); k = k->next)
+                if (k->in_list)
+                        batch_send_one(k);
+        /* Those made while the list ran form the next batch. */
+        if (c->n_batched > 0 && c->batch_defer)
+                (void) sd_event_source_set_enabled(c->batch_defer, SD_EVENT_ONESHOT);
+}
+
+static void on_batch_list(struct cloud *c, const struct cloud_result *res, void *userdata) {
+        /* batch_deliver() took what it needed before this. */
+}
+
+static int on_batch(sd_event_source *s, void *userdata) {
+        struct cloud *c = userdata;
+        size_t pages = c->last_list_servers / (c->opts.page_size ? c->opts.page_size : 1) + 1;
+        struct cloud_call *lk = NULL;
+
+        if (c->batch_list_running || c->n_batched == 0)
+                return 0;
+        /* A list costs a request per page: only for more shows than that. */
+        if (c->n_batched > pages && simple_call(c, CALL_LIST, "list (polls)", NULL, on_batch_list, c, NULL, &lk) >= 0) {
+                lk->feeds_batch = true;
+                for (struct cloud_call *k = c->calls; k; k = k->next)
+                        if (k->batched)
+                                k->in_list = true;
+                if (call_run(lk) >= 0) {
+                        c->batch_list_running = true;
+                        c->stats.calls_started++;
+                        c->stats.batch_lists++;
+                        return 0;
+                }
+                for (struct cloud_call *k = c->calls; k; k = k->next)
+                        k->in_list = false;
+                call_unlink(lk);
+                lk->cloud = NULL;
+                call_free(lk);
+        }
+        for (struct cloud_call *k = c->calls, *next; k; k = next) {
+                next = k->next;
+                if (k->batched)
+                        batch_send_one(k);
+        }
+        return 0;
+}
+
 int cloud_server_show(struct cloud *c, const char *id, cloud_callback_t cb, void *userdata, uint64_t *ret_call_id) {
+        struct cloud_call *k = NULL;
+        int r;
+
         if (!id)
                 return -EINVAL;
-        return simple_call(c, CALL_SHOW, "show", id, cb, userdata, ret_call_id, NULL);
+        r = simple_call(c, CALL_SHOW, "show", id, cb, userdata, NULL, &k);
+        if (r < 0)
+                return r;
+        /* Decided once the loop has nothing more urgent to do: every show
+         * made meanwhile (the polls of a wave of building nodes) joins. */
+        if (!c->batch_defer) {
+                r = sd_event_add_defer(c->event, &c->batch_defer, on_batch, c);
+                if (r >= 0)
+                        r = sd_event_source_set_priority(c->batch_defer, SD_EVENT_PRIORITY_IDLE);
+                if (r < 0) {
+                        c->batch_defer = sd_event_source_disable_unref(c->batch_defer);
+                        return call_start(k, ret_call_id);
+                }
+        }
+        k->batched = true;
+        c->n_batched++;
+        if (!c->batch_list_running)
+                (void) sd_event_source_set_enabled(c->batch_defer, SD_EVENT_ONESHOT);
+        c->stats.calls_started++;
+        if (ret_call_id)
+                *ret_call_id = k->id;
+        return 0;
 }
+
 
 int cloud_servers_list(struct cloud *c, const char *name, cloud_callback_t cb, void *userdata,
                        uint64_t *ret_call_id) {
@@ -2043,6 +2192,8 @@ int cloud_cancel(struct cloud *c, uint64_t call_id) {
                         }
                         if (k->leader)
                                 k->leader->n_followers--;
+                        if (k->batched)
+                                c->n_batched--;
                         call_unlink(k);
                         k->cloud = NULL;
                         call_free(k);

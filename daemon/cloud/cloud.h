@@ -94,6 +94,8 @@ struct cloud_stats {
         uint64_t lookups_cached;   /* flavor/image/network lookups answered by the cache */
         uint64_t lookups_merged;   /* ... by the same lookup already in flight */
         uint64_t lookups_forgotten; /* cache entries dropped on a 4xx naming them */
+        uint64_t batch_lists;      /* lists made to answer several shows at once */
+        uint64_t shows_from_list;  /* shows answered by such a list */
         struct http_stats transport;
 };
 
@@ -131,6 +133,10 @@ void cloud_get_stats(const struct cloud *c, struct cloud_stats *ret);
  * connections are repeated (nothing was created). */
 int cloud_server_create(struct cloud *c, const struct nova_create *spec, cloud_callback_t cb,
                         void *userdata, uint64_t *ret_call_id);
+/* Shows made while others wait (the polls of many building nodes) are
+ * answered by one list of the cluster's tagged instances, when that costs
+ * fewer requests (a page per 1,000 instances); an instance the list lacks is
+ * shown on its own, so the answer is the same as a show's. */
 int cloud_server_show(struct cloud *c, const char *id, cloud_callback_t cb, void *userdata,
                       uint64_t *ret_call_id);
 /* This cluster's servers (tag filter on the server, metadata checked here),

@@ -431,6 +431,57 @@ static void test_resolve_merged(void) {
         CHECK(test_emulator_config(&emu, "{\"hidden_flavors\": []}") == 0);
 }
 
+/* Polls of many instances at once cost one list: six shows made together
+ * (one cancelled, one for an instance that does not exist) take a list and
+ * one show; a show alone is a show. */
+static void test_show_batched(void) {
+        _cleanup_(cloud_freep) struct cloud *c = new_cloud(CLUSTER, NULL, NULL);
+        struct result made[5] = {}, r[7] = {}, x = {};
+        uint64_t ids[7] = {};
+        struct cloud_stats st;
+        long before;
+        unsigned active = 0;
+
+        emu_reset();
+        for (unsigned i = 0; i < 5; i++) {
+                char name[16];
+
+                snprintf(name, sizeof(name), "batch-%u", i);
+                CHECK(wait_result(&made[i], create(c, CLUSTER, name, "o-b", NULL, &made[i])) == 0);
+                CHECK_INT(made[i].error, 0);
+        }
+        run_for(300000);
+        before = emu_stat("total");
+        for (unsigned i = 0; i < 7; i++)
+                CHECK_INT(cloud_server_show(c, i < 5 ? made[i].id : i == 5 ? "00000000-0000-0000-0000-00000000dead"
+                                                                          : made[0].id,
+                                            result_cb, &r[i], &ids[i]), 0);
+        CHECK_INT(cloud_cancel(c, ids[6]), 0);
+        for (unsigned i = 0; i < 6; i++)
+                CHECK(test_run_until(ev, &r[i].done, 30) == 0);
+        run_for(100000);
+        for (unsigned i = 0; i < 5; i++)
+                if (r[i].error == 0 && r[i].server_status && strcmp(r[i].server_status, "ACTIVE") == 0)
+                        active++;
+        CHECK_INT(active, 5);
+        CHECK_INT(r[5].error, -ENOENT);
+        CHECK(!r[6].done);
+        CHECK_INT(emu_stat("total") - before, 2);
+        cloud_get_stats(c, &st);
+        CHECK_INT(st.batch_lists, 1);
+        CHECK_INT(st.shows_from_list, 5);
+
+        before = emu_stat("total");
+        CHECK(wait_result(&x, cloud_server_show(c, made[1].id, result_cb, &x, NULL)) == 0);
+        CHECK_INT(x.error, 0);
+        CHECK_INT(emu_stat("total") - before, 1);
+        result_clear(&x);
+        for (unsigned i = 0; i < 7; i++)
+                result_clear(&r[i]);
+        for (unsigned i = 0; i < 5; i++)
+                result_clear(&made[i]);
+}
+
 #define NETWORK "4b6b1e2c-2f7e-4c5a-9d3b-8e1f0a2b3c4d"
 
 static void test_network_resolve(void) {
@@ -1215,6 +1266,7 @@ int main(void) {
         RUN(test_errors);
         RUN(test_resolve);
         RUN(test_resolve_merged);
+        RUN(test_show_batched);
         RUN(test_network_resolve);
         RUN(test_network_override);
         RUN(test_token_expiry);
