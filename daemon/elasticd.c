@@ -267,7 +267,7 @@ static int reload(void *userdata, char **ret_changed, char **ret_error) {
                                      "restart elasticd", d->config_path, restart,
                                      strchr(restart, ',') ? "them" : "it") < 0)
                                 errors = NULL;
-                        r = -EBUSY;
+                        r = -EINVAL;
                 }
         }
         if (r >= 0) {

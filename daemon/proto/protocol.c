@@ -50,6 +50,7 @@ static const char *const error_code_names[_PROTOCOL_ERROR_MAX] = {
         [PROTOCOL_ERROR_BUSY] = "busy",
         [PROTOCOL_ERROR_JOURNAL_FAILED] = "journal_failed",
         [PROTOCOL_ERROR_NOT_FOUND] = "not_found",
+        [PROTOCOL_ERROR_CONFIG_REFUSED] = "config_refused",
         [PROTOCOL_ERROR_INTERNAL] = "internal",
 };
 

@@ -379,7 +379,8 @@ static int handle_reload(struct request_context *ctx, const char *id, const stru
         log_req(LOG_INFO, id, "Reload asked by uid %u pid %d", (unsigned) peer->uid, (int) peer->pid);
         r = ctx->reload(ctx->userdata, &changed, &error);
         if (r < 0) {
-                protocol_error_set(err, PROTOCOL_ERROR_INTERNAL,
+                protocol_error_set(err, r == -EBUSY ? PROTOCOL_ERROR_BUSY :
+                                        r == -ENOMEM ? PROTOCOL_ERROR_INTERNAL : PROTOCOL_ERROR_CONFIG_REFUSED,
                                    "reload failed, the running configuration stays: %s",
                                    error ? error : strerror(-r));
                 return r;

@@ -45,7 +45,9 @@ struct request_context {
         uint64_t n_refused;             /* bad frames and requests, permission denied */
 
         /* Re-read the configuration (reload request; SIGHUP does the same).
-         * *ret_changed: what changed, for the reply (NULL: nothing). */
+         * *ret_changed: what changed, for the reply (NULL: nothing). Errors:
+         * -EBUSY not now (the journal is still loading), -ENOMEM, any
+         * other: the file is refused (*ret_error says why). */
         int (*reload)(void *userdata, char **ret_changed, char **ret_error);
         /* The state changed (operations pending, ...): update STATUS=. */
         void (*state_changed)(void *userdata);

@@ -486,9 +486,12 @@ def test_reload_refused():
     d = Daemon(tmp, config_text(tmp))
     try:
         d.start()
+        d.write_config("cluster: [oops\n")
+        msg = err(d.ask("reload"), "config_refused")
+        check("elasticd.yaml:" in msg, msg)
         two = config_text(tmp, groups=(("g", "cl[1-16]"), ("gpu", "gpu[1-2]")), extra_limits={"api_rate": 5})
         d.write_config(two.replace("cluster: itest", "cluster: other") + "metrics:\n  listen: 127.0.0.1:19\n")
-        msg = err(d.ask("reload"), "internal")
+        msg = err(d.ask("reload"), "config_refused")
         check("cluster (itest -> other)" in msg and "metrics.listen (null -> \"127.0.0.1:19\")" in msg and
               "restart" in msg, msg)
         check("api_rate" not in msg and "groups" not in msg, "a live key named as needing a restart: " + msg)
@@ -624,7 +627,7 @@ def test_valgrind():
         ok(d.ask("ping"))
         # A refused reload and one that changes live keys, under valgrind too.
         d.write_config(config_text(tmp).replace("cluster: itest", "cluster: other"))
-        err(d.ask("reload"), "internal")
+        err(d.ask("reload"), "config_refused")
         d.write_config(config_text(tmp, groups=(("g", "cl[1-16]"), ("h", "h[1-2]")), extra_limits={"api_rate": 5}))
         check("changed" in ok(d.ask("reload")))
         check(d.stop(timeout=120) == 0)
