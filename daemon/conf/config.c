@@ -560,9 +560,23 @@ static void group_done(struct config_group *g) {
         strv_free(g->node_names);
 }
 
+struct config *config_ref(const struct config *c) {
+        /* A loaded config is never changed, only shared: the count is the one
+         * thing that moves. */
+        struct config *m = (struct config *) c;
+
+        if (m)
+                m->n_extra_refs++;
+        return m;
+}
+
 struct config *config_free(struct config *c) {
         if (!c)
                 return NULL;
+        if (c->n_extra_refs > 0) {
+                c->n_extra_refs--;
+                return NULL;
+        }
         free(c->path);
         free(c->cluster);
         free(c->cloud);

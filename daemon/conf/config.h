@@ -103,6 +103,9 @@ struct config_endpoints {
 };
 
 struct config {
+        /* References beyond the first (0: one owner; the loop thread only):
+         * a running operation keeps the config it started under. */
+        unsigned n_extra_refs;
         char *path;                  /* file it was read from */
         char *cluster;               /* cluster name: instance metadata and tag, required */
         char *cloud;                 /* clouds.yaml cloud name, required */
@@ -131,8 +134,11 @@ struct config {
         size_t n_nodes;
 };
 
+/* Drops one reference; the last frees. Accepts NULL; returns NULL. */
 struct config *config_free(struct config *c);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct config *, config_free);
+/* One more reference: C stays, unchanged, until each holder called config_free(). */
+struct config *config_ref(const struct config *c);
 
 /* Parse and validate PATH into a fresh struct. On failure returns a negative
  * errno and, in *ret_errors (malloc'd, caller frees; NULL on success), every

@@ -214,7 +214,7 @@ static void op_free(struct lc_op *o) {
         if (!o)
                 return;
         sd_event_source_disable_unref(o->timer);
-        op_group_unref(o->snap);
+        config_free(o->config);
         free(o->id);
         free(o->node);
         free(o->group);
@@ -470,39 +470,9 @@ void op_fail(struct lc_op *o, const char *fmt, ...) {
 }
 
 const struct config_group *op_group(const struct lc_op *o) {
-        return o->snap ? &o->snap->group : NULL;
+        return o->grp;
 }
 
-/* The snapshot of GROUP in the current config, shared by the operations
- * that start under it; *ret NULL when the group is not configured. */
-static int lifecycle_snapshot(struct lifecycle *l, const char *group, struct op_group **ret) {
-        int i = config_group_find(l->config, group);
-        int r;
-
-        *ret = NULL;
-        if (i < 0)
-                return 0;
-        if (!l->snaps) {
-                l->snaps = calloc(l->config->n_groups, sizeof(*l->snaps));
-                if (!l->snaps)
-                        return -ENOMEM;
-                l->n_snaps = l->config->n_groups;
-        }
-        if (!l->snaps[i]) {
-                r = op_group_new(l->config, &l->config->groups[i], &l->snaps[i]);
-                if (r < 0)
-                        return r;
-        }
-        *ret = op_group_ref(l->snaps[i]);
-        return 0;
-}
-
-static void lifecycle_drop_snapshots(struct lifecycle *l) {
-        for (size_t i = 0; i < l->n_snaps; i++)
-                op_group_unref(l->snaps[i]);
-        l->snaps = mfree(l->snaps);
-        l->n_snaps = 0;
-}
 
 /* --- cloud calls ------------------------------------------------------------ */
 
@@ -811,7 +781,7 @@ void request_slurm_poll(struct lifecycle *l) {
 
 static struct lc_op *op_new(struct lifecycle *l, const struct state_node *n) {
         struct lc_op *o = calloc(1, sizeof(*o));
-        int st;
+        int st, g;
 
         if (!o)
                 return NULL;
@@ -826,9 +796,14 @@ static struct lc_op *op_new(struct lifecycle *l, const struct state_node *n) {
         o->started = n->op.created ? (time_t) n->op.created : time(NULL);
         o->poll_usec = l->opts.poll_usec;
         o->pending_step = -1;
-        if (!o->id || !o->node || !o->group || lifecycle_snapshot(l, o->group, &o->snap) < 0) {
+        if (!o->id || !o->node || !o->group) {
                 op_free(o);
                 return NULL;
+        }
+        g = config_group_find(l->config, o->group);
+        if (g >= 0) {
+                o->config = config_ref(l->config);
+                o->grp = &o->config->groups[g];
         }
         st = n->op.state == STATE_OP_PENDING ? STEP_PENDING : step_from_string(n->step);
         /* running without a step: crashed between the two records */
@@ -994,14 +969,12 @@ struct lifecycle *lifecycle_free(struct lifecycle *l) {
         sd_event_source_disable_unref(l->slurm_timer);
         if (l->slurm)
                 l->env.ports.slurm.nodes_free(l->slurm);
-        lifecycle_drop_snapshots(l);
         free(l);
         return NULL;
 }
 
 void lifecycle_set_config(struct lifecycle *l, const struct config *config, const struct nodemap *map) {
-        /* Running operations keep their snapshots; new ones copy the new config. */
-        lifecycle_drop_snapshots(l);
+        /* Running operations keep the config they started under. */
         l->config = config;
         l->map = map;
 }

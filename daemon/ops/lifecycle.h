@@ -20,9 +20,10 @@
  * second one. Every instance carries elasticd_cluster, elasticd_node and
  * elasticd_op metadata and the cluster tag.
  *
- * An operation copies what it uses of its group (flavor, image, networks,
- * user data, ssh, key, metadata, ...) when it starts and keeps that copy to
- * its end: a reload changes what new operations get, never a running one.
+ * An operation keeps the config it started under (a reference, config_ref)
+ * to its end, and with it its group (flavor, image, networks, user data,
+ * ssh, key, metadata, ...): a reload changes what new operations get,
+ * never what a running one uses.
  *
  * Reconcile (at start-up and every limits.reconcile_interval) lists the
  * cluster's instances: an instance no node claims is deleted once it is
@@ -84,8 +85,9 @@ struct lifecycle_stats {
 };
 
 /* CONFIG and MAP stay owned by the caller and must outlive the lifecycle or
- * be replaced with lifecycle_set_config() first (running operations keep
- * their own copy of their group: the old config may go right after). */
+ * be replaced with lifecycle_set_config() first (running operations hold
+ * their own reference to the config they started under: the caller may
+ * config_free() the old one right after). */
 int lifecycle_new(const struct lifecycle_env *env, const struct lifecycle_options *opts,
                   const struct config *config, const struct nodemap *map, struct lifecycle **ret);
 /* Free what is behind the Slurm and push ports first. Accepts NULL. */

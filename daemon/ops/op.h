@@ -47,25 +47,13 @@ enum wait {
         WAIT_PUSH,               /* an SSH push */
 };
 
-/* What an operation uses of its group and of the config, copied when it
- * starts (snapshot.c): a reload never changes or removes it under the
- * operation. Shared by the operations that started under one config. */
-struct op_group {
-        unsigned n_ref;
-        struct config_group group;   /* what ops uses of it; nodes, features, ... are not copied */
-        char *cluster;
-        char **reimage_words;
-        unsigned resume_timeout_s;
-};
-
-int op_group_new(const struct config *c, const struct config_group *g, struct op_group **ret);
-struct op_group *op_group_ref(struct op_group *s);
-/* Returns NULL. */
-struct op_group *op_group_unref(struct op_group *s);
-
 struct lc_op {
         struct lifecycle *l;
-        struct op_group *snap;   /* NULL: its group was not configured when it started */
+        /* The config it started under (a reference: a reload never changes
+         * or removes what a running operation uses) and its group there;
+         * NULL: the group was not configured when it started. */
+        struct config *config;
+        const struct config_group *grp;
         char *id;
         char *node;
         char *group;
@@ -116,8 +104,6 @@ struct lifecycle {
         struct lifecycle_options opts;
         const struct config *config;
         const struct nodemap *map;
-        struct op_group **snaps; /* per group of config, taken at the first operation that needs it */
-        size_t n_snaps;
         void *ops;               /* tsearch tree of struct lc_op *, by node */
         unsigned n_ops;
         struct lc_call *calls;   /* cloud calls in flight (to cancel on free) */

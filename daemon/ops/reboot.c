@@ -9,10 +9,10 @@
 
 #include "journal/records.h"
 
-static bool reason_asks_reimage(const struct op_group *g, const char *reason) {
+static bool reason_asks_reimage(const struct config *c, const char *reason) {
         if (!reason)
                 return false;
-        for (char **w = g->reimage_words; w && *w; w++)
+        for (char **w = c->reimage_words; w && *w; w++)
                 if (strcasestr(reason, *w))
                         return true;
         return false;
@@ -101,8 +101,8 @@ static void reboot_prepare(struct lc_op *o) {
         }
         if (!sn || !sn->op.request_id || state_request_get(l->env.state, sn->op.request_id, &req) < 0)
                 req = (struct record_request){};
-        o->rebuild = reason_asks_reimage(o->snap, req.reason) ||
-                     (lifecycle_slurm_node(l, o->node, &n) && reason_asks_reimage(o->snap, n.reason));
+        o->rebuild = reason_asks_reimage(o->config, req.reason) ||
+                     (lifecycle_slurm_node(l, o->node, &n) && reason_asks_reimage(o->config, n.reason));
         op_cloud(o, op_start_image, on_reboot_image);
 }
 

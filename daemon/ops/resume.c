@@ -45,7 +45,7 @@ static int start_create(struct lc_op *o, ops_cloud_done_fn cb, void *ud, uint64_
         }
         r = p->server_create(p->impl,
                              &(struct ops_create){
-                                     .cluster = o->snap->cluster,
+                                     .cluster = o->config->cluster,
                                      .name = o->node,
                                      .op_id = o->id,
                                      .flavor_id = o->flavor_id,
@@ -374,7 +374,7 @@ static void on_console(struct lc_op *o, const struct ops_cloud_result *res) {
                              .console = res->console,
                              .connect_timeout_usec = (uint64_t) ssh->connect_timeout_s * USEC_PER_SEC,
                              .deadline_usec = o->deadline_usec ? o->deadline_usec
-                                                               : now_usec() + (uint64_t) o->snap->resume_timeout_s * USEC_PER_SEC,
+                                                               : now_usec() + (uint64_t) o->config->limits.resume_timeout_s * USEC_PER_SEC,
                              .files = ssh->files,
                              .n_files = ssh->n_files,
                              .commands = ssh->commands,

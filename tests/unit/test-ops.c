@@ -590,7 +590,7 @@ static int p_start(void *impl, const struct ops_push_spec *spec, ops_push_done_f
         struct srv *s;
         enum outcome how;
 
-        /* The key's bytes come with the spec (read at config load, kept in the snapshot). */
+        /* The key's bytes come with the spec (read at config load). */
         if (!spec->private_key_data || strcmp(spec->private_key_data, "key\n") != 0) {
                 *ret_error = strdup("no private key");
                 return -EINVAL;
@@ -1241,7 +1241,7 @@ static void reload(struct world *w, struct config *c) {
 }
 
 /* A reload removes the group of a resume that waits on a flavor lookup
- * (elasticd crashed in on_flavor_resolved): the resume ends on its snapshot. */
+ * (elasticd crashed in on_flavor_resolved): the resume ends on the config it started under. */
 static void test_reload_removes_group(void) {
         struct world w;
 
