@@ -2,6 +2,7 @@
 #include "conf/confdiff.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -177,6 +178,43 @@ static const struct entry *entry_find(const struct entry *v, size_t n, const cha
         return NULL;
 }
 
+static uint64_t fnv1a(const char *p, size_t len) {
+        uint64_t h = 0xcbf29ce484222325ULL;
+
+        for (size_t i = 0; i < len; i++)
+                h = (h ^ (unsigned char) p[i]) * 0x100000001b3ULL;
+        return h;
+}
+
+/* What a group takes from files at load (user data, the SSH key) is part of
+ * it too: a new file under the same path changes the group. Only a hash is
+ * kept, never the bytes (the key is a secret). */
+static int entries_add_file_contents(const struct config *c, struct entry *v, size_t n) {
+        for (size_t i = 0; i < c->n_groups; i++) {
+                const struct config_group *g = &c->groups[i];
+                _cleanup_free_ char *key = NULL, *line = NULL;
+                struct entry *e = NULL;
+
+                if (asprintf(&key, "groups.%s", g->name) < 0)
+                        return -ENOMEM;
+                for (size_t j = 0; j < n && !e; j++)
+                        if (strcmp(v[j].key, key) == 0)
+                                e = &v[j];
+                if (!e)
+                        continue;
+                if (asprintf(&line, "    (contents: user_data %016" PRIx64 ", ssh key %016" PRIx64 ")",
+                             g->user_data_content ? fnv1a(g->user_data_content, g->user_data_len) : 0,
+                             g->ssh && g->ssh->private_key_data ?
+                                     fnv1a(g->ssh->private_key_data, g->ssh->private_key_len) : 0) < 0) {
+                        line = NULL;
+                        return -ENOMEM;
+                }
+                if (entry_extend(e, line) < 0)
+                        return -ENOMEM;
+        }
+        return 0;
+}
+
 struct config_change *config_changes_free(struct config_change *v, size_t n) {
         for (size_t i = 0; v && i < n; i++) {
                 free(v[i].key);
@@ -223,6 +261,10 @@ int config_diff(const struct config *old, const struct config *new, bool socket_
         r = entries_of(old, &a, &na);
         if (r >= 0)
                 r = entries_of(new, &b, &nb);
+        if (r >= 0)
+                r = entries_add_file_contents(old, a, na);
+        if (r >= 0)
+                r = entries_add_file_contents(new, b, nb);
         for (size_t i = 0; r >= 0 && i < na; i++) {
                 const struct entry *e = entry_find(b, nb, a[i].key);
 

@@ -26,6 +26,8 @@ struct config_change {
 
 /* Every key whose value differs between OLD and NEW (as config_print writes
  * them), in config_print's order; a group counts as one key, "groups.NAME".
+ * A group also changes when a file it reads at load (user data, SSH key)
+ * holds other bytes under the same path.
  * SOCKET_ACTIVATED: the listening socket came from systemd, so socket.* are
  * not used. A key config_key_class does not know needs a restart: never a
  * value silently not applied. */

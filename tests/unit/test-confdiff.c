@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "conf/confdiff.h"
 #include "conf/config.h"
@@ -117,6 +118,42 @@ static void test_groups(void) {
                    false, "- | -");
 }
 
+/* The same user_data path with other bytes in the file: the group changed. */
+static void test_file_contents(void) {
+        char path[] = "/tmp/test-confdiff-XXXXXX", text[512];
+        struct config *x, *y;
+        struct config_change *v = NULL;
+        char *live = NULL;
+        size_t n = 0;
+        int fd = mkstemp(path);
+
+        CHECK(fd >= 0);
+        if (fd < 0)
+                return;
+        CHECK(write(fd, "#cloud-config\n", 14) == 14);
+        snprintf(text, sizeof(text), BASE "groups:\n  - {name: a, nodes: a1, flavor: f, image: i, user_data: %s}\n",
+                 path);
+        x = load(text);
+        CHECK(write(fd, "runcmd: [true]\n", 15) == 15);
+        close(fd);
+        y = load(text);
+        if (x && y) {
+                CHECK_INT(config_diff(x, y, false, &v, &n), 0);
+                CHECK_INT(config_changes_describe(v, n, false, &live), 1);
+                CHECK_STR(live, "groups.a (changed)");
+                config_changes_free(v, n);
+                free(live);
+                live = NULL;
+                /* Unchanged bytes: no change. */
+                CHECK_INT(config_diff(y, y, false, &v, &n), 0);
+                CHECK_INT(n, 0);
+                config_changes_free(v, n);
+        }
+        config_free(x);
+        config_free(y);
+        unlink(path);
+}
+
 /* Every key config_print writes (outside the groups) has a class: a key added
  * to the config without saying how a reload takes it over fails here. */
 static void test_every_key_classified(void) {
@@ -165,6 +202,7 @@ int main(void) {
         RUN(test_socket);
         RUN(test_live_keys);
         RUN(test_groups);
+        RUN(test_file_contents);
         RUN(test_every_key_classified);
         return test_done();
 }
