@@ -535,7 +535,9 @@ static int call_later(struct cloud_call *k, uint64_t delay, bool deliver, int er
         int r;
 
         k->timer = sd_event_source_disable_unref(k->timer);
-        r = sd_event_add_time(c->event, &k->timer, CLOCK_MONOTONIC, now_mono(c) + delay, 0, on_call_timer, k);
+        /* Accuracy 1 us (0 is sd-event's default of 250 ms): a cached or merged
+         * lookup is delivered at once, not up to 250 ms later. */
+        r = sd_event_add_time(c->event, &k->timer, CLOCK_MONOTONIC, now_mono(c) + delay, 1, on_call_timer, k);
         if (r < 0)
                 return r;
         k->timer_delivers = deliver;

@@ -907,12 +907,14 @@ int http_engine_new(sd_event *event, const struct http_options *opts, struct htt
                 e->rng = (uint64_t) time(NULL) ^ ((uint64_t) getpid() << 32);
         e->rng |= 1;
 
-        k = sd_event_add_time(event, &e->curl_timer, CLOCK_MONOTONIC, 0, 0, on_curl_timer_elapsed, e);
+        /* Accuracy 1 us: 0 would mean sd-event's default, 250 ms of slack on
+         * every timeout libcurl asks for (and on each queued request below). */
+        k = sd_event_add_time(event, &e->curl_timer, CLOCK_MONOTONIC, 0, 1, on_curl_timer_elapsed, e);
         if (k < 0)
                 goto fail;
         (void) sd_event_source_set_enabled(e->curl_timer, SD_EVENT_OFF);
         (void) sd_event_source_set_description(e->curl_timer, "http-curl-timer");
-        k = sd_event_add_time(event, &e->dispatch_timer, CLOCK_MONOTONIC, 0, 0, on_dispatch_timer, e);
+        k = sd_event_add_time(event, &e->dispatch_timer, CLOCK_MONOTONIC, 0, 1, on_dispatch_timer, e);
         if (k < 0)
                 goto fail;
         (void) sd_event_source_set_enabled(e->dispatch_timer, SD_EVENT_OFF);
