@@ -59,7 +59,14 @@ def lifecycle(t, cp, st):
     c = st.c
 
     def wait(cond, timeout, what):
+        # Asked once a second, not every 0.1 s: each ask lists Nova or runs
+        # scontrol, and the control plane needs the 2 cores more.
+        last = [0.0]
+
         def safe():
+            if time.monotonic() - last[0] < 1.0:
+                return False
+            last[0] = time.monotonic()
             try:
                 return cond()
             except (OSError, controlplane.ControlPlaneError):
