@@ -63,7 +63,7 @@ struct ctld_nodes *ctld_nodes_free(struct ctld_nodes *n) {
                 n->n_extra_refs--;
                 return NULL;
         }
-        for (size_t i = 0; i < n->n; i++) {
+        for (size_t i = 0; !n->strings && i < n->n; i++) {
                 struct ctld_node *x = &n->nodes[i];
                 free(x->name);
                 free(x->state_str);
@@ -72,6 +72,7 @@ struct ctld_nodes *ctld_nodes_free(struct ctld_nodes *n) {
                 free(x->reason);
                 free(x->features);
         }
+        free(n->strings);
         free(n->nodes);
         free(n->index);
         free(n);
@@ -142,9 +143,23 @@ const char *ctld_state_base_name(uint32_t state) {
         }
 }
 
+#define STRSIZE(s) ((s) ? strlen(s) + 1 : 0)
+
+/* Copy S to *P and move past it. */
+static char *put(char **p, const char *s) {
+        char *r = *p;
+        size_t len = strlen(s) + 1;
+
+        memcpy(r, s, len);
+        *p += len;
+        return r;
+}
+
 int ctld_load_nodes_since_sync(time_t since, struct ctld_nodes **ret, char **ret_error) {
         node_info_msg_t *msg = NULL;
-        struct ctld_nodes *n;
+        struct ctld_nodes *n = NULL;
+        char **states = NULL, *p, *prev_state = NULL;
+        size_t total = 0;
 
         /* SHOW_ALL: nodes of hidden partitions too; cloud nodes need PrivateData=cloud. */
         if (slurm_load_node(since, &msg, SHOW_ALL) != SLURM_SUCCESS) {
@@ -158,31 +173,47 @@ int ctld_load_nodes_since_sync(time_t since, struct ctld_nodes **ret, char **ret
                 goto oom;
         n->update_time = msg->last_update;
         n->nodes = calloc(msg->record_count ? msg->record_count : 1, sizeof(*n->nodes));
-        if (!n->nodes)
+        states = calloc(msg->record_count ? msg->record_count : 1, sizeof(*states));
+        if (!n->nodes || !states)
                 goto oom;
 
+        /* Every string of the load in one block, a state string shared with
+         * the node before when equal, an address or hostname that is the
+         * name not copied: at 10,000 nodes, a sixth of the allocations. */
         for (uint32_t i = 0; i < msg->record_count; i++) {
                 node_info_t *ni = &msg->node_array[i];
+
+                if (!ni->name)
+                        continue;
+                states[i] = slurm_node_state_string_complete(ni->node_state);
+                total += strlen(ni->name) + 1 + (states[i] ? strlen(states[i]) : 7) + 1 + STRSIZE(ni->node_addr) +
+                         STRSIZE(ni->node_hostname) + STRSIZE(ni->reason) + STRSIZE(ni->features);
+        }
+        n->strings = p = malloc(total ? total : 1);
+        if (!p)
+                goto oom;
+        for (uint32_t i = 0; i < msg->record_count; i++) {
+                node_info_t *ni = &msg->node_array[i];
+                const char *st = states[i] ? states[i] : "UNKNOWN";
                 struct ctld_node *x;
-                char *s;
 
                 if (!ni->name)
                         continue;
                 x = &n->nodes[n->n++];
-                x->name = strdup(ni->name);
+                x->name = put(&p, ni->name);
                 x->state = ni->node_state;
-                s = slurm_node_state_string_complete(ni->node_state);
-                x->state_str = strdup(s ? s : "UNKNOWN");
-                slurm_xfree((void **) &s);
-                x->addr = strdup_or_null(ni->node_addr);
-                x->hostname = strdup_or_null(ni->node_hostname);
-                x->reason = ni->reason && ni->reason[0] ? strdup(ni->reason) : NULL;
-                x->features = strdup_or_null(ni->features);
+                x->state_str = prev_state && strcmp(prev_state, st) == 0 ? prev_state : (prev_state = put(&p, st));
+                x->addr = !ni->node_addr ? NULL : strcmp(ni->node_addr, ni->name) == 0 ? x->name : put(&p, ni->node_addr);
+                x->hostname = !ni->node_hostname ? NULL :
+                              strcmp(ni->node_hostname, ni->name) == 0 ? x->name : put(&p, ni->node_hostname);
+                x->reason = ni->reason && ni->reason[0] ? put(&p, ni->reason) : NULL;
+                x->features = ni->features ? put(&p, ni->features) : NULL;
                 x->boot_time = ni->boot_time;
                 x->reason_time = ni->reason_time;
-                if (!x->name || !x->state_str)
-                        goto oom;
         }
+        for (uint32_t i = 0; i < msg->record_count; i++)
+                slurm_xfree((void **) &states[i]);
+        states = mfree(states);
         slurm_free_node_info_msg(msg);
         /* libslurm's copy of every node is freed: give its pages back (at
          * 10,000 nodes several MB stay in this thread's arena otherwise). */
@@ -195,6 +226,9 @@ int ctld_load_nodes_since_sync(time_t since, struct ctld_nodes **ret, char **ret
         *ret = n;
         return 0;
 oom:
+        for (uint32_t i = 0; states && i < msg->record_count; i++)
+                slurm_xfree((void **) &states[i]);
+        free(states);
         slurm_free_node_info_msg(msg);
         ctld_nodes_free(n);
         return -ENOMEM;

@@ -30,6 +30,9 @@ struct ctld_nodes {
          * load that finds nothing changed hands out the previous load again. */
         unsigned n_extra_refs;
         time_t update_time;   /* slurmctld's time of the load (changes-since) */
+        /* A load's strings, all in one block (nodes' strings point into it
+         * and may be shared); NULL: each node's strings are its own. */
+        char *strings;
         /* Hash of the names (open addressing, slot = index + 1, 0 empty;
          * n_index a power of two), so that a lookup by name is O(1). NULL:
          * not built, ctld_nodes_find() searches linearly. */
