@@ -43,6 +43,7 @@ static const struct {
         { "limits.resume_timeout", CONFIG_KEY_LIVE },   /* the lifecycle reads its config */
         { "limits.reconcile_interval", CONFIG_KEY_LIVE },
         { "limits.orphan_grace", CONFIG_KEY_LIVE },
+        { "limits.capacity_cooldown", CONFIG_KEY_LIVE },
         { "endpoints.compute", CONFIG_KEY_LIVE },       /* cloud_apply_config */
         { "endpoints.image", CONFIG_KEY_LIVE },
         { "endpoints.identity", CONFIG_KEY_LIVE },

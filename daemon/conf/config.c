@@ -650,6 +650,7 @@ static struct config *config_new(const char *path) {
                 .resume_timeout_s = 1200,
                 .reconcile_interval_s = 60,
                 .orphan_grace_s = 600,
+                .capacity_cooldown_s = 600,
         };
         return TAKE_PTR(c);
 }
@@ -1466,6 +1467,7 @@ static const struct field limits_fields[] = {
         NUM("resume_timeout", parse_duration, limits.resume_timeout_s, 1, CONFIG_MAX_DURATION),
         NUM("reconcile_interval", parse_duration, limits.reconcile_interval_s, 1, CONFIG_MAX_DURATION),
         NUM("orphan_grace", parse_duration, limits.orphan_grace_s, 0, CONFIG_MAX_DURATION),
+        NUM("capacity_cooldown", parse_duration, limits.capacity_cooldown_s, 0, CONFIG_MAX_DURATION),
 };
 
 static const struct field endpoint_fields[] = {
@@ -2226,6 +2228,7 @@ int config_print(const struct config *c, FILE *f) {
         print_key_duration(f, "resume_timeout", l->resume_timeout_s);
         print_key_duration(f, "reconcile_interval", l->reconcile_interval_s);
         print_key_duration(f, "orphan_grace", l->orphan_grace_s);
+        print_key_duration(f, "capacity_cooldown", l->capacity_cooldown_s);
 
         fputs("endpoints:\n", f);
         print_key_string(f, "  ", "compute", c->endpoints.compute);

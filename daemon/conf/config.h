@@ -93,6 +93,7 @@ struct config_limits {
         unsigned resume_timeout_s;       /* create -> slurmd registered, default 1200 */
         unsigned reconcile_interval_s;   /* default 60 */
         unsigned orphan_grace_s;         /* unclaimed instance age before deletion, default 600 */
+        unsigned capacity_cooldown_s;    /* a group short of capacity fails resumes over this long, default 600 */
 };
 
 /* Per service type endpoint overrides (take precedence over the catalog). */
