@@ -90,7 +90,7 @@ static char *strf(const char *fmt, ...) {
 /* ---- Output --------------------------------------------------------------- */
 
 enum output_kind {
-        OUTPUT_DONE,   /* an action: resume, suspend, reboot, resize, reload, ping */
+        OUTPUT_DONE,   /* an action: resume, suspend, reboot, resize, reload, ping, group enable */
         OUTPUT_STATUS,
         OUTPUT_NODES,
         OUTPUT_CHECK,
@@ -664,6 +664,14 @@ static int parse_reboot(int argc, char **argv, struct protocol_request *r, struc
         return r->nodes ? 0 : -ENOMEM;
 }
 
+/* group enable NAME */
+static int parse_group(int argc, char **argv, struct protocol_request *r, struct options *o) {
+        if (argc != 3 || strcmp(argv[1], "enable") != 0)
+                return usage_error(o, "group takes \"enable NAME\" (end a group's capacity cooldown)");
+        r->group = strdup(argv[2]);
+        return r->group ? 0 : -ENOMEM;
+}
+
 static int parse_resize(int argc, char **argv, struct protocol_request *r, struct options *o) {
         static const struct option longopts[] = {
                 { "min", required_argument, NULL, 'm' },
@@ -727,6 +735,8 @@ static const struct command commands[] = {
           "reboot or reimage nodes", parse_reboot },
         { "resize", PROTOCOL_REQUEST_RESIZE, OUTPUT_DONE, "--min N [--group G] [--wait]",
           "keep the first N nodes of a group powered up", parse_resize },
+        { "group", PROTOCOL_REQUEST_GROUP_ENABLE, OUTPUT_DONE, "enable NAME",
+          "end a group's capacity cooldown: resume its nodes on the cloud again", parse_group },
 };
 
 static void help(const struct options *o) {

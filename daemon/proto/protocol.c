@@ -24,6 +24,7 @@ static const char *const request_type_names[_PROTOCOL_REQUEST_MAX] = {
         [PROTOCOL_REQUEST_RELOAD] = "reload",
         [PROTOCOL_REQUEST_PING] = "ping",
         [PROTOCOL_REQUEST_METRICS] = "metrics",
+        [PROTOCOL_REQUEST_GROUP_ENABLE] = "group_enable",
 };
 
 static const enum protocol_access request_type_access[_PROTOCOL_REQUEST_MAX] = {
@@ -37,6 +38,7 @@ static const enum protocol_access request_type_access[_PROTOCOL_REQUEST_MAX] = {
         [PROTOCOL_REQUEST_RELOAD] = PROTOCOL_ACCESS_ADMIN,
         [PROTOCOL_REQUEST_PING] = PROTOCOL_ACCESS_ANYONE,
         [PROTOCOL_REQUEST_METRICS] = PROTOCOL_ACCESS_ANYONE,
+        [PROTOCOL_REQUEST_GROUP_ENABLE] = PROTOCOL_ACCESS_ADMIN,
 };
 
 static const char *const error_code_names[_PROTOCOL_ERROR_MAX] = {
@@ -158,7 +160,8 @@ static const struct field_spec fields[] = {
           "a string (RebootProgram's features argument)" },
         { "min", FIELD_UINT, F(min), BIT(PROTOCOL_REQUEST_RESIZE), BIT(PROTOCOL_REQUEST_RESIZE),
           "a non-negative integer (a node count)" },
-        { "group", FIELD_NAME, F(group), BIT(PROTOCOL_REQUEST_RESIZE), 0, "a string (a group name)" },
+        { "group", FIELD_NAME, F(group), BIT(PROTOCOL_REQUEST_RESIZE) | BIT(PROTOCOL_REQUEST_GROUP_ENABLE),
+          BIT(PROTOCOL_REQUEST_GROUP_ENABLE), "a string (a group name)" },
         { "wait", FIELD_BOOL, F(wait), BIT(PROTOCOL_REQUEST_RESIZE), 0, "true or false" },
         { "rows", FIELD_BOOL, F(rows), BIT(PROTOCOL_REQUEST_NODES), 0, "true or false" },
 };
@@ -465,6 +468,8 @@ int protocol_request_to_json(const struct protocol_request *r, json_t **ret, str
                 if (k >= 0 && (json_object_set_new(o, "min", json_integer(r->min)) < 0 ||
                                json_object_set_new(o, "wait", json_boolean(r->wait)) < 0))
                         k = -ENOMEM;
+        } else if (k >= 0 && r->type == PROTOCOL_REQUEST_GROUP_ENABLE && !r->min && !r->wait) {
+                k = set_string(o, "group", r->group, err);
         } else if (k >= 0 && (r->group || r->min || r->wait)) {
                 protocol_error_set(err, PROTOCOL_ERROR_BAD_REQUEST,
                                    "group, min and wait belong to a \"resize\" request only");

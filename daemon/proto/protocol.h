@@ -34,6 +34,7 @@ enum protocol_request_type {
         PROTOCOL_REQUEST_RELOAD,
         PROTOCOL_REQUEST_PING,
         PROTOCOL_REQUEST_METRICS,
+        PROTOCOL_REQUEST_GROUP_ENABLE,
         _PROTOCOL_REQUEST_MAX,
 };
 
@@ -103,9 +104,9 @@ struct protocol_request {
         char *reason;            /* optional */
         char *features;          /* RebootProgram argv[2], optional */
 
-        /* resize */
-        unsigned min;            /* required */
-        char *group;             /* optional: absent = the only group */
+        /* resize, group_enable */
+        unsigned min;            /* resize: required */
+        char *group;             /* resize: optional (absent = the only group); group_enable: required */
         bool wait;               /* reply only when the resize is done */
 
         /* nodes */

@@ -538,6 +538,8 @@ static void test_request_to_json(void) {
                 }
                 if (t == PROTOCOL_REQUEST_REBOOT)
                         r.reason = (char *) "rebuild";
+                if (t == PROTOCOL_REQUEST_GROUP_ENABLE)
+                        r.group = (char *) "gpu";
                 if (t == PROTOCOL_REQUEST_NODES)
                         r.rows = true;
                 o = NULL;
@@ -551,6 +553,15 @@ static void test_request_to_json(void) {
                 }
                 json_decref(o);
         }
+
+        /* group_enable names its group; min and wait are resize's. */
+        struct protocol_request ge = { .type = PROTOCOL_REQUEST_GROUP_ENABLE };
+        o = NULL;
+        CHECK_INT(protocol_request_to_json(&ge, &o, NULL), -EINVAL);
+        ge.group = (char *) "gpu";
+        ge.min = 2;
+        CHECK_INT(protocol_request_to_json(&ge, &o, NULL), -EINVAL);
+        CHECK(o == NULL);
 
         /* Refuses to build what the daemon would refuse. */
         struct protocol_request bad = { .type = PROTOCOL_REQUEST_STATUS, .nodes = (char *) "cn-1" };
