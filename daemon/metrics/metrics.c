@@ -128,6 +128,22 @@ static void render_lifecycle(FILE *f, const struct lifecycle *l) {
         header(f, "elasticd_orphans_deleted_total", "counter",
                "Instances of this cluster that no node claimed, deleted by reconciliation.");
         fprintf(f, "elasticd_orphans_deleted_total %llu\n", (unsigned long long) ls.orphans_deleted);
+        header(f, "elasticd_capacity_failovers_total", "counter",
+               "Resumes failed over because the cloud had no room for their group.");
+        fprintf(f, "elasticd_capacity_failovers_total %llu\n", (unsigned long long) ls.capacity_failovers);
+        header(f, "elasticd_unhealthy_nodes_total", "counter",
+               "Up nodes whose instance vanished, went ERROR or SHUTOFF, powered down by reconciliation.");
+        fprintf(f, "elasticd_unhealthy_nodes_total %llu\n", (unsigned long long) ls.unhealthy);
+        {
+                struct capacity_group cg[32];
+                size_t n = lifecycle_capacity(l, cg, ELEMENTSOF(cg));
+
+                header(f, "elasticd_group_short_of_capacity_until_seconds", "gauge",
+                       "When a group's capacity cooldown ends (Unix time); only groups in one.");
+                for (size_t i = 0; i < n && i < ELEMENTSOF(cg); i++)
+                        fprintf(f, "elasticd_group_short_of_capacity_until_seconds{group=\"%s\"} %lld\n",
+                                cg[i].group, (long long) cg[i].until);
+        }
         header(f, "elasticd_reconciles_total", "counter", "Reconciliation passes since start-up.");
         fprintf(f, "elasticd_reconciles_total %llu\n", (unsigned long long) ls.reconciles);
         render_histogram(f, "elasticd_create_to_active_seconds",

@@ -175,6 +175,21 @@ static void a_cancel(void *impl, uint64_t call_id) {
         free(t);
 }
 
+static void a_set_deadline(void *impl, uint64_t call_id, uint64_t deadline_usec) {
+        struct cloud_thunk *t = (struct cloud_thunk *) (uintptr_t) call_id;
+
+        if (t)
+                (void) cloud_set_deadline(impl, t->call_id, deadline_usec);
+}
+
+static enum ops_failure a_classify(int error, long http_status, const char *message) {
+        struct os_error e = { .status = http_status, .message = (char *) message };
+        enum os_failure f = error == 0 ? os_fault_classify(message) : os_failure_classify(error, &e);
+
+        return f == OS_FAILURE_TRANSIENT ? OPS_FAILURE_TRANSIENT :
+               f == OS_FAILURE_CAPACITY ? OPS_FAILURE_CAPACITY : OPS_FAILURE_PERMANENT;
+}
+
 /* --- Slurm ----------------------------------------------------------------- */
 
 struct slurm_thunk {
@@ -243,6 +258,9 @@ static int a_update(void *impl, const struct ops_slurm_update *u, ops_slurm_done
                 [OPS_SLURM_DOWN] = NODE_STATE_DOWN,
                 [OPS_SLURM_POWER_UP] = NODE_STATE_POWER_UP,
                 [OPS_SLURM_POWER_DOWN_ASAP] = NODE_STATE_POWER_DOWN | NODE_STATE_POWER_DRAIN,
+                /* scontrol's POWER_DOWN_FORCE */
+                [OPS_SLURM_POWER_DOWN_FORCE] = NODE_STATE_POWER_DOWN | NODE_STATE_POWERED_DOWN,
+                [OPS_SLURM_RESUME] = NODE_RESUME,
         };
         struct slurm_thunk *t;
         int r;
@@ -340,6 +358,8 @@ void ops_adapters(struct cloud *cloud, struct ctld *ctld, struct pusher *pusher,
                         .server_rebuild = a_server_rebuild,
                         .server_console = a_server_console,
                         .cancel = a_cancel,
+                        .set_deadline = a_set_deadline,
+                        .classify = a_classify,
                 },
                 .slurm = {
                         .impl = ctld,

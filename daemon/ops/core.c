@@ -515,6 +515,10 @@ void op_cloud(struct lc_op *o, op_cloud_start_fn start, op_cloud_fn fn) {
         }
         call_link(o->l, &cc->call);
         o->wait = WAIT_CLOUD;
+        /* Passing weather is retried by the client until the operation's deadline. */
+        if (o->deadline_usec && o->l->env.ports.cloud.set_deadline)
+                o->l->env.ports.cloud.set_deadline(o->l->env.ports.cloud.impl, cc->call.cloud_call_id,
+                                                   o->deadline_usec);
         return;
 later:
         op_wait_timer(o, o->l->opts.retry_usec);
@@ -730,6 +734,10 @@ static void on_slurm_nodes(int r, struct ops_slurm_nodes *nodes, const char *err
                 }
                 op_advance(o);
         }
+        if (r >= 0) {
+                l->slurm_loads_done++;
+                downmarks_check(l);
+        }
         if (l->slurm_wanted) {
                 l->slurm_wanted = false;
                 request_slurm_poll(l);
@@ -919,6 +927,9 @@ int lifecycle_new(const struct lifecycle_env *env, const struct lifecycle_option
                 l->opts.accuracy_usec = DEFAULT_ACCURACY_USEC;
         l->config = config;
         l->map = map;
+        r = capacity_new(&l->capacity);
+        if (r < 0)
+                return r;
 
         r = sd_event_add_defer(env->event, &l->defer, on_defer, l);
         if (r < 0)
@@ -969,6 +980,8 @@ struct lifecycle *lifecycle_free(struct lifecycle *l) {
         sd_event_source_disable_unref(l->slurm_timer);
         if (l->slurm)
                 l->env.ports.slurm.nodes_free(l->slurm);
+        capacity_free(l->capacity);
+        downmarks_free(l);
         free(l);
         return NULL;
 }

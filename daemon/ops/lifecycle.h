@@ -39,6 +39,7 @@
 #include "conf/config.h"
 #include "conf/nodemap.h"
 #include "journal/state.h"
+#include "ops/capacity.h"
 #include "ops/ports.h"
 #include "util/histogram.h"
 #include "util/macro.h"
@@ -76,6 +77,8 @@ struct lifecycle_stats {
         uint64_t instances_created;
         uint64_t instances_deleted;
         uint64_t orphans_deleted;
+        uint64_t capacity_failovers;        /* resumes failed over for lack of capacity */
+        uint64_t unhealthy;                 /* up nodes whose instance vanished, went ERROR or SHUTOFF */
         uint64_t reconciles;
         uint64_t cloud_errors;              /* since start-up */
         unsigned cloud_errors_last_hour;
@@ -106,3 +109,9 @@ void lifecycle_node_view(const struct lifecycle *l, const char *node, const char
                          const char **ret_instance_status);
 
 void lifecycle_get_stats(const struct lifecycle *l, struct lifecycle_stats *ret);
+
+/* Groups short of capacity now (ops/capacity.h), at most MAX in RET; the
+ * number there are. Valid until the lifecycle changes. */
+size_t lifecycle_capacity(const struct lifecycle *l, struct capacity_group *ret, size_t max);
+/* End GROUP's capacity cooldown: true if it had one. */
+bool lifecycle_group_enable(struct lifecycle *l, const char *group);

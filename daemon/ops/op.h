@@ -61,6 +61,7 @@ struct lc_op {
         enum step step;
         enum wait wait;
         bool failing;            /* on the failure path; note says why */
+        bool capacity;           /* ... because the cloud has no room: failover, not DOWN */
         bool superseded;         /* a newer operation waits for this one to let go */
         bool rebuild;
         char *note;
@@ -115,6 +116,7 @@ struct lifecycle {
         sd_event_source *reconcile_timer;
         sd_event_source *slurm_timer;
         bool reconcile_running;
+        time_t reconcile_started;        /* wall clock: when the running (or last) list was asked for */
         bool slurm_loading;
         bool slurm_wanted;
         uint64_t slurm_loads;            /* loads of Slurm's nodes started; the one in flight is the last */
@@ -122,6 +124,9 @@ struct lifecycle {
         struct ops_slurm_nodes *slurm;   /* the last load of Slurm's nodes */
         void *views;                     /* tsearch tree of struct view *, by node */
         struct lifecycle_stats stats;
+        struct capacity *capacity;       /* groups short of capacity (failover.c) */
+        struct downmark *downmarks;      /* failed nodes to set DOWN once Slurm powered them down */
+        uint64_t slurm_loads_done;       /* loads of Slurm's nodes that came back */
         uint64_t error_minutes[60];      /* cloud errors per minute, ring */
         uint64_t error_minute_stamp[60];
 };
@@ -215,3 +220,23 @@ void reboot_advance(struct lc_op *o);
 /* reconcile.c */
 void reconcile_start(struct lifecycle *l);
 int reconcile_on_timer(sd_event_source *s, uint64_t usec, void *userdata);
+
+/* --- failover.c ------------------------------------------------------------- */
+
+/* The class of a cloud failure (doc/failures.md), or of a build fault (error 0). */
+enum ops_failure op_classify(const struct lifecycle *l, int error, long http_status, const char *message);
+/* The cloud has no room for O's group: mark the group short of capacity and
+ * fail O over (its node powered down, its job requeued), not DOWN. */
+void op_fail_capacity(struct lc_op *o, const char *why);
+/* O's group is short of capacity: fail O over at once, without calling the
+ * cloud, and return true. */
+bool op_fail_over_if_short(struct lc_op *o);
+/* A failed node: POWER_DOWN_FORCE (its job requeued) with
+ * REASON, and unless CAPACITY set DOWN with REASON once Slurm powered it
+ * down, so that `scontrol update state=resume` brings it back on a fresh
+ * instance. FN (may be NULL) is called with the first update's result. */
+void node_fail_power_down(struct lifecycle *l, struct lc_op *o, const char *node, const char *reason, bool capacity,
+                          op_slurm_fn fn);
+/* After each load of Slurm's nodes: the DOWN marks that are due. */
+void downmarks_check(struct lifecycle *l);
+void downmarks_free(struct lifecycle *l);

@@ -49,6 +49,13 @@ struct ops_cloud_result {
 
 typedef void (*ops_cloud_done_fn)(const struct ops_cloud_result *res, void *userdata);
 
+/* What a failure means (doc/failures.md). */
+enum ops_failure {
+        OPS_FAILURE_TRANSIENT,       /* passing weather: the call retried it until its deadline */
+        OPS_FAILURE_CAPACITY,        /* no room in the cloud: fail over */
+        OPS_FAILURE_PERMANENT,       /* the request or the configuration is wrong */
+};
+
 /* An instance to create. The adapter adds the cluster's tag and the
  * elasticd_cluster, elasticd_node (= name) and elasticd_op metadata. */
 struct ops_create {
@@ -96,6 +103,13 @@ struct ops_cloud_port {
                               uint64_t *ret_call_id);
         /* Stop a call whose callback has not run yet: it will not be called. */
         void (*cancel)(void *impl, uint64_t call_id);
+        /* Optional. Retry the call's transient failures until DEADLINE
+         * (CLOCK_MONOTONIC usec), the operation's, instead of the client's default. */
+        void (*set_deadline)(void *impl, uint64_t call_id, uint64_t deadline_usec);
+        /* Optional (NULL: error_transient() decides, nothing is capacity).
+         * The class of a call's failure; ERROR 0 with MESSAGE: a server's
+         * build fault. */
+        enum ops_failure (*classify)(int error, long http_status, const char *message);
 };
 
 /* --- Slurm ----------------------------------------------------------------- */
@@ -123,6 +137,8 @@ enum ops_slurm_set {
         OPS_SLURM_DOWN,
         OPS_SLURM_POWER_UP,
         OPS_SLURM_POWER_DOWN_ASAP,   /* drain, then power down */
+        OPS_SLURM_POWER_DOWN_FORCE,  /* requeue its jobs and power down now (a failed node) */
+        OPS_SLURM_RESUME,            /* DOWN or DRAIN back to usable */
 };
 
 struct ops_slurm_update {

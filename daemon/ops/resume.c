@@ -194,6 +194,11 @@ static void on_created(struct lc_op *o, const struct ops_cloud_result *res) {
                         op_fail(o, "creating the instance: outcome unknown: %s", why ? why : "?");
                         return;
                 }
+                if (o->kind == STATE_OP_RESUME &&
+                    op_classify(o->l, res->error, res->http_status, res->message) == OPS_FAILURE_CAPACITY) {
+                        op_fail_capacity(o, why);
+                        return;
+                }
                 op_fail(o, "creating the instance: %s", why ? why : "?");
                 return;
         }
@@ -223,6 +228,15 @@ static void on_built(struct lc_op *o, const struct ops_cloud_result *res) {
         }
         view_set_status(o->l, o->node, s->status);
         if (strcmp(s->status, "ERROR") == 0) {
+                if (o->kind == STATE_OP_RESUME && s->fault &&
+                    op_classify(o->l, 0, 0, s->fault) == OPS_FAILURE_CAPACITY) {
+                        _cleanup_free_ char *why = NULL;
+
+                        if (asprintf(&why, "instance %s went to ERROR: %s", s->id, s->fault) < 0)
+                                why = NULL;
+                        op_fail_capacity(o, why ? why : s->fault);
+                        return;
+                }
                 if (s->fault)
                         op_fail(o, "instance %s went to ERROR: %s", s->id, s->fault);
                 else
@@ -451,6 +465,8 @@ void op_check_registered(struct lc_op *o) {
 void resume_advance(struct lc_op *o) {
         switch (o->step) {
         case STEP_PREPARING:
+                if (op_fail_over_if_short(o))
+                        return;
                 op_cloud(o, start_flavor, on_flavor_resolved);
                 return;
 
@@ -461,6 +477,8 @@ void resume_advance(struct lc_op *o) {
                         op_cloud(o, start_flavor, on_flavor_resolved);
                         return;
                 }
+                if (!o->instance_id && op_fail_over_if_short(o))
+                        return;
                 op_cloud(o, start_create, on_created);
                 return;
 

@@ -106,6 +106,13 @@ static void op_mark_down(struct lc_op *o) {
         /* Slurm's reasons are short lines. */
         if (strlen(reason) > 200)
                 strcpy(reason + 197, "...");
+        if (o->kind == STATE_OP_RESUME && o->failing) {
+                /* Powered down at once (its job requeued, no ResumeTimeout to
+                 * overwrite the reason later), then DOWN unless it only lacked
+                 * capacity: `scontrol update state=resume` gives a fresh instance. */
+                node_fail_power_down(o->l, o, o->node, reason, o->capacity, on_marked);
+                return;
+        }
         op_slurm_update(o, &(struct ops_slurm_update){ .nodes = o->node, .state = OPS_SLURM_DOWN, .reason = reason },
                         on_marked);
 }

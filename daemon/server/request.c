@@ -392,6 +392,20 @@ static int handle_reload(struct request_context *ctx, const char *id, const stru
         return 0;
 }
 
+static int handle_group_enable(struct request_context *ctx, const char *id, const struct protocol_request *req,
+                               const struct server_peer *peer, json_t **ret_result, struct protocol_error *err) {
+        bool was;
+
+        if (config_group_find(ctx->config, req->group) < 0) {
+                protocol_error_set(err, PROTOCOL_ERROR_NOT_FOUND, "no node group \"%s\" in %s", req->group,
+                                   ctx->config->path);
+                return -ENOENT;
+        }
+        was = ctx->lifecycle && lifecycle_group_enable(ctx->lifecycle, req->group);
+        *ret_result = json_pack("{s:s, s:b}", "group", req->group, "was_short", was);
+        return *ret_result ? 0 : -ENOMEM;
+}
+
 static int handle_ping(struct request_context *ctx, const char *id, const struct protocol_request *req,
                        const struct server_peer *peer, json_t **ret_result, struct protocol_error *err) {
         *ret_result = json_pack("{s:s}", "version", ELASTICD_VERSION);
@@ -452,8 +466,32 @@ static int handle_status(struct request_context *ctx, const char *id, const stru
                     json_object_set_new(result, "instances_created", json_integer((json_int_t) ls.instances_created)) < 0 ||
                     json_object_set_new(result, "instances_deleted", json_integer((json_int_t) ls.instances_deleted)) < 0 ||
                     json_object_set_new(result, "orphans_deleted", json_integer((json_int_t) ls.orphans_deleted)) < 0 ||
-                    json_object_set_new(result, "cloud_errors_last_hour", json_integer(ls.cloud_errors_last_hour)) < 0)
+                    json_object_set_new(result, "cloud_errors_last_hour", json_integer(ls.cloud_errors_last_hour)) < 0 ||
+                    json_object_set_new(result, "capacity_failovers", json_integer((json_int_t) ls.capacity_failovers)) < 0 ||
+                    json_object_set_new(result, "unhealthy_nodes", json_integer((json_int_t) ls.unhealthy)) < 0)
                         return -ENOMEM;
+
+                /* Groups the cloud has no room for, and until when. */
+                struct capacity_group cg[32];
+                size_t n = lifecycle_capacity(ctx->lifecycle, cg, ELEMENTSOF(cg));
+                json_t *short_of = json_object();
+
+                if (!short_of || json_object_set_new(result, "short_of_capacity", short_of) < 0)
+                        return -ENOMEM;
+                for (size_t i = 0; i < n && i < ELEMENTSOF(cg); i++) {
+                        char until[32] = "", since[32] = "";
+                        struct tm tm;
+
+                        if (gmtime_r(&cg[i].until, &tm))
+                                strftime(until, sizeof(until), "%Y-%m-%dT%H:%M:%SZ", &tm);
+                        if (gmtime_r(&cg[i].since, &tm))
+                                strftime(since, sizeof(since), "%Y-%m-%dT%H:%M:%SZ", &tm);
+                        json_t *g = json_pack("{s:s, s:s, s:I, s:I, s:s?}", "since", since, "until", until,
+                                              "seconds_left", (json_int_t) (cg[i].until - time(NULL)),
+                                              "failovers", (json_int_t) cg[i].failovers, "reason", cg[i].reason);
+                        if (!g || json_object_set_new(short_of, cg[i].group, g) < 0)
+                                return -ENOMEM;
+                }
         }
         if (ctx->resize) {
                 json_t *groups = json_object();
@@ -667,6 +705,7 @@ static const request_handler handlers[_PROTOCOL_REQUEST_MAX] = {
         [PROTOCOL_REQUEST_STATUS] = handle_status,
         [PROTOCOL_REQUEST_NODES] = handle_nodes,
         [PROTOCOL_REQUEST_RELOAD] = handle_reload,
+        [PROTOCOL_REQUEST_GROUP_ENABLE] = handle_group_enable,
         [PROTOCOL_REQUEST_PING] = handle_ping,
         [PROTOCOL_REQUEST_METRICS] = handle_metrics,
 };

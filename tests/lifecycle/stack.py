@@ -97,12 +97,13 @@ class Stack:
                  resume_deadline=None, reconcile=30, orphan_grace=30, group_extra="",
                  debug=True, boot_delay=None, service=None, push=False, more_groups=(),
                  limits_extra="", pool=range(200, 250)):
-        """more_groups: (prefix, count, yaml) for further elasticd groups in
-        the same partition; yaml holds the group's keys after its nodes
-        (flavor, image, networks), indented by four spaces. limits_extra:
-        more lines under limits:, indented by two."""
+        """more_groups: (prefix, count, yaml[, partition]) for further
+        elasticd groups, in partition "cloud" unless named; yaml holds the
+        group's keys after its nodes (flavor, image, networks), indented by
+        four spaces. limits_extra: more lines under limits:, indented by two."""
         self.group = NodeGroup(prefix, nodes)
-        self.more_groups = [(NodeGroup(p, n), y) for p, n, y in more_groups]
+        self.more_groups = [(NodeGroup(g[0], g[1], partition=g[3] if len(g) > 3 else None), g[2])
+                            for g in more_groups]
         self.limits_extra = limits_extra
         self.pool = pool
         hooks = {h: WRAPPER % os.path.join(os.path.dirname(ELASTICCTL), h) for h in HOOKS}
