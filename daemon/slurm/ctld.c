@@ -6,6 +6,7 @@
 #include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <slurm/slurm.h>
@@ -27,10 +28,24 @@ extern void slurm_xfree(void **item);
 /* How many calls may wait for the worker before callers get -EBUSY. */
 #define CTLD_MAX_QUEUED 4096
 
+/* slurmctld does not bump its node update time for every change: power
+ * saving moves a node from POWERING_DOWN to POWERED_DOWN without it, so a
+ * changes-since load would answer "no change" for ever. A load is a full one
+ * when the last full load is older than this. */
+#define CTLD_FULL_LOAD_EVERY_USEC (20 * 1000000ULL)
+
 struct ctld {
         struct worker_pool *pool;
         struct ctld_nodes *last;   /* the newest load, for changes-since */
+        uint64_t last_full_usec;   /* CLOCK_MONOTONIC when the newest full load was asked for */
 };
+
+static uint64_t monotonic_usec(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000ULL + (uint64_t) ts.tv_nsec / 1000;
+}
 
 static char *strdup_or_null(const char *s) {
         return s ? strdup(s) : NULL;
@@ -421,6 +436,7 @@ unsigned ctld_pending(const struct ctld *c) {
 
 int ctld_load_nodes(struct ctld *ctl, ctld_nodes_cb cb, void *userdata) {
         struct ctld_call *c;
+        uint64_t now;
 
         if (!ctl || !cb)
                 return -EINVAL;
@@ -430,8 +446,14 @@ int ctld_load_nodes(struct ctld *ctl, ctld_nodes_cb cb, void *userdata) {
         c->kind = CALL_LOAD_NODES;
         c->ctld = ctl;
         /* Changes-since: slurmctld answers "no change" in a few bytes
-         * instead of packing every node again. */
-        c->since = ctl->last ? ctl->last->update_time : 0;
+         * instead of packing every node again (but see CTLD_FULL_LOAD_EVERY_USEC). */
+        now = monotonic_usec();
+        if (ctl->last && now - ctl->last_full_usec < CTLD_FULL_LOAD_EVERY_USEC)
+                c->since = ctl->last->update_time;
+        else {
+                c->since = 0;
+                ctl->last_full_usec = now;
+        }
         c->nodes_cb = cb;
         c->userdata = userdata;
         return call_submit(ctl, c);

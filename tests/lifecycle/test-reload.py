@@ -86,7 +86,7 @@ def main():
         starts = sorted(e["time"] for e in reqs)
         gaps = [b - a for a, b in zip(starts, starts[1:])]
         t.ok(up, "cl[2-3] come up at 0.5 calls/s (%s, %d calls)" % (elapsed(t1), len(reqs)), elog()[-3000:])
-        t.ok(len(reqs) >= 4 and min(gaps) >= 1.5,
+        t.ok(len(reqs) >= 3 and min(gaps) >= 1.5,
              "no two cloud calls closer than 1.5 s: min gap %.2f s over %d calls"
              % (min(gaps) if gaps else -1, len(reqs)),
              " ".join("%s %s" % (e["method"], e["path"]) for e in reqs))
