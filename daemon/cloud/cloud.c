@@ -1852,6 +1852,10 @@ static int server_id_cmp(const void *a, const void *b) {
         return strcmp((*x)->id, (*y)->id);
 }
 
+static bool server_lacks_fault(const struct nova_server *s) {
+        return s->status && strcmp(s->status, "ERROR") == 0 && !(s->fault && s->fault->message);
+}
+
 /* The list LK ended (ERROR 0: it holds the cluster's instances now): each
  * show it was for takes its server; one it does not hold (gone, not tagged)
  * and all of them after a failed list are sent on their own. */
@@ -1887,7 +1891,10 @@ static void batch_deliver(struct cloud_call *lk, int error) {
         for (size_t j = 0; j < i; j++) {
                 struct cloud_call *k = ks[j];
 
-                if (!slots[j] || call_later(k, 0, true, 0) < 0) {
+                /* Nova's detail list leaves out an ERROR server's fault, which
+                 * the node's reason needs: that one is shown on its own, as
+                 * is a second show of a server an earlier one took. */
+                if (!slots[j] || !*slots[j] || server_lacks_fault(*slots[j]) || call_later(k, 0, true, 0) < 0) {
                         batch_send_one(k);
                         continue;
                 }
