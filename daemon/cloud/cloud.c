@@ -560,6 +560,18 @@ static bool cloud_ready(struct cloud *c) {
         return c->version_ok && token_valid(c);
 }
 
+/* K's request was not acted on (never sent, or refused with 401): send it
+ * again; a create's POST that did nothing does not count as one sent. */
+static void call_resend(struct cloud_call *k) {
+        int r;
+
+        if (k->kind == CALL_CREATE && k->step == STEP_MAIN)
+                k->posts--;
+        r = call_run(k);
+        if (r < 0)
+                call_finish(k, r);
+}
+
 static void call_http_done(struct http_request *req, const struct http_response *resp, void *userdata);
 
 static int on_renew(sd_event_source *s, void *userdata);
@@ -1483,11 +1495,7 @@ static void call_http_done(struct http_request *req, const struct http_response 
 
         if (resp->error == -EKEYEXPIRED) {
                 /* Not sent: the token ran out while the request was queued. */
-                if (k->kind == CALL_CREATE && k->step == STEP_MAIN)
-                        k->posts--;
-                r = call_run(k);
-                if (r < 0)
-                        call_finish(k, r);
+                call_resend(k);
                 return;
         }
         if (resp->error == 0 && resp->status == 401 &&
@@ -1501,11 +1509,7 @@ static void call_http_done(struct http_request *req, const struct http_response 
                         c->stats.reauths_on_401++;
                         c->token_until = c->token_expires = 0;
                 }
-                if (k->kind == CALL_CREATE && k->step == STEP_MAIN)
-                        k->posts--;
-                r = call_run(k);
-                if (r < 0)
-                        call_finish(k, r);
+                call_resend(k);
                 return;
         }
         if (resp->error < 0 || resp->status != 401)
