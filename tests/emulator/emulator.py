@@ -623,9 +623,13 @@ class Api:
         else:
             flavor = {"id": f["id"], "links": [
                 {"rel": "bookmark", "href": "%s/flavors/%s" % (self.compute_root, f["id"])}]}
+        # Nova's instance_destroy soft-deletes the metadata and fault rows
+        # and removes the tags: a DELETED server in a changes-since list has
+        # none of them (and no tag filter matches it).
+        gone = s.deleted
         d = {"id": s.id, "name": s.name, "status": status,
              "tenant_id": s.project_id, "user_id": s.user_id,
-             "metadata": dict(s.metadata),
+             "metadata": {} if gone else dict(s.metadata),
              "hostId": state.host_id(s.project_id, s.host),
              "image": {"id": s.image_id, "links": [
                  {"rel": "bookmark", "href": "%s/images/%s" % (self.compute_root, s.image_id)}]},
@@ -637,7 +641,7 @@ class Api:
              "OS-DCF:diskConfig": "MANUAL"}
         if status in ("ACTIVE", "BUILD", "REBUILD", "RESIZE", "VERIFY_RESIZE", "MIGRATING"):
             d["progress"] = 0
-        if status in ("ERROR", "DELETED") and s.fault:
+        if status == "ERROR" and s.fault:
             d["fault"] = dict(s.fault)
         if not rebuild or mv_ge(mv, (2, 75)):
             d["OS-EXT-AZ:availability_zone"] = (
@@ -657,7 +661,7 @@ class Api:
         if mv_ge(mv, (2, 19)):
             d["description"] = s.description
         if mv_ge(mv, (2, 26)):
-            d["tags"] = list(s.tags)
+            d["tags"] = [] if gone else list(s.tags)
         if mv_ge(mv, (2, 63)):
             d["trusted_image_certificates"] = None
         if mv_ge(mv, (2, 90)):
@@ -723,6 +727,17 @@ class Api:
                 since = state.parse_isotime(since)
             except ValueError:
                 raise nova_fault(400, "Invalid filter field: changes-since.")
+        # changes-before (2.66): updated at or before it; like changes-since
+        # it brings deleted servers too. Ignored before 2.66 (not in the schema).
+        before = req.param("changes-before") if mv_ge(mv, (2, 66)) else None
+        if before is not None:
+            try:
+                before = state.parse_isotime(before)
+            except ValueError:
+                raise nova_fault(400, "Invalid filter field: changes-before.")
+            if since is not None and before < since:
+                raise nova_fault(400, "The value of changes-since must be less than or "
+                                 "equal to changes-before.")
         name_rx = req.param("name")
         if name_rx is not None:
             # MySQL's REGEXP under Nova's default collation ignores case.
@@ -748,12 +763,15 @@ class Api:
             project = req.token["project"]["id"]
             all_t = admin and req.param("all_tenants") is not None
             items = []
+            c.purge_deleted()
             for s in c.servers.values():
                 if not all_t and s.project_id != project:
                     continue
-                if s.deleted and since is None and not (vms and "deleted" in vms):
+                if s.deleted and since is None and before is None and not (vms and "deleted" in vms):
                     continue
                 if since is not None and s.updated < since:
+                    continue
+                if before is not None and s.updated > before:
                     continue
                 if vms is not None:
                     if s.vm_state not in vms:
@@ -769,7 +787,7 @@ class Api:
                     continue
                 if flavor is not None and s.flavor["id"] != flavor:
                     continue
-                tags = set(s.tags)
+                tags = set() if s.deleted else set(s.tags)
                 if "tags" in tag_filters and not tag_filters["tags"] <= tags:
                     continue
                 if "tags-any" in tag_filters and not tag_filters["tags-any"] & tags:
@@ -1419,7 +1437,7 @@ class Control:
                 if method == "DELETE":
                     for k in ("total", "max_in_flight"):
                         c.stats[k] = 0 if k == "total" else c.stats["in_flight"]
-                    for k in ("by_method", "by_route", "by_status", "faults"):
+                    for k in ("by_method", "by_route", "bytes_by_route", "by_status", "faults"):
                         c.stats[k] = {}
                     c.stats["max_in_flight_by_method"] = dict(c.stats["in_flight_by_method"])
                     return 200, {"cleared": True}
@@ -1722,6 +1740,8 @@ class Handler(BaseHTTPRequestHandler):
             pass
 
     def _send(self, status, headers, data, ctype, cut=None):
+        if getattr(self, "_entered", None) is not None:
+            self._entry["bytes"] = len(data)     # the body, for stats' bytes_by_route
         self._leave()
         self.send_response(status, REASONS.get(status))
         names = {h[0].lower() for h in headers}

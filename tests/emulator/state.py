@@ -92,6 +92,8 @@ NOVALIDHOST = "No valid host was found. "
 DEFAULT_CONFIG = {
     "build_delay": 0.5,         # seconds from create to ACTIVE (plus hook)
     "delete_delay": 0.2,        # seconds in task_state deleting
+    "deleted_keep": None,       # seconds a deleted server stays listable by changes-since
+                                # (null: until reset, as Nova keeps it until its rows are archived)
     "reboot_delay": 0.3,
     "rebuild_delay": 0.3,
     "build_hang_regex": None,   # matching names stay BUILD/scheduling
@@ -455,6 +457,10 @@ class Cloud:
             except (ValueError, TypeError, AttributeError) as e:
                 raise ConfigError("address_pool: %s" % e)
             return v
+        if k == "deleted_keep":
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0):
+                raise ConfigError("deleted_keep must be a non-negative number of seconds or null")
+            return v
         if k.startswith("quota_") and k != "quota_status" or k == "seed":
             if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 0):
                 raise ConfigError("%s must be a non-negative integer or null" % k)
@@ -565,6 +571,7 @@ class Cloud:
             self.log = []
             self.stats = {"total": 0, "in_flight": 0, "max_in_flight": 0,
                           "by_method": {}, "by_route": {}, "by_status": {},
+                          "bytes_by_route": {},
                           "in_flight_by_method": {},
                           "max_in_flight_by_method": {}, "faults": {}}
             self.cfg_changed.notify_all()
@@ -606,6 +613,7 @@ class Cloud:
             st["by_method"][m] = st["by_method"].get(m, 0) + 1
             r = "%s %s" % (m, entry["route"])
             st["by_route"][r] = st["by_route"].get(r, 0) + 1
+            st["bytes_by_route"][r] = st["bytes_by_route"].get(r, 0) + entry.get("bytes", 0)
             s = str(entry["status"])
             st["by_status"][s] = st["by_status"].get(s, 0) + 1
             if entry.get("fault"):
@@ -655,6 +663,17 @@ class Cloud:
             self.used_addresses.discard(a)
         srv.fixed_ips = []
         srv.show_addresses = False
+
+    def purge_deleted(self):
+        """Forget deleted servers older than deleted_keep (as archiving
+        Nova's deleted rows does); the caller holds the lock."""
+        keep = self.cfg["deleted_keep"]
+        if keep is None:
+            return
+        t = now() - keep
+        for sid in [sid for sid, s in self.servers.items()
+                    if s.deleted and (s.terminated_at or s.updated) < t]:
+            del self.servers[sid]
 
     def quota_usage(self, project_id):
         live = [s for s in self.servers.values()

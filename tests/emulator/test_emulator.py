@@ -516,8 +516,33 @@ def list_filters():
                         token=TOKEN)
     st_by_id = {s["id"]: s["status"] for s in out["servers"]}
     eq(st_by_id.get(b), "DELETED", "changes-since shows DELETED")
+    # Like Nova's instance_destroy: the deleted server's tags are gone and its
+    # metadata soft-deleted, so a tag filter no longer finds it.
+    dead = [s for s in out["servers"] if s["id"] == b][0]
+    eq((dead["metadata"], "fault" in dead), ({}, False), "deleted: no metadata, no fault")
+    st, _, out = E.call("GET", "/compute/v2.1/servers/detail?tags=elastic&changes-since=" + since,
+                        token=TOKEN, mv="compute 2.52")
+    eq(sorted(s["id"] for s in out["servers"]), [a], "tagged changes-since: no deleted server")
+    st, _, out = E.call("GET", "/compute/v2.1/servers/detail?changes-since=" + since,
+                        token=TOKEN, mv="compute 2.52")
+    eq([s["tags"] for s in out["servers"] if s["id"] == b], [[]], "deleted: no tags")
+    # only what changed at or after changes-since
+    later = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 60))
+    eq(ids("?changes-since=" + later), [], "nothing changed since")
+    # changes-before (2.66): ignored before, at or before it from 2.66
+    eq(ids("?changes-before=" + since), sorted([a, c]), "changes-before ignored before 2.66")
+    eq(ids("?changes-before=" + since, mv="compute 2.66"), [], "changes-before")
+    eq(ids("?changes-before=" + later, mv="compute 2.66"), sorted([a, b, c]),
+       "changes-before brings deleted servers too")
+    st, _, out = E.call("GET", "/compute/v2.1/servers/detail?changes-since=%s&changes-before=%s"
+                        % (later, since), token=TOKEN, mv="compute 2.66")
+    eq(st, 400, "changes-before earlier than changes-since")
     st, _, out = E.call("GET", "/compute/v2.1/servers?changes-since=garbage", token=TOKEN)
     eq(st, 400, "bad changes-since")
+    # deleted_keep: deleted rows archived after that long
+    E.control("POST", "config", {"deleted_keep": 0})
+    eq(ids("?changes-since=" + since), sorted([a, c]), "deleted server archived")
+    E.control("POST", "config", {"deleted_keep": None})
     st, _, out = E.call("GET", "/compute/v2.1/servers?status=DELETED", token=TOKEN)
     eq(st, 403, "DELETED non-admin")
 
@@ -901,6 +926,9 @@ def fault_drop_and_latency():
     st = E.control("GET", "stats")
     assert st["max_in_flight"] >= 2, st
     eq(st["by_route"], {"GET /compute/v2.1/flavors": 4}, "by_route")
+    _, h, _ = E.call("GET", "/compute/v2.1/flavors", token=TOKEN)
+    eq(E.control("GET", "stats")["bytes_by_route"], {"GET /compute/v2.1/flavors": 5 * int(h["content-length"])},
+       "bytes_by_route: the answers' bodies")
     E.control("POST", "config", {"latency": 0.2, "workers": 1})
     t = time.time()
     ts = [threading.Thread(target=E.call, args=("GET", "/compute/v2.1/flavors"),
