@@ -72,13 +72,15 @@ static unsigned created, failed, active;
 static unsigned lists_in_flight;
 static bool all_answered;
 static int done;
-static uint64_t t_last_create;
+static uint64_t t_last_create, t_last_active;
 
 static void mark_active(unsigned i) {
         if (!servers[i].active) {
                 servers[i].active = true;
                 active++;
         }
+        if (active == created && created + failed == n_servers)
+                t_last_active = test_now_usec();
         if (active + failed >= n_servers)
                 done = 1;
 }
@@ -146,23 +148,47 @@ static int on_poll(sd_event_source *s, uint64_t usec, void *userdata) {
         look(userdata);
         if (failed == n_servers)
                 done = 1;
-        sd_event_source_set_time(s, usec + poll_ms * 1000);
+        /* From now, not from USEC: the first tick was armed at 0. */
+        sd_event_source_set_time_relative(s, poll_ms * 1000);
         sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
         return 0;
 }
 
-static long stat_get(const char *key) {
+/* The server's counters (-1: it does not keep that one; the emulator keeps
+ * only total and connections). Times are CLOCK_MONOTONIC, as test_now_usec(). */
+struct server_stats {
+        long long now_ns, total, connections, first_post_ns, last_post_ns, waiting_integral_ns,
+                waiting_integral_last_post_ns, max_waiting, cpu_user_us, cpu_sys_us;
+};
+
+static int server_stats_get(struct server_stats *ret) {
+        static const struct {
+                const char *key;
+                size_t offset;
+        } fields[] = {
+#define F(x) { #x, offsetof(struct server_stats, x) }
+                F(now_ns), F(total), F(connections), F(first_post_ns), F(last_post_ns), F(waiting_integral_ns),
+                F(waiting_integral_last_post_ns), F(max_waiting), F(cpu_user_us), F(cpu_sys_us),
+#undef F
+        };
         _cleanup_free_ char *body = NULL;
         json_t *root;
-        long v = -1;
 
         if (test_emulator_call(&emu, "GET", "/_emulator/stats", NULL, &body) != 200)
-                return -1;
+                return -EIO;
         root = json_loads(body, 0, NULL);
-        if (root && json_is_integer(json_object_get(root, key)))
-                v = (long) json_integer_value(json_object_get(root, key));
+        if (!root)
+                return -EBADMSG;
+        for (size_t i = 0; i < ELEMENTSOF(fields); i++) {
+                json_t *v = json_object_get(root, fields[i].key);
+                *(long long *) ((char *) ret + fields[i].offset) = json_is_integer(v) ? json_integer_value(v) : -1;
+        }
         json_decref(root);
-        return v;
+        return 0;
+}
+
+static double tv_sec(struct timeval tv) {
+        return (double) tv.tv_sec + (double) tv.tv_usec / 1e6;
 }
 
 static void usage(void) {
@@ -190,11 +216,12 @@ int main(int argc, char **argv) {
         struct cloud *c = NULL;
         struct cloud_stats st;
         sd_event_source *poll = NULL;
-        struct rusage ru;
+        struct rusage ru, ru0;
+        struct server_stats s0, s1;
         char url[192], knobs[256];
         _cleanup_free_ char *err = NULL;
-        uint64_t t0, t1;
-        long calls0, calls1, conns0, conns1;
+        uint64_t t0, t1, t_queued;
+        double load[3] = {};
         int opt;
 
         while ((opt = getopt_long(argc, argv, "n:c:l:b:p:eh", opts, NULL)) >= 0) {
@@ -264,8 +291,11 @@ int main(int argc, char **argv) {
                 sd_event_run(ev, UINT64_MAX);
         done = 0;
         active = 0;
-        calls0 = stat_get("total");
-        conns0 = stat_get("connections");
+        if (server_stats_get(&s0) < 0) {
+                fprintf(stderr, "cannot read the server's counters\n");
+                return 1;
+        }
+        getrusage(RUSAGE_SELF, &ru0);
 
         t0 = test_now_usec();
         for (unsigned i = 0; i < n_servers; i++) {
@@ -284,30 +314,60 @@ int main(int argc, char **argv) {
                         return 1;
                 }
         }
-        sd_event_add_time(ev, &poll, CLOCK_MONOTONIC, 0, 0, on_poll, c);
+        t_queued = test_now_usec();
+        /* Accuracy 1 us: 0 would mean sd-event's default, 250 ms of slack. */
+        sd_event_add_time(ev, &poll, CLOCK_MONOTONIC, 0, 1, on_poll, c);
         while (!done)
                 sd_event_run(ev, UINT64_MAX);
         t1 = test_now_usec();
-        calls1 = stat_get("total");
-        conns1 = stat_get("connections");
-        cloud_get_stats(c, &st);
         getrusage(RUSAGE_SELF, &ru);
+        if (server_stats_get(&s1) < 0) {
+                fprintf(stderr, "cannot read the server's counters\n");
+                return 1;
+        }
+        cloud_get_stats(c, &st);
+        (void) getloadavg(load, 3);
 
         double wall = (double) (t1 - t0) / 1e6;
         double bound = (double) n_servers / concurrency * latency;
+        long long calls = s1.total - s0.total;
         printf("servers:            %u created, %u ACTIVE, %u failed\n", created, active, failed);
         printf("concurrency:        %u (max in flight seen %u)\n", concurrency, st.transport.max_in_flight_seen);
         printf("latency per call:   %.3f s, build delay %.3f s\n", latency, build_delay);
+        printf("load average:       %.2f %.2f %.2f (at the end)\n", load[0], load[1], load[2]);
         printf("wall time:          %.3f s (last create answered after %.3f s)\n", wall,
                (double) (t_last_create - t0) / 1e6);
         printf("bound N/C x lat:    %.3f s\n", bound);
         printf("ratio:              %.3f (target <= 1.2)\n", bound > 0 ? wall / bound : 0);
-        printf("API calls/server:   %.3f (%ld calls)\n", (double) (calls1 - calls0) / n_servers, calls1 - calls0);
-        if (conns0 >= 0)
-                printf("connections opened: %ld (POSTs take a fresh one; the rest reuse)\n", conns1 - conns0);
+        printf("API calls/server:   %.3f (%lld calls)\n", (double) calls / n_servers, calls);
+        if (s0.connections >= 0)
+                printf("connections opened: %lld\n", s1.connections - s0.connections);
+        /* Where the wall time goes, on the one clock both processes read. */
+        if (s1.first_post_ns > 0 && s1.last_post_ns > 0) {
+                double first = (double) s1.first_post_ns / 1e9 - (double) t0 / 1e6,
+                       last = (double) s1.last_post_ns / 1e9 - (double) t0 / 1e6;
+                double span = (double) (s1.last_post_ns - s1.first_post_ns) / 1e9,
+                       span_all = (double) (s1.now_ns - s1.first_post_ns) / 1e9;
+
+                printf("breakdown:          creates queued in %.3f s; first POST at the server after %.3f s;\n",
+                       (double) (t_queued - t0) / 1e6, first);
+                printf("                    last POST after %.3f s\n", last);
+                printf("                    (ideal: %.3f s, the waves before the last one); ACTIVE seen by the\n",
+                       (double) ((n_servers - 1) / concurrency) * latency);
+                printf("                    client %.3f s after the last POST came (ideal: one latency, %.3f s)\n",
+                       (double) t_last_active / 1e6 - (double) s1.last_post_ns / 1e9, latency);
+                if (span > 0)
+                        printf("in flight:          %.1f on average while POSTs came, %.1f over the whole run, peak %lld\n",
+                               (double) s1.waiting_integral_last_post_ns / 1e9 / span,
+                               (double) s1.waiting_integral_ns / 1e9 / span_all, s1.max_waiting);
+        }
         printf("peak RSS:           %ld KiB\n", ru.ru_maxrss);
-        printf("client CPU:         %.3f s user + %.3f s system\n",
-               ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6, ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6);
+        printf("client CPU:         %.3f s user + %.3f s system (the measured part)\n",
+               tv_sec(ru.ru_utime) - tv_sec(ru0.ru_utime), tv_sec(ru.ru_stime) - tv_sec(ru0.ru_stime));
+        if (s1.cpu_user_us >= 0)
+                printf("server CPU:         %.3f s user + %.3f s system (stand-in, the measured part)\n",
+                       (double) (s1.cpu_user_us - s0.cpu_user_us) / 1e6,
+                       (double) (s1.cpu_sys_us - s0.cpu_sys_us) / 1e6);
 
         sd_event_source_disable_unref(poll);
         for (unsigned i = 0; i < n_servers; i++)

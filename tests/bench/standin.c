@@ -6,7 +6,10 @@
  * Each answer waits LATENCY seconds on a FIFO of deadlines behind one timerfd
  * (the latency is the same for every call, so deadlines come in order).
  * GET /_emulator/stats answers {"total": N, "connections": C} (calls other than
- * /_emulator/, and connections accepted).
+ * /_emulator/, and connections accepted), the first and last POST's arrival
+ * (CLOCK_MONOTONIC ns: the client's clock too), calls waiting for their answer
+ * integrated over time (ns, from the first POST to now and to the last POST;
+ * divided by the time it covers: the calls in flight on average) and its peak, and the stand-in's own CPU (us).
  *
  * usage: standin --port-file FILE [--latency S]
  */
@@ -23,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/timerfd.h>
 #include <time.h>
@@ -54,11 +58,27 @@ static unsigned long total_calls;
 static struct conn *fifo_head, *fifo_tail;
 static unsigned n_conns;
 static unsigned long total_accepted; /* connections, to see the client's reuse */
+static uint64_t first_post_ns, last_post_ns;
+static unsigned n_waiting, max_waiting;  /* calls read, answer not yet written */
+static uint64_t waiting_since_ns, waiting_integral; /* n_waiting x time since the first POST */
+static uint64_t waiting_integral_last_post;         /* ... until the last POST came */
 
 static uint64_t now_ns(void) {
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
         return (uint64_t) ts.tv_sec * 1000000000u + (uint64_t) ts.tv_nsec;
+}
+
+/* Account the calls waiting until now, then change their number by D. */
+static void waiting_add(int d) {
+        uint64_t t = now_ns();
+
+        if (first_post_ns > 0)
+                waiting_integral += (uint64_t) n_waiting * (t - waiting_since_ns);
+        waiting_since_ns = t;
+        n_waiting = (unsigned) ((int) n_waiting + d);
+        if (n_waiting > max_waiting)
+                max_waiting = n_waiting;
 }
 
 static void arm(void) {
@@ -148,8 +168,16 @@ static void answer(struct conn *c, const char *method, const char *path, const c
 
 #define IS(m, p) (strcmp(method, m) == 0 && plen == strlen(p) && strncmp(path, p, plen) == 0)
         if (IS("GET", "/_emulator/stats")) {
-                j = json_pack("{s:I, s:I}", "total", (json_int_t) total_calls, "connections",
-                              (json_int_t) total_accepted);
+                struct rusage ru;
+                getrusage(RUSAGE_SELF, &ru);
+                waiting_add(0);
+                j = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "now_ns", (json_int_t) now_ns(),
+                              "waiting_integral_last_post_ns", (json_int_t) waiting_integral_last_post, "total", (json_int_t) total_calls,
+                              "connections", (json_int_t) total_accepted, "first_post_ns", (json_int_t) first_post_ns,
+                              "last_post_ns", (json_int_t) last_post_ns, "waiting_integral_ns",
+                              (json_int_t) waiting_integral, "max_waiting", (json_int_t) max_waiting, "cpu_user_us",
+                              (json_int_t) (ru.ru_utime.tv_sec * 1000000 + ru.ru_utime.tv_usec), "cpu_sys_us",
+                              (json_int_t) (ru.ru_stime.tv_sec * 1000000 + ru.ru_stime.tv_usec));
         } else if (IS("POST", "/v3/auth/tokens")) {
                 status = 201;
                 extra = "X-Subject-Token: gAAAAABstandin0123456789\r\n";
@@ -169,6 +197,14 @@ static void answer(struct conn *c, const char *method, const char *path, const c
                         j = json_pack("{s:{s:s,s:i}}", "badRequest", "message", "no server name", "code", 400);
                 } else {
                         char id[48];
+                        last_post_ns = now_ns();
+                        if (first_post_ns == 0) {
+                                first_post_ns = last_post_ns;
+                                waiting_since_ns = last_post_ns;
+                                max_waiting = n_waiting;
+                        }
+                        waiting_add(0);
+                        waiting_integral_last_post = waiting_integral;
                         json_t *sv = json_object_get(req, "server"), *m = json_object_get(sv, "metadata"),
                                *t = json_object_get(sv, "tags");
                         names[n_servers] = strdup(name);
@@ -274,6 +310,7 @@ static void conn_parse(struct conn *c) {
                 return;
         }
         answer(c, method, path, c->in + head, clen);
+        waiting_add(1);
         memmove(c->in, c->in + head + clen, c->n_in - head - clen);
         c->n_in -= head + clen;
         c->waiting = true;
@@ -320,6 +357,7 @@ static void on_timer(void) {
                 if (!fifo_head)
                         fifo_tail = NULL;
                 c->waiting = false;
+                waiting_add(-1);
                 if (c->dead) {
                         free(c->in);
                         free(c->out);
