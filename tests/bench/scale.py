@@ -112,6 +112,30 @@ def rss_kib(pid):
     return -1
 
 
+def rss_breakdown(pid):
+    """RSS by kind of page, from /proc/PID/smaps: pages of files other
+    processes map too (shared libraries), the files' private pages
+    (relocated data, our own binary), the heap, and the other anonymous
+    mappings (thread arenas and stacks); KiB each."""
+    out = {"shared": 0, "file private": 0, "heap": 0, "other anon": 0}
+    name = None
+    for line in open("/proc/%d/smaps" % pid):
+        f = line.split()
+        if "-" in f[0] and ":" not in f[0]:
+            name = f[5] if len(f) > 5 else ""
+            anon = name == "" or name.startswith("[")
+            continue
+        if f[0] in ("Shared_Clean:", "Shared_Dirty:"):
+            out["shared"] += int(f[1])
+        elif f[0] in ("Private_Clean:", "Private_Dirty:"):
+            key = "heap" if name == "[heap]" else "other anon" if anon else "file private"
+            out[key] += int(f[1])
+    threads = len(os.listdir("/proc/%d/task" % pid))
+    return "%d KiB shared + %d private (%s); %d threads" % (
+        out["shared"], sum(out.values()) - out["shared"],
+        ", ".join("%s %d" % (k, v) for k, v in out.items() if k != "shared"), threads)
+
+
 def cpu_and_switches(pid):
     f = open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()
     tck = os.sysconf("SC_CLK_TCK")
@@ -147,6 +171,8 @@ def main():
     ap.add_argument("--resume", type=int, default=1000, help="nodes resumed at once (0: no resume)")
     ap.add_argument("--hold", type=float, default=0,
                     help="before the resume, keep everything up this long (to profile by hand)")
+    ap.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                    help="put NAME=VALUE into elasticd's environment (e.g. GLIBC_TUNABLES, to compare)")
     ap.add_argument("--resume-wait", type=float, default=300.0,
                     help="longest wait for the resume's first POST, in seconds")
     a = ap.parse_args()
@@ -187,16 +213,24 @@ def main():
         env = {"ELASTICD_SOCKET": sock, "PATH": "/usr/bin:/bin"}
 
         t = time.monotonic()
-        c.spawn([elasticd, "-c", conf], os.path.join(c.log_dir, "elasticd.log"))
+        c.spawn([elasticd, "-c", conf], os.path.join(c.log_dir, "elasticd.log"),
+                 env=dict(e.split("=", 1) for e in a.env) or None)
         c.wait_for(lambda: subprocess.run([elasticctl, "-s", sock, "ping"], stdout=subprocess.DEVNULL,
                                           stderr=subprocess.DEVNULL).returncode == 0, 120, "elasticd")
         out["elasticd start to ping"] = "%.2f s" % (time.monotonic() - t)
         pid = find_pid(elasticd, conf)
         time.sleep(10)      # settle: first Slurm load, first reconcile
         out["idle RSS (target <= 16384 KiB)"] = "%d KiB" % rss_kib(pid)
+        out["idle RSS by kind"] = rss_breakdown(pid)
         cpu0, sw0 = cpu_and_switches(pid)
-        time.sleep(a.idle)
+        peak = 0
+        for _ in range(int(a.idle)):
+            time.sleep(1)
+            peak = max(peak, rss_kib(pid))
+        time.sleep(a.idle - int(a.idle))
         cpu1, sw1 = cpu_and_switches(pid)
+        out["idle RSS after the idle time (highest seen)"] = "%d KiB (%d KiB)" % (rss_kib(pid), peak)
+        out["idle RSS by kind, after"] = rss_breakdown(pid)
         out["idle CPU per minute (target < 0.1 s)"] = "%.3f s (%.2f s in %.0f s)" % (
             (cpu1 - cpu0) * 60 / a.idle, cpu1 - cpu0, a.idle)
         out["idle wake-ups per minute"] = "%.0f (context switches, all threads)" % ((sw1 - sw0) * 60 / a.idle)
