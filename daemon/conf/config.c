@@ -557,7 +557,7 @@ static void group_done(struct config_group *g) {
                 strv_free(g->ssh->commands);
                 free(g->ssh);
         }
-        strv_free(g->node_names);
+        free(g->node_names);           /* strv_pack'ed */
 }
 
 struct config *config_ref(const struct config *c) {
@@ -1771,6 +1771,12 @@ static int group_expand(struct parse *p, struct config_group *g, size_t i, const
                 diag(p, mark, "groups[%zu].nodes: %s", i, problem ? problem : "invalid hostlist");
                 return r;
         }
+        r = strv_pack(&g->node_names, g->n_nodes);
+        if (r < 0) {
+                g->node_names = strv_free(g->node_names);
+                g->n_nodes = 0;
+                return r;
+        }
         if (g->n_nodes < count) {
                 _cleanup_free_ char *msg = NULL;
                 r = hostlist_duplicates(g->nodes, count, i, &msg);
@@ -1815,7 +1821,7 @@ static void check_nodes(struct parse *p, struct config *c, const struct group_se
         }
         for (size_t i = 0; i < c->n_groups; i++)
                 for (size_t j = 0; j < c->groups[i].n_nodes; j++)
-                        nodes[n_nodes++] = (struct config_node){ .name = c->groups[i].node_names[j], .group = i, .index = j };
+                        nodes[n_nodes++] = (struct config_node){ .name = c->groups[i].node_names[j], .group = (uint32_t) i, .index = (uint32_t) j };
         if (n_nodes == 0)
                 goto out;
         qsort(nodes, n_nodes, sizeof(*nodes), config_node_cmp);

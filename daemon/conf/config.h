@@ -3,6 +3,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <sys/types.h>
 
@@ -65,14 +66,15 @@ struct config_group {
         char **features;            /* Slurm Features besides the group's name; NULL-terminated */
         size_t n_nodes;             /* number of nodes in `nodes` */
         char **node_names;          /* `nodes` expanded in node order (hostlist_name_compare:
-                                     * "cn2" before "cn10"), as nodemap; n_nodes entries, NULL-terminated */
+                                     * "cn2" before "cn10"), as nodemap; n_nodes entries, NULL-terminated;
+                                     * one block (strv_pack) */
 };
 
 /* A node of the configuration: its group and its place in the group's order. */
 struct config_node {
         const char *name;           /* points into groups[group].node_names */
-        size_t group;
-        size_t index;
+        uint32_t group;             /* 16 bytes a node, not 24: CONFIG_MAX_NODES fits */
+        uint32_t index;
 };
 
 struct config_limits {

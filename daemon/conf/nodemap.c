@@ -16,16 +16,16 @@
 
 struct nodemap_group {
         char *name;
-        char **nodes; /* sorted, unique */
+        char **nodes; /* sorted, unique; one block (strv_pack) */
         size_t n_nodes;
 };
 
 /* One distinct node. NAME points into the first group's nodes. */
 struct nodemap_entry {
         const char *name;
-        size_t group;    /* first group holding it */
-        size_t index;    /* position in that group's nodes */
-        size_t n_groups; /* > 1: ambiguous */
+        uint32_t index;    /* position in that group's nodes */
+        uint16_t group;    /* first group holding it */
+        uint16_t n_groups; /* > 1: ambiguous (counts to its cap only) */
 };
 
 struct nodemap {
@@ -67,7 +67,7 @@ struct nodemap *nodemap_free(struct nodemap *m) {
                 return NULL;
         for (size_t g = 0; g < m->n_groups; g++) {
                 free(m->groups[g].name);
-                strv_free(m->groups[g].nodes);
+                free(m->groups[g].nodes);   /* strv_pack'ed */
         }
         free(m->groups);
         free(m->entries);
@@ -84,6 +84,8 @@ int nodemap_new(const struct nodemap_group_def *groups, size_t n_groups,
         m = calloc(1, sizeof(*m));
         if (!m)
                 return -ENOMEM;
+        if (n_groups > UINT16_MAX)
+                return errmsg(ret_error, -E2BIG, "more than %u groups", UINT16_MAX);
         m->groups = calloc(n_groups ? n_groups : 1, sizeof(*m->groups));
         if (!m->groups)
                 return -ENOMEM;
@@ -102,6 +104,10 @@ int nodemap_new(const struct nodemap_group_def *groups, size_t n_groups,
                 m->n_groups++;
                 r = hostlist_expand(groups[g].nodes, NODEMAP_NODES_MAX - total,
                                     &mg->nodes, &mg->n_nodes, &err);
+                if (r >= 0 && strv_pack(&mg->nodes, mg->n_nodes) < 0) {
+                        mg->nodes = strv_free(mg->nodes);
+                        return -ENOMEM;
+                }
                 if (r == -E2BIG)
                         return errmsg(ret_error, r, "group \"%s\": more than %u nodes in all groups",
                                     mg->name, NODEMAP_NODES_MAX);
@@ -125,11 +131,12 @@ int nodemap_new(const struct nodemap_group_def *groups, size_t n_groups,
 
                         if (m->slots[s] != 0) {
                                 /* Nodes are unique within a group: another group has it. */
-                                m->entries[m->slots[s] - 1].n_groups++;
+                                if (m->entries[m->slots[s] - 1].n_groups < UINT16_MAX)
+                                        m->entries[m->slots[s] - 1].n_groups++;
                                 continue;
                         }
                         m->entries[m->n_entries] = (struct nodemap_entry) {
-                                .name = name, .group = g, .index = i, .n_groups = 1,
+                                .name = name, .group = (uint16_t) g, .index = (uint32_t) i, .n_groups = 1,
                         };
                         m->slots[s] = (uint32_t) ++m->n_entries;
                 }

@@ -1,5 +1,6 @@
 /* test-hostlist.c - hostlist validation, expansion, compression and node order. */
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -575,6 +576,33 @@ static void test_message(void) {
         CHECK_STR(c, "nothing");
 }
 
+/* strv_pack: the same names in one block, freed with free(); empty too. */
+static void test_strv_pack(void) {
+        char **v = NULL, **empty = NULL;
+        size_t n = 0;
+
+        if (hostlist_expand("cn[1-3],gpu[08-10]", 100, &v, &n, NULL) < 0) {
+                TEST_FAIL("expand failed");
+                return;
+        }
+        CHECK_INT(strv_pack(&v, n), 0);
+        CHECK_INT(strv_length(v), 6);
+        CHECK_STR(v[0], "cn1");
+        CHECK_STR(v[2], "cn3");
+        CHECK_STR(v[5], "gpu10");
+        CHECK(v[6] == NULL);
+        /* one block: the strings follow the array */
+        CHECK((char *) v[0] == (char *) (v + 7));
+        CHECK(v[5] + strlen(v[5]) + 1 - (char *) v == (ptrdiff_t) (7 * sizeof(char *) + 3 * 4 + 3 * 6));
+        free(v);
+
+        empty = calloc(1, sizeof(char *));
+        CHECK(empty != NULL);
+        CHECK_INT(strv_pack(&empty, 0), 0);
+        CHECK(empty && empty[0] == NULL);
+        free(empty);
+}
+
 int main(void) {
         RUN(test_ranges);
         RUN(test_lists);
@@ -598,5 +626,6 @@ int main(void) {
         RUN(test_scattered);
         RUN(test_compress_bounded);
         RUN(test_message);
+        RUN(test_strv_pack);
         return test_done();
 }
