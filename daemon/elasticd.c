@@ -20,6 +20,7 @@
 #include "conf/config.h"
 #include "conf/confdiff.h"
 #include "slurm/ctld.h"
+#include "journal/compactor.h"
 #include "journal/journal.h"
 #include "ops/adapters.h"
 #include "ops/lifecycle.h"
@@ -61,6 +62,7 @@ struct elasticd {
         struct resize *resize;
         struct httpmetrics *metrics;   /* GET /metrics on metrics.listen; NULL if not configured */
         struct worker_pool *loader;    /* reads the journal at start-up while the socket answers */
+        struct compactor *compactor;   /* compacts the journal off the loop once running */
         int load_error;
         char *load_message;
 
@@ -363,7 +365,24 @@ static int add_live_records(struct journal_compaction *c, void *userdata) {
         return 0;
 }
 
-/* Rewrite the journal with only the live records once it has grown enough. */
+static void on_compacted(int r, const char *error, const struct compactor_result *res, void *userdata) {
+        if (r < 0) {
+                /* The old journal is intact: carry on with it. */
+                log_warning("Cannot compact the journal: %s", error ? error : strerror(-r));
+                return;
+        }
+        if (res->skipped > 0)
+                log_warning("Journal compaction skipped %" PRIu64 " records that do not apply (as start-up does)",
+                            res->skipped);
+        log_info("Journal compacted from %" PRIu64 " to %" PRIu64 " bytes (%" PRIu64 " live records, %" PRIu64
+                 " bytes appended meanwhile) in %.1f ms, %.1f ms of it on the loop",
+                 res->bytes_before, res->bytes_after, res->live_records, res->tail_bytes,
+                 (double) res->wall_usec / 1000.0, (double) res->loop_usec / 1000.0);
+}
+
+/* Rewrite the journal with only the live records once it has grown enough:
+ * at start-up here (on the loader thread, nothing else runs), later on the
+ * compactor's thread while the loop goes on. */
 static void compact_journal(struct elasticd *d, bool startup) {
         _cleanup_(json_decrefp) json_t *live = NULL;
         _cleanup_free_ char *error = NULL;
@@ -374,18 +393,23 @@ static void compact_journal(struct elasticd *d, bool startup) {
         journal_get_stats(d->journal, &before);
         if (before.bytes < COMPACT_MIN_BYTES || (!startup && before.bytes < 2 * before.compacted_bytes))
                 return;
-        if (!startup && before.bytes < d->compact_next_check)
+        if (!startup && (before.bytes < d->compact_next_check || !d->compactor || compactor_running(d->compactor)))
                 return;
-        r = state_live_records(d->state, &live);
-        if (r >= 0 && before.records <= 2 * json_array_size(live)) {
+        if (before.records <= 2 * state_live_records_max(d->state)) {
                 /* Mostly live: look again after another quarter of growth. */
                 d->compact_next_check = before.bytes + before.bytes / 4;
                 return;
         }
+        if (!startup) {
+                r = compactor_start(d->compactor, on_compacted, d, &error);
+                if (r < 0)
+                        log_warning("Cannot compact the journal: %s", error ? error : strerror(-r));
+                return;
+        }
+        r = state_live_records(d->state, &live);
         if (r >= 0)
                 r = journal_compact(d->journal, add_live_records, live, &error);
         if (r < 0) {
-                /* The old journal is intact: carry on with it. */
                 log_warning("Cannot compact the journal: %s", error ? error : strerror(-r));
                 return;
         }
@@ -618,6 +642,7 @@ static int render_metrics(void *userdata, char **ret_text) {
 
 static void elasticd_done(struct elasticd *d) {
         d->loader = worker_pool_free(d->loader);     /* waits for a journal load under way */
+        d->compactor = compactor_free(d->compactor); /* abandons a compaction under way */
         free(d->load_message);
         d->metrics = httpmetrics_free(d->metrics);   /* renders from everything below */
         /* ctld and the pushers first: their finished calls report to the lifecycle and resize. */
@@ -724,6 +749,9 @@ static int finish_start(struct elasticd *d) {
         int r;
 
         /* The loader stays (idle) until elasticd_done: this runs from its callback. */
+        r = compactor_new(d->event, d->journal, &d->compactor);
+        if (r < 0)
+                return r;
         r = open_cloud_and_slurm(d);
         if (r < 0)
                 return r;

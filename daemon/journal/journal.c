@@ -33,6 +33,7 @@ struct journal {
 
         bool broken;     /* a write may have reached the disk only in part */
         bool compacting; /* appends would go to the file being replaced */
+        struct journal_compaction *running; /* journal_compact_begin's, until finished or freed */
 
         void (*step_hook)(enum journal_step step, void *userdata);
         void *step_userdata;
@@ -40,13 +41,21 @@ struct journal {
 
 struct journal_compaction {
         struct journal *j;
-        int fd;
+        int fd;          /* the temp file */
         char *buf;
         size_t len, size;
-        uint64_t seq;
+        uint64_t seq;    /* the last seq given in the new file */
+        uint64_t seq_limit; /* the last seq it may give (journal_compact_begin set aside up to it) */
         uint64_t records;
         uint64_t bytes;
         int error;
+
+        /* The snapshot: the journal's first from_bytes bytes, then holding
+         * from_records records (journal_compact_begin; for journal_compact
+         * the whole file, and nothing is appended meanwhile). */
+        int src_fd;      /* a duplicate of the journal's, for the thread */
+        uint64_t from_bytes, from_records;
+        bool written;    /* journal_compaction_write() succeeded */
 };
 
 
@@ -593,7 +602,7 @@ static int compaction_put(struct journal_compaction *c, json_t *record, bool own
 
         if (c->error < 0)
                 return c->error;
-        if (c->seq + 1 >= SEQ_MAX)
+        if (c->seq + 1 > c->seq_limit)
                 return c->error = -EOVERFLOW;
         r = format_record(record, c->seq + 1, own, false, &line, &len, ret_error);
         if (r < 0)
@@ -637,27 +646,58 @@ int journal_compact_add(struct journal_compaction *c, json_t *record) {
         return 0;
 }
 
-int journal_compact(struct journal *j, journal_compact_fn cb, void *userdata, char **ret_error) {
-        struct journal_compaction c = { .j = j, .fd = -1, .seq = j->seq, .size = 1 << 20 };
-        json_t *marker = NULL;
+struct journal_compaction *journal_compaction_free(struct journal_compaction *c) {
+        if (!c)
+                return NULL;
+        if (c->fd >= 0) {
+                /* Not renamed: the journal stays as it is. */
+                close(c->fd);
+                (void) unlinkat(c->j->dir_fd, JOURNAL_TMP_FILE, 0);
+        }
+        if (c->src_fd >= 0)
+                close(c->src_fd);
+        if (c->j->running == c)
+                c->j->running = NULL;
+        free(c->buf);
+        free(c);
+        return NULL;
+}
+
+/* The temp file, created afresh and holding the marker: how both kinds of
+ * compaction start. SEQ_LIMIT: the last seq the new file may give. */
+static int compaction_new(struct journal *j, uint64_t seq_limit, struct journal_compaction **ret, char **ret_error) {
+        _cleanup_(journal_compaction_freep) struct journal_compaction *c = NULL;
+        _cleanup_(json_decrefp) json_t *marker = NULL;
         int r;
 
         if (j->broken)
                 return errmsg(ret_error, -EIO, "%s: an earlier write failed, compaction refused until restart", j->path);
-        if (j->compacting)
+        if (j->compacting || j->running)
                 return errmsg(ret_error, -EBUSY, "%s: compaction already running", j->path);
 
         if (unlinkat(j->dir_fd, JOURNAL_TMP_FILE, 0) < 0 && errno != ENOENT) {
                 r = negative_errno();
                 return errmsg(ret_error, r, "%s/%s: %s", j->dir, JOURNAL_TMP_FILE, strerror(-r));
         }
-        c.buf = malloc(c.size);
-        if (!c.buf)
+        c = calloc(1, sizeof(*c));
+        if (!c)
                 return -ENOMEM;
-        c.fd = openat(j->dir_fd, JOURNAL_TMP_FILE, O_RDWR | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-        if (c.fd < 0) {
+        *c = (struct journal_compaction) {
+                .j = j,
+                .fd = -1,
+                .src_fd = -1,
+                .size = 1 << 20,
+                .seq = j->seq,
+                .seq_limit = seq_limit,
+                .from_bytes = j->bytes,
+                .from_records = j->records,
+        };
+        c->buf = malloc(c->size);
+        if (!c->buf)
+                return -ENOMEM;
+        c->fd = openat(j->dir_fd, JOURNAL_TMP_FILE, O_RDWR | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (c->fd < 0) {
                 r = negative_errno();
-                free(c.buf);
                 return errmsg(ret_error, r, "%s/%s: %s", j->dir, JOURNAL_TMP_FILE, strerror(-r));
         }
         step(j, JOURNAL_STEP_TMP_CREATED);
@@ -668,47 +708,77 @@ int journal_compact(struct journal *j, journal_compact_fn cb, void *userdata, ch
                         .journal = { .event = "compacted", .previous_bytes = j->bytes, .previous_records = j->records },
                 }, &marker, ret_error);
         if (r >= 0)
-                r = compaction_put(&c, marker, true, ret_error);
-        json_decref(marker);
+                r = compaction_put(c, marker, true, ret_error);
         if (r < 0)
-                goto fail;
+                return r;
+        *ret = TAKE_PTR(c);
+        return 0;
+}
 
-        j->compacting = true;
-        r = cb(&c, userdata);
-        j->compacting = false;
-        if (r >= 0 && c.error < 0)
-                r = c.error;
-        if (r < 0) {
-                errmsg(ret_error, r, "%s: compaction: %s", j->path, strerror(-r));
-                goto fail;
-        }
-        r = compaction_flush(&c);
-        if (r < 0) {
-                errmsg(ret_error, r, "%s/%s: write: %s", j->dir, JOURNAL_TMP_FILE, strerror(-r));
-                goto fail;
-        }
+/* Everything added, on disk. */
+static int compaction_write(struct journal_compaction *c, char **ret_error) {
+        struct journal *j = c->j;
+        int r;
+
+        if (c->error < 0)
+                return errmsg(ret_error, c->error, "%s: compaction: %s", j->path, strerror(-c->error));
+        r = compaction_flush(c);
+        if (r < 0)
+                return errmsg(ret_error, r, "%s/%s: write: %s", j->dir, JOURNAL_TMP_FILE, strerror(-r));
         step(j, JOURNAL_STEP_TMP_WRITTEN);
-        r = fsync_retry(c.fd);
-        if (r < 0) {
-                errmsg(ret_error, r, "%s/%s: fsync: %s", j->dir, JOURNAL_TMP_FILE, strerror(-r));
-                goto fail;
-        }
+        r = fsync_retry(c->fd);
+        if (r < 0)
+                return errmsg(ret_error, r, "%s/%s: fsync: %s", j->dir, JOURNAL_TMP_FILE, strerror(-r));
         step(j, JOURNAL_STEP_TMP_SYNCED);
+        c->written = true;
+        return 0;
+}
+
+/* The records appended since the snapshot, copied byte for byte after the
+ * live state and synced; then the rename, and the directory synced. Until
+ * the rename the old journal holds every acknowledged record; from it the
+ * new one does. */
+static int compaction_commit(struct journal_compaction *c, char **ret_error) {
+        struct journal *j = c->j;
+        uint64_t off = c->from_bytes, tail;
+        char buf[1 << 16];
+        int r;
+
+        if (!c->written)
+                return errmsg(ret_error, -EINVAL, "%s: compaction not written", j->path);
+        if (j->broken)
+                return errmsg(ret_error, -EIO, "%s: an earlier write failed, compaction abandoned", j->path);
+        tail = j->bytes - c->from_bytes;
+        while (off < j->bytes) {
+                ssize_t n = pread(j->fd, buf, (size_t) MIN((uint64_t) sizeof(buf), j->bytes - off), (off_t) off);
+
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0) {
+                        r = n < 0 ? negative_errno() : -EIO;
+                        return errmsg(ret_error, r, "%s: read: %s", j->path, strerror(-r));
+                }
+                r = write_all(c->fd, buf, (size_t) n);
+                if (r < 0)
+                        return errmsg(ret_error, r, "%s/%s: write: %s", j->dir, JOURNAL_TMP_FILE, strerror(-r));
+                off += (uint64_t) n;
+        }
+        if (tail > 0 && (r = fdatasync_retry(c->fd)) < 0)
+                return errmsg(ret_error, r, "%s/%s: fdatasync: %s", j->dir, JOURNAL_TMP_FILE, strerror(-r));
+        step(j, JOURNAL_STEP_TAIL_COPIED);
         if (renameat(j->dir_fd, JOURNAL_TMP_FILE, j->dir_fd, JOURNAL_FILE) < 0) {
                 r = negative_errno();
-                errmsg(ret_error, r, "%s: rename: %s", j->path, strerror(-r));
-                goto fail;
+                return errmsg(ret_error, r, "%s: rename: %s", j->path, strerror(-r));
         }
         step(j, JOURNAL_STEP_RENAMED);
 
         /* From here the new file is the journal. */
         close(j->fd);
-        j->fd = TAKE_FD(c.fd);
-        j->seq = c.seq;
-        j->bytes = j->compacted_bytes = c.bytes;
-        j->records = c.records;
+        j->fd = TAKE_FD(c->fd);
+        j->seq = MAX(j->seq, c->seq);
+        j->records = c->records + (j->records - c->from_records);
+        j->bytes = j->compacted_bytes = c->bytes + tail;
         j->compactions++;
-        free(c.buf);
 
         r = fsync_retry(j->dir_fd);
         if (r < 0) {
@@ -719,12 +789,67 @@ int journal_compact(struct journal *j, journal_compact_fn cb, void *userdata, ch
         }
         step(j, JOURNAL_STEP_DIR_SYNCED);
         return 0;
+}
 
-fail:
-        close(c.fd);
-        (void) unlinkat(j->dir_fd, JOURNAL_TMP_FILE, 0);
-        free(c.buf);
-        return r;
+int journal_compact(struct journal *j, journal_compact_fn cb, void *userdata, char **ret_error) {
+        _cleanup_(journal_compaction_freep) struct journal_compaction *c = NULL;
+        int r;
+
+        r = compaction_new(j, SEQ_MAX - 1, &c, ret_error);
+        if (r < 0)
+                return r;
+        j->compacting = true;
+        r = cb(c, userdata);
+        j->compacting = false;
+        if (r >= 0 && c->error < 0)
+                r = c->error;
+        if (r < 0)
+                return errmsg(ret_error, r, "%s: compaction: %s", j->path, strerror(-r));
+        r = compaction_write(c, ret_error);
+        if (r < 0)
+                return r;
+        return compaction_commit(c, ret_error);
+}
+
+int journal_compact_begin(struct journal *j, struct journal_compaction **ret, char **ret_error) {
+        _cleanup_(journal_compaction_freep) struct journal_compaction *c = NULL;
+        /* Every live record comes from at least one record before the
+         * snapshot, but the id counter's; and the marker. */
+        uint64_t reserve = j->records + 2;
+        int r;
+
+        if (j->seq + reserve >= SEQ_MAX)
+                return errmsg(ret_error, -EOVERFLOW, "%s: seq exhausted", j->path);
+        r = compaction_new(j, j->seq + reserve, &c, ret_error);
+        if (r < 0)
+                return r;
+        c->src_fd = fcntl(j->fd, F_DUPFD_CLOEXEC, 3);
+        if (c->src_fd < 0) {
+                r = negative_errno();
+                return errmsg(ret_error, r, "%s: %s", j->path, strerror(-r));
+        }
+        /* Appends meanwhile take seqs after the new file's: they are copied
+         * after it as they are. */
+        j->seq += reserve;
+        j->running = c;
+        *ret = TAKE_PTR(c);
+        return 0;
+}
+
+int journal_compaction_replay(struct journal_compaction *c, journal_replay_fn cb, void *userdata, char **ret_error) {
+        struct scan_result res;
+
+        return scan_fd(c->src_fd, c->from_bytes, c->j->path, cb, userdata, &res, ret_error);
+}
+
+int journal_compaction_write(struct journal_compaction *c, char **ret_error) {
+        return compaction_write(c, ret_error);
+}
+
+int journal_compact_finish(struct journal_compaction *c, char **ret_error) {
+        if (c->j->running != c)
+                return errmsg(ret_error, -EINVAL, "%s: not the running compaction", c->j->path);
+        return compaction_commit(c, ret_error);
 }
 
 void journal_get_stats(const struct journal *j, struct journal_stats *ret) {

@@ -87,11 +87,43 @@ int journal_replay(struct journal *j, journal_replay_fn cb, void *userdata, char
  * or the new one, complete. If CB fails (negative), or a record it adds is
  * refused (even if CB ignores that), the old journal stays. Synchronous:
  * about 0.5-1.5 s for 100k records on the test VM; appends meanwhile (from
- * CB) get -EBUSY. */
+ * CB) get -EBUSY. For start-up, before anything else uses the journal. */
 struct journal_compaction;
 typedef int (*journal_compact_fn)(struct journal_compaction *c, void *userdata);
 int journal_compact(struct journal *j, journal_compact_fn cb, void *userdata, char **ret_error);
 int journal_compact_add(struct journal_compaction *c, json_t *record);
+
+/* Compaction while appends go on (journal/compactor.c drives it):
+ *
+ * journal_compact_begin(), where appends are made: the journal as it ends
+ * now is the snapshot. Creates the temp file and sets seqs aside for the
+ * records that will replace the snapshot (one per record in it, plus two),
+ * so that appends from now on take seqs after them.
+ *
+ * On any one thread: journal_compaction_replay() calls CB for each record
+ * of the snapshot (as journal_replay; the snapshot's bytes never change),
+ * journal_compact_add() writes the live state they leave,
+ * journal_compaction_write() writes and fsyncs the temp file. The thread
+ * touches nothing but C; the journal goes on taking appends meanwhile.
+ *
+ * journal_compact_finish(), where appends are made again: copies what was
+ * appended since the snapshot, byte for byte, after the live state,
+ * fdatasyncs it, renames the temp file over the journal and fsyncs the
+ * directory. Its cost is one append's (the bulk was on the thread).
+ *
+ * A crash at any point leaves the old journal (the temp file is removed by
+ * the next open) or the new one, each holding every acknowledged record.
+ * On error, or when abandoned (journal_compaction_free before finishing),
+ * the old journal stays and goes on; seqs set aside stay unused. One
+ * compaction at a time (-EBUSY); free it before the journal. */
+int journal_compact_begin(struct journal *j, struct journal_compaction **ret, char **ret_error);
+int journal_compaction_replay(struct journal_compaction *c, journal_replay_fn cb, void *userdata, char **ret_error);
+int journal_compaction_write(struct journal_compaction *c, char **ret_error);
+int journal_compact_finish(struct journal_compaction *c, char **ret_error);
+/* Accepts NULL, returns NULL. After journal_compact_finish() succeeded it
+ * only frees; before, it abandons the compaction. */
+struct journal_compaction *journal_compaction_free(struct journal_compaction *c);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct journal_compaction *, journal_compaction_free);
 
 void journal_get_stats(const struct journal *j, struct journal_stats *ret);
 
@@ -102,6 +134,7 @@ enum journal_step {
         JOURNAL_STEP_TMP_PARTIAL,  /* the marker and part of the records written */
         JOURNAL_STEP_TMP_WRITTEN,
         JOURNAL_STEP_TMP_SYNCED,
+        JOURNAL_STEP_TAIL_COPIED,  /* what was appended since the snapshot, copied and synced */
         JOURNAL_STEP_RENAMED,
         JOURNAL_STEP_DIR_SYNCED,
         _JOURNAL_STEP_MAX,

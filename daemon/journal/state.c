@@ -603,6 +603,11 @@ oom:
         return -ENOMEM;
 }
 
+size_t state_live_records_max(const struct state *s) {
+        /* The id counter, the requests, the resizes, an op and a node record per node. */
+        return 1 + s->n_request_entries + s->n_resizes + 2 * s->n_nodes;
+}
+
 int state_request_get(struct state *s, const char *id, struct record_request *ret) {
         struct request_entry *r = request_find(s, id);
         struct record rec;

@@ -114,6 +114,8 @@ int state_resize_min(const struct state *s, const char *group, unsigned *ret);
  * counter, requests that a node's latest operation still refers to, the
  * latest resize of each group and each node's latest operation. */
 int state_live_records(struct state *s, json_t **ret_array);
+/* At least as many as state_live_records() would give, in O(1). */
+size_t state_live_records_max(const struct state *s);
 
 /* Accepted request ID while an operation refers to it, parsed
  * (journal/records.h): 0, or -ENOENT. Its strings are the state's: valid

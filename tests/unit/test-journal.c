@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <ftw.h>
 #include <signal.h>
 #include <stdio.h>
@@ -939,6 +940,237 @@ static void test_compact_crash_each_step(void) {
         }
 }
 
+/* ---- compaction while appends go on (journal_compact_begin/finish) ------ */
+
+/* What journal/compactor.c does on its thread: the snapshot's state, replayed
+ * and written as NODES records. */
+struct async_part {
+        struct journal_compaction *c;
+        int r;
+        int snap[NODES];
+};
+
+static void *async_part_run(void *userdata) {
+        struct async_part *a = userdata;
+
+        memset(a->snap, 0xff, sizeof(a->snap));
+        a->r = journal_compaction_replay(a->c, state_cb, a->snap, NULL);
+        for (int n = 0; a->r >= 0 && n < NODES; n++) {
+                char node[16];
+                json_t *rec;
+
+                if (a->snap[n] < 0)
+                        continue;
+                snprintf(node, sizeof(node), "cn%d", n);
+                rec = json_pack("{s:s, s:s, s:i}", "kind", "op", "node", node, "state", a->snap[n]);
+                a->r = journal_compact_add(a->c, rec);
+                json_decref(rec);
+        }
+        if (a->r >= 0)
+                a->r = journal_compaction_write(a->c, NULL);
+        return NULL;
+}
+
+/* Append COUNT updates from FIRST on, cycling over the nodes. */
+static void append_updates(struct journal *j, int *expect, int first, int count) {
+        for (int i = first; i < first + count; i++) {
+                char node[16];
+
+                snprintf(node, sizeof(node), "cn%d", i % NODES);
+                if (append_op(j, node, i) < 0)
+                        return;
+                expect[i % NODES] = i;
+        }
+}
+
+static void append_updates_expect(int *expect, int first, int count) {
+        for (int i = first; i < first + count; i++)
+                expect[i % NODES] = i;
+}
+
+/* Appends before, during (from another thread) and after the thread's part:
+ * every one of them is in the new journal, after the snapshot's state, in
+ * order; the snapshot's state is the state when the compaction began. */
+static void test_compact_async_racing_appends(void) {
+        _cleanup_dir_ char *dir = make_dir();
+        _cleanup_free_ char *path = file_in(dir, JOURNAL_FILE), *tmp = file_in(dir, JOURNAL_TMP_FILE), *err = NULL;
+        int expect[NODES], at_begin[NODES];
+        struct async_part a = {};
+        struct journal_stats st;
+        struct journal *j;
+        pthread_t t;
+        json_t *all;
+        uint64_t seq;
+
+        fill(dir, expect);
+        memcpy(at_begin, expect, sizeof(expect));
+        j = open_ok(dir);
+        if (!j)
+                return;
+        seq = journal_next_seq(j);
+        CHECK_INT(journal_compact_begin(j, &a.c, &err), 0);
+        if (!a.c) {
+                journal_free(j);
+                return;
+        }
+        /* Seqs for the marker and one record per record so far, set aside. */
+        CHECK_INT(journal_next_seq(j), seq + UPDATES + 2);
+        CHECK(access(tmp, F_OK) == 0);
+        /* One compaction at a time. */
+        struct journal_compaction *second = NULL;
+        CHECK_INT(journal_compact_begin(j, &second, NULL), -EBUSY);
+        CHECK_INT(journal_compact(j, write_state_cb, &(struct compact_state){ .state = expect }, NULL), -EBUSY);
+
+        append_updates(j, expect, 1000, 5);
+        CHECK_INT(pthread_create(&t, NULL, async_part_run, &a), 0);
+        append_updates(j, expect, 2000, 50);
+        CHECK_INT(pthread_join(t, NULL), 0);
+        CHECK_INT(a.r, 0);
+        CHECK(memcmp(a.snap, at_begin, sizeof(at_begin)) == 0);
+        append_updates(j, expect, 3000, 5);
+
+        CHECK_INT(journal_compact_finish(a.c, &err), 0);
+        a.c = journal_compaction_free(a.c);
+        CHECK(access(tmp, F_OK) < 0);
+        journal_get_stats(j, &st);
+        CHECK_INT(st.records, NODES + 60);
+        CHECK_INT(st.bytes, file_size(path));
+        CHECK_INT(st.compacted_bytes, st.bytes);
+        CHECK_INT(st.compactions, 1);
+        all = replay_all(j);
+        CHECK(all && json_array_size(all) == NODES + 60);
+        for (size_t i = 0; all && i < json_array_size(all); i++) {
+                json_t *r = json_array_get(all, i);
+                int v = (int) json_integer_value(json_object_get(r, "state"));
+
+                if (i < NODES)
+                        CHECK_INT(v, at_begin[i]);
+                else
+                        CHECK_INT(v, i < NODES + 5 ? 1000 + (int) (i - NODES) :
+                                     i < NODES + 55 ? 2000 + (int) (i - NODES - 5) : 3000 + (int) (i - NODES - 55));
+        }
+        json_decref(all);
+        /* Appends go to the new file, and go on after a reopen. */
+        append_updates(j, expect, 4000, 3);
+        seq = journal_next_seq(j);
+        journal_free(j);
+        check_state(dir, expect, seq);
+}
+
+static int fail_cb(json_t *record, void *userdata) {
+        return -EIO;
+}
+
+/* A compaction abandoned, failed or unfinished leaves the old journal as
+ * it was plus every append; the next one works. */
+static void test_compact_async_abandoned(void) {
+        _cleanup_dir_ char *dir = make_dir();
+        _cleanup_free_ char *tmp = file_in(dir, JOURNAL_TMP_FILE), *err = NULL;
+        int expect[NODES];
+        struct async_part a = {};
+        struct journal *j;
+        uint64_t seq;
+
+        fill(dir, expect);
+        j = open_ok(dir);
+        if (!j)
+                return;
+
+        /* Abandoned after the thread's part. */
+        CHECK_INT(journal_compact_begin(j, &a.c, NULL), 0);
+        append_updates(j, expect, 1000, 3);
+        async_part_run(&a);
+        CHECK_INT(a.r, 0);
+        a.c = journal_compaction_free(a.c);
+        CHECK(access(tmp, F_OK) < 0);
+        append_updates(j, expect, 1100, 3);
+
+        /* The thread's replay failed: finish refuses an unwritten compaction. */
+        CHECK_INT(journal_compact_begin(j, &a.c, NULL), 0);
+        CHECK_INT(journal_compaction_replay(a.c, fail_cb, NULL, NULL), -EIO);
+        CHECK_INT(journal_compact_finish(a.c, &err), -EINVAL);
+        a.c = journal_compaction_free(a.c);
+        append_updates(j, expect, 1200, 3);
+
+        seq = journal_next_seq(j);
+        journal_free(j);
+        check_state(dir, expect, seq);
+
+        /* Then one that finishes. */
+        j = open_ok(dir);
+        if (!j)
+                return;
+        CHECK_INT(journal_compact_begin(j, &a.c, NULL), 0);
+        async_part_run(&a);
+        CHECK_INT(journal_compact_finish(a.c, NULL), 0);
+        a.c = journal_compaction_free(a.c);
+        journal_free(j);
+        check_state(dir, expect, seq);
+}
+
+/* Kill the process at each step of a compaction with appends before the
+ * thread's part and before the finish: what was acknowledged before the
+ * crash replays, the temp file a crash leaves is removed at the next open,
+ * and the journal goes on. */
+static void test_compact_async_crash_each_step(void) {
+        for (int s = 0; s < _JOURNAL_STEP_MAX; s++) {
+                _cleanup_dir_ char *dir = make_dir();
+                _cleanup_free_ char *tmp = file_in(dir, JOURNAL_TMP_FILE);
+                int expect[NODES], status = -1;
+                bool tmp_left;
+                pid_t pid;
+
+                fill(dir, expect);
+                fflush(stdout);
+                pid = fork();
+                if (pid == 0) {
+                        struct async_part a = {};
+                        struct journal *j = NULL;
+                        int scratch[NODES];
+
+                        if (journal_open(dir, &j, NULL) < 0)
+                                _exit(2);
+                        crash_step = (enum journal_step) s;
+                        journal_set_step_hook(j, crash_hook, NULL);
+                        if (journal_compact_begin(j, &a.c, NULL) < 0)
+                                _exit(4);
+                        append_updates(j, scratch, 1000, 4);
+                        async_part_run(&a);
+                        append_updates(j, scratch, 2000, 4);
+                        journal_compact_finish(a.c, NULL);
+                        _exit(3); /* did not crash */
+                }
+                CHECK(pid > 0 && waitpid(pid, &status, 0) == pid);
+                if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGKILL) {
+                        TEST_FAIL("step %d: child status %d", s, status);
+                        continue;
+                }
+                /* What the child had appended when it died. */
+                if (s > JOURNAL_STEP_TMP_CREATED)
+                        append_updates_expect(expect, 1000, 4);
+                if (s > JOURNAL_STEP_TMP_SYNCED)
+                        append_updates_expect(expect, 2000, 4);
+                tmp_left = access(tmp, F_OK) == 0;
+                CHECK(tmp_left == (s < JOURNAL_STEP_RENAMED));
+                check_state(dir, expect, UPDATES + 1);
+
+                struct journal *j = open_ok(dir);
+                struct async_part a = {};
+                if (!j)
+                        continue;
+                uint64_t seq = journal_next_seq(j);
+                append_updates(j, expect, 5000, 2);
+                CHECK_INT(journal_compact_begin(j, &a.c, NULL), 0);
+                async_part_run(&a);
+                append_updates(j, expect, 6000, 2);
+                CHECK_INT(journal_compact_finish(a.c, NULL), 0);
+                a.c = journal_compaction_free(a.c);
+                CHECK(journal_next_seq(j) > seq);
+                journal_free(j);
+                check_state(dir, expect, seq + 1);
+        }
+}
+
 int main(void) {
         RUN(test_append_replay);
         RUN(test_url_redacted);
@@ -959,5 +1191,8 @@ int main(void) {
         RUN(test_compact_no_records);
         RUN(test_compact_failure_keeps_old);
         RUN(test_compact_crash_each_step);
+        RUN(test_compact_async_racing_appends);
+        RUN(test_compact_async_abandoned);
+        RUN(test_compact_async_crash_each_step);
         return test_done();
 }
