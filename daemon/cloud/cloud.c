@@ -625,6 +625,9 @@ static int call_send(struct cloud_call *k, const char *method, const char *url, 
         }
         http_request_set_timeout(r, timeout);
         http_request_set_idempotent(r, idempotent);
+        /* A create whose answer is lost is looked up before any second POST
+         * (create_done): it needs no connection of its own. */
+        http_request_set_reuse(r, k->kind == CALL_CREATE);
         http_request_set_max_body(r, OS_BODY_MAX);
         if (k->label)
                 (void) http_request_set_label(r, k->label);

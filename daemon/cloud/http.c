@@ -87,6 +87,7 @@ struct http_request {
         uint64_t timeout_usec;
         size_t max_body;
         bool idempotent;
+        bool reuse;                /* non-idempotent, yet on a kept-alive connection */
 
         http_callback_t callback;
         void *userdata;
@@ -102,6 +103,8 @@ struct http_request {
         char *request_id, *subject_token, *location;
         uint64_t retry_after_usec;
         bool has_retry_after;
+        unsigned n_sends;          /* libcurl about to send this attempt: 1, more when it re-sends */
+        bool resend_refused;
 
         unsigned attempts;
         uint64_t started_usec;
@@ -264,6 +267,21 @@ static void request_reset_attempt(struct http_request *r) {
         r->location = mfree(r->location);
         r->retry_after_usec = 0;
         r->has_retry_after = false;
+        r->n_sends = 0;
+        r->resend_refused = false;
+}
+
+/* libcurl has a connection and sends the request next. A second call in one
+ * attempt is its silent re-send after a reused connection died without an
+ * answer; a request that must not be sent twice unasked stops there. */
+static int on_prereq(void *userdata, char *primary_ip, char *local_ip, int primary_port, int local_port) {
+        struct http_request *r = userdata;
+
+        if (r->n_sends++ > 0 && !r->idempotent) {
+                r->resend_refused = true;
+                return CURL_PREREQFUNC_ABORT;
+        }
+        return CURL_PREREQFUNC_OK;
 }
 
 static size_t on_write(char *data, size_t size, size_t nmemb, void *userdata) {
@@ -486,8 +504,10 @@ static int request_launch(struct http_request *r) {
                 struct curl_blob ca = { .data = e->ca_pem, .len = e->ca_pem_len, .flags = CURL_BLOB_NOCOPY };
                 SET(CURLOPT_CAINFO_BLOB, &ca);
         }
-        if (!r->idempotent)
+        if (!r->idempotent && !r->reuse)
                 SET(CURLOPT_FRESH_CONNECT, 1L);
+        SET(CURLOPT_PREREQFUNCTION, on_prereq);
+        SET(CURLOPT_PREREQDATA, r);
 
         if (strcmp(r->method, "GET") == 0)
                 SET(CURLOPT_HTTPGET, 1L);
@@ -659,7 +679,11 @@ static void request_finish(struct http_request *r) {
         long status = 0;
         int error = r->error;
 
-        if (error == 0) {
+        if (error == 0 && r->resend_refused) {
+                error = -ECONNRESET;
+                snprintf(r->errbuf, sizeof(r->errbuf), "connection closed without an answer (kept-alive connection; "
+                         "not sent again)");
+        } else if (error == 0) {
                 error = curl_result_to_errno(r->result, r->too_big);
                 if (error == 0 && r->easy)
                         (void) curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
@@ -1183,6 +1207,11 @@ void http_request_set_max_body(struct http_request *r, size_t bytes) {
 void http_request_set_idempotent(struct http_request *r, bool idempotent) {
         if (r)
                 r->idempotent = idempotent;
+}
+
+void http_request_set_reuse(struct http_request *r, bool reuse) {
+        if (r)
+                r->reuse = reuse;
 }
 
 int http_request_set_service(struct http_request *r, const char *service) {

@@ -94,8 +94,9 @@ int http_engine_set_limits(struct http_engine *e, const struct http_options *opt
  * https). GET, HEAD, PUT and DELETE are idempotent and retried on 5xx, 429,
  * connection errors and timeouts; others are never retried unless
  * http_request_set_idempotent() says so. A non-idempotent request also always
- * gets a fresh connection: libcurl silently re-sends a request whose reused
- * connection turns out dead, and a POST must not be sent twice. */
+ * gets a fresh connection (unless http_request_set_reuse() allows one):
+ * libcurl silently re-sends a request whose reused connection turns out dead,
+ * and a POST must not be sent twice. */
 int http_request_new(struct http_engine *e, const char *method, const char *url, struct http_request **ret);
 struct http_request *http_request_ref(struct http_request *r);
 struct http_request *http_request_unref(struct http_request *r);
@@ -125,6 +126,13 @@ int http_request_set_body(struct http_request *r, const void *data, size_t size,
 void http_request_set_timeout(struct http_request *r, uint64_t usec);
 void http_request_set_max_body(struct http_request *r, size_t bytes);
 void http_request_set_idempotent(struct http_request *r, bool idempotent);
+/* A non-idempotent request may go on a kept-alive connection, saving a
+ * connection set-up (a TLS handshake on https) per request. libcurl's own
+ * re-send when that connection turns out dead is refused: the request ends
+ * with -ECONNRESET as if the answer was lost, and the caller, which must be
+ * able to find out whether it took effect (a create looks its server up),
+ * decides. */
+void http_request_set_reuse(struct http_request *r, bool reuse);
 /* A label for the debug log (an operation id). Copied. */
 int http_request_set_label(struct http_request *r, const char *label);
 

@@ -11,7 +11,8 @@ Prints the port it listens on (127.0.0.1, chosen by the kernel) on stdout.
                            connection without a reply), then 200
   /drop                    close the connection without a reply
   /big?bytes=N[&chunked=1] a body of N bytes
-  /echo                    the request as JSON (method, headers, body)
+  /echo                    the request as JSON (method, headers, body, and the
+                           client's port: which connection it came on)
   /token                   201 with an X-Subject-Token header
   /old-nova/v2.1/          a compute version document that stops at 2.42
   /stats                   {"requests", "max_in_flight", "hits": {key: n}}
@@ -130,7 +131,8 @@ class Handler(BaseHTTPRequestHandler):
         if path == "/echo":
             data = json.dumps({"method": self.command,
                                "headers": {k.lower(): v for k, v in self.headers.items()},
-                               "body": body.decode("utf-8", "replace")}).encode()
+                               "body": body.decode("utf-8", "replace"),
+                               "port": self.client_address[1]}).encode()
             return self.reply(200, data, [("Content-Type", "application/json")])
         if path == "/old-nova/v2.1/":
             # A compute API without microversion 2.52 (Ocata had 2.42).

@@ -209,6 +209,59 @@ static void test_no_retry_post(void) {
         CHECK(strstr(stats, "\"post429\": 1") != NULL);
 }
 
+static int fetch_post(struct http_engine *e, const char *path, bool reuse, struct test_response *t) {
+        _cleanup_(http_request_unrefp) struct http_request *r = NULL;
+        char u[256];
+        int k;
+
+        memset(t, 0, sizeof(*t));
+        url(u, sizeof(u), path);
+        if ((k = http_request_new(e, "POST", u, &r)) < 0 || (k = http_request_set_body(r, "{}", 2, false)) < 0)
+                return k;
+        http_request_set_reuse(r, reuse);
+        if ((k = http_request_start(r, test_response_cb, t)) < 0)
+                return k;
+        return test_run_until(ev, &t->done, 120);
+}
+
+/* A POST allowed on a kept-alive connection takes one; when that connection
+ * dies without an answer, libcurl's own re-send is refused (the stub sees it
+ * once, the caller gets -ECONNRESET). Without the allowance: a fresh one. */
+static void test_post_reuse(void) {
+        _cleanup_(http_engine_freep) struct http_engine *e = engine(1, 4);
+        _cleanup_free_ char *stats = NULL;
+        struct test_response t;
+        long port;
+        char u[256];
+
+        url(u, sizeof(u), "/echo");
+        CHECK(test_fetch(ev, e, "GET", u, NULL, 0, &t) == 0);
+        CHECK_INT(t.status, 200);
+        port = test_json_int(t.body, "port");
+        CHECK(port > 0);
+        test_response_clear(&t);
+
+        CHECK(fetch_post(e, "/echo", true, &t) == 0);
+        CHECK_INT(t.status, 200);
+        CHECK_INT(test_json_int(t.body, "port"), port);
+        test_response_clear(&t);
+
+        CHECK(fetch_post(e, "/echo", false, &t) == 0);
+        CHECK_INT(t.status, 200);
+        CHECK(test_json_int(t.body, "port") != port);
+        port = test_json_int(t.body, "port");
+        test_response_clear(&t);
+
+        /* On the connection just used: read, then closed without a word. */
+        CHECK(fetch_post(e, "/flaky?key=postreuse&fail=1&code=drop", true, &t) == 0);
+        CHECK_INT(t.error, -ECONNRESET);
+        CHECK_INT(t.status, 0);
+        CHECK_INT(t.attempts, 1);
+        test_response_clear(&t);
+        stub_stats(&stats);
+        CHECK(strstr(stats, "\"postreuse\": 1") != NULL);
+}
+
 static int prepare_token(struct http_request *r, void *userdata) {
         unsigned *gen = userdata;
         char v[32];
@@ -629,6 +682,7 @@ int main(void) {
         RUN(test_queue_cap);
         RUN(test_retry_get_5xx);
         RUN(test_no_retry_post);
+        RUN(test_post_reuse);
         RUN(test_retry_drop_get);
         RUN(test_service_pause_and_prepare);
         RUN(test_retry_after);
