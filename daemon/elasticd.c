@@ -22,6 +22,7 @@
 #include "slurm/ctld.h"
 #include "journal/compactor.h"
 #include "journal/journal.h"
+#include "journal/records.h"
 #include "ops/adapters.h"
 #include "ops/lifecycle.h"
 #include "util/log.h"
@@ -574,6 +575,66 @@ static int check_startup(const struct config *c) {
         return problems;
 }
 
+static enum state_lookup_what lookup_what(enum cloud_lookup_kind k) {
+        return k == CLOUD_LOOKUP_FLAVOR ? STATE_LOOKUP_FLAVOR : k == CLOUD_LOOKUP_IMAGE ? STATE_LOOKUP_IMAGE
+                                                                                      : STATE_LOOKUP_NETWORK;
+}
+
+static enum cloud_lookup_kind lookup_kind(enum state_lookup_what w) {
+        return w == STATE_LOOKUP_FLAVOR ? CLOUD_LOOKUP_FLAVOR : w == STATE_LOOKUP_IMAGE ? CLOUD_LOOKUP_IMAGE
+                                                                                       : CLOUD_LOOKUP_NETWORK;
+}
+
+/* What the cloud client's name -> id cache learned or forgot, journalled: a
+ * restart within the cache's TTL takes the ids from the journal instead of
+ * asking the cloud again, and a forgotten one is asked for again. */
+static void on_lookup(enum cloud_lookup_kind kind, const char *name, const char *id, void *userdata) {
+        struct elasticd *d = userdata;
+        _cleanup_(json_decrefp) json_t *records = NULL;
+        _cleanup_free_ char *error = NULL;
+        enum state_lookup_what what = lookup_what(kind);
+        json_t *rec = NULL;
+        int r;
+
+        if (!id && !state_lookup_find(d->state, what, name))
+                return;   /* never journalled: nothing to forget */
+        r = record_encode(&(struct record) {
+                        .kind = RECORD_LOOKUP,
+                        .lookup = {
+                                .what = what,
+                                .name = name,
+                                .id = id,
+                                .scope = cloud_lookup_scope(d->cloud),
+                                .time = (int64_t) time(NULL),
+                        },
+                }, &rec, &error);
+        if (r >= 0 && (!(records = json_array()) || json_array_append_new(records, TAKE_PTR(rec)) < 0))
+                r = -ENOMEM;
+        json_decref(rec);
+        if (r >= 0)
+                r = record_and_apply(d, records, &error);
+        if (r < 0)
+                log_warning("Cannot journal that %s %s %s%s: %s", state_lookup_what_to_string(what), name,
+                            id ? "is " : "was forgotten", id ? id : "", error ? error : strerror(-r));
+}
+
+struct seed {
+        struct cloud *cloud;
+        size_t seeded, skipped;
+};
+
+static int seed_lookup(const struct state_lookup *l, void *userdata) {
+        struct seed *x = userdata;
+        int64_t now_s = (int64_t) time(NULL);
+        uint64_t age = l->time < now_s ? (uint64_t) (now_s - l->time) * 1000000ULL : 0;
+
+        if (cloud_lookup_seed(x->cloud, lookup_kind(l->what), l->name, l->id, l->scope, age) == 0)
+                x->seeded++;
+        else
+                x->skipped++;
+        return 0;
+}
+
 /* The cloud client, the Slurm adapter, and what drives them. */
 static int open_cloud_and_slurm(struct elasticd *d) {
         _cleanup_free_ char *error = NULL;
@@ -601,6 +662,12 @@ static int open_cloud_and_slurm(struct elasticd *d) {
         log_info("Cloud \"%s\" from %s; instances tagged %s", d->config->cloud,
                  d->config->clouds_file ? d->config->clouds_file : "the clouds.yaml search path",
                  cloud_cluster_tag(d->cloud));
+        struct seed seed = { .cloud = d->cloud };
+        state_foreach_lookup(d->state, seed_lookup, &seed);
+        if (seed.seeded + seed.skipped > 0)
+                log_info("%zu resolved flavor, image and network id%s taken from the journal (%zu too old or of "
+                         "another cloud)", seed.seeded, seed.seeded == 1 ? "" : "s", seed.skipped);
+        cloud_set_lookup_hook(d->cloud, on_lookup, d);
 
         r = ctld_new(d->event, d->config->slurm_conf, &d->ctld);
         if (r < 0) {

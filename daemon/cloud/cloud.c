@@ -44,14 +44,8 @@ enum call_step {
         STEP_LIST,          /* flavor/image/network resolve: search by name */
 };
 
-enum cache_kind {
-        CACHE_FLAVOR,
-        CACHE_IMAGE,
-        CACHE_NETWORK,
-};
-
 struct cache_entry {
-        enum cache_kind kind;
+        enum cloud_lookup_kind kind;
         char *key;
         char *id;
         uint64_t until;
@@ -150,6 +144,9 @@ struct cloud {
         unsigned n_calls;
         uint64_t next_call_id;
         struct cache_entry *cache;
+        cloud_lookup_fn lookup_hook;    /* told what the cache learns and forgets */
+        void *lookup_userdata;
+        char scope[17];                 /* cloud_lookup_scope() */
         /* Shows made while others wait are answered by one list of the
          * cluster's instances (the polls of building nodes). */
         sd_event_source *batch_defer;
@@ -187,9 +184,12 @@ static void cloud_pin(struct cloud *c) {
         c->n_ref++;
 }
 
-static void cache_clear(struct cloud *c) {
+/* REPORT: tell the hook each id is forgotten (the cloud changed under them). */
+static void cache_clear(struct cloud *c, bool report) {
         while (c->cache) {
                 struct cache_entry *n = c->cache->next;
+                if (report && c->lookup_hook)
+                        c->lookup_hook(c->cache->kind, c->cache->key, NULL, c->lookup_userdata);
                 free(c->cache->key);
                 free(c->cache->id);
                 free(c->cache);
@@ -209,7 +209,7 @@ static void cloud_destroy(struct cloud *c) {
         sd_event_source_disable_unref(c->auth_fail);
         sd_event_source_disable_unref(c->auth_retry);
         sd_event_source_disable_unref(c->renew);
-        cache_clear(c);
+        cache_clear(c, false);
         clouds_free(c->config);
         for (size_t i = 0; i < ELEMENTSOF(c->own_override); i++)
                 free(c->own_override[i]);
@@ -315,7 +315,7 @@ static char *name_regex(const char *name) {
 
 /* ---- cache ---- */
 
-static const char *cache_get(struct cloud *c, enum cache_kind kind, const char *key) {
+static const char *cache_get(struct cloud *c, enum cloud_lookup_kind kind, const char *key) {
         uint64_t now = now_mono(c);
 
         for (struct cache_entry *e = c->cache; e; e = e->next)
@@ -324,7 +324,8 @@ static const char *cache_get(struct cloud *c, enum cache_kind kind, const char *
         return NULL;
 }
 
-static void cache_put(struct cloud *c, enum cache_kind kind, const char *key, const char *id) {
+/* KEY -> ID until UNTIL (monotonic). */
+static int cache_set(struct cloud *c, enum cloud_lookup_kind kind, const char *key, const char *id, uint64_t until) {
         struct cache_entry *e;
 
         for (e = c->cache; e; e = e->next)
@@ -333,22 +334,65 @@ static void cache_put(struct cloud *c, enum cache_kind kind, const char *key, co
         if (!e) {
                 e = calloc(1, sizeof(*e));
                 if (!e)
-                        return;
+                        return -ENOMEM;
                 e->kind = kind;
                 e->key = strdup(key);
                 if (!e->key) {
                         free(e);
-                        return;
+                        return -ENOMEM;
                 }
                 e->next = c->cache;
                 c->cache = e;
         }
         char *copy = strdup(id);
         if (!copy)
-                return;
+                return -ENOMEM;
         free(e->id);
         e->id = copy;
-        e->until = now_mono(c) + c->opts.cache_ttl_usec;
+        e->until = until;
+        return 0;
+}
+
+/* An id just learned from the cloud: cached for the TTL, and told. */
+static void cache_put(struct cloud *c, enum cloud_lookup_kind kind, const char *key, const char *id) {
+        if (cache_set(c, kind, key, id, now_mono(c) + c->opts.cache_ttl_usec) >= 0 && c->lookup_hook)
+                c->lookup_hook(kind, key, id, c->lookup_userdata);
+}
+
+/* FNV-1a over the strings that say which cloud and project the ids are of. */
+static void scope_compute(struct cloud *c) {
+        const struct cloud_config *cc = c->config;
+        const char *parts[] = {
+                cc->name, cc->auth_url, cc->region_name, cc->project_id, cc->project_name,
+                cc->project_domain_id, cc->project_domain_name, cc->compute_endpoint_override,
+                cc->image_endpoint_override, cc->network_endpoint_override,
+        };
+        uint64_t h = 0xcbf29ce484222325ULL;
+
+        for (size_t i = 0; i < ELEMENTSOF(parts); i++) {
+                for (const char *p = parts[i] ? parts[i] : ""; *p; p++)
+                        h = (h ^ (unsigned char) *p) * 0x100000001b3ULL;
+                h = (h ^ 0x1f) * 0x100000001b3ULL;  /* a separator: "ab","c" is not "a","bc" */
+        }
+        snprintf(c->scope, sizeof(c->scope), "%016" PRIx64, h);
+}
+
+void cloud_set_lookup_hook(struct cloud *c, cloud_lookup_fn fn, void *userdata) {
+        c->lookup_hook = fn;
+        c->lookup_userdata = userdata;
+}
+
+const char *cloud_lookup_scope(const struct cloud *c) {
+        return c->scope;
+}
+
+int cloud_lookup_seed(struct cloud *c, enum cloud_lookup_kind kind, const char *name, const char *id,
+                      const char *scope, uint64_t age_usec) {
+        if (!name || !id || (unsigned) kind > CLOUD_LOOKUP_NETWORK)
+                return -EINVAL;
+        if (!scope || strcmp(scope, c->scope) != 0 || age_usec >= c->opts.cache_ttl_usec)
+                return 1;
+        return cache_set(c, kind, name, id, now_mono(c) + c->opts.cache_ttl_usec - age_usec);
 }
 
 /* Whether MESSAGE has WORD, not as part of a longer name or id. */
@@ -378,6 +422,8 @@ static void cache_forget_named(struct cloud *c, const char *message) {
 
                 if (message && ((e->id && names(message, e->id)) || names(message, e->key))) {
                         *p = e->next;
+                        if (c->lookup_hook)
+                                c->lookup_hook(e->kind, e->key, NULL, c->lookup_userdata);
                         free(e->key);
                         free(e->id);
                         free(e);
@@ -1303,8 +1349,8 @@ static int page_append(struct cloud_call *k, struct nova_server_page *p) {
         return 0;
 }
 
-static enum cache_kind resolve_cache_kind(enum call_kind kind) {
-        return kind == CALL_FLAVOR ? CACHE_FLAVOR : kind == CALL_IMAGE ? CACHE_IMAGE : CACHE_NETWORK;
+static enum cloud_lookup_kind resolve_cache_kind(enum call_kind kind) {
+        return kind == CALL_FLAVOR ? CLOUD_LOOKUP_FLAVOR : kind == CALL_IMAGE ? CLOUD_LOOKUP_IMAGE : CLOUD_LOOKUP_NETWORK;
 }
 
 static int found_add(struct cloud_call *k, const char *id) {
@@ -1695,6 +1741,7 @@ int cloud_new(sd_event *event, struct cloud_config *config, const struct cloud_o
         r = endpoints_apply(c, &opts->endpoints, NULL);
         if (r < 0)
                 goto fail_config;
+        scope_compute(c);
         *ret = c;
         return 0;
 fail_config:
@@ -1733,7 +1780,8 @@ int cloud_apply_config(struct cloud *c, const struct cloud_options *opts, char *
                 /* The next call authenticates, finds its endpoints and checks the compute API again. */
                 c->token_until = c->token_expires = 0;
                 c->version_ok = false;
-                cache_clear(c);
+                cache_clear(c, true);
+                scope_compute(c);
                 log_debug("cloud: endpoint overrides changed; a new token will be fetched");
         }
         return 0;

@@ -169,6 +169,29 @@ int cloud_image_resolve(struct cloud *c, const char *name_or_id, cloud_callback_
 int cloud_network_resolve(struct cloud *c, const char *name_or_id, cloud_callback_t cb, void *userdata,
                           uint64_t *ret_call_id);
 
+/* The name -> id cache, seen from outside: elasticd journals what it learns
+ * and forgets, so that a restart within the TTL does not look the same
+ * names up again. */
+enum cloud_lookup_kind {
+        CLOUD_LOOKUP_FLAVOR,
+        CLOUD_LOOKUP_IMAGE,
+        CLOUD_LOOKUP_NETWORK,
+};
+/* The cache learned ID for NAME from the cloud (cached for the TTL from
+ * now), or forgot NAME (ID NULL: a 4xx named it or its id, or the
+ * endpoints changed). Called from within the call that learned or failed,
+ * on the loop. */
+typedef void (*cloud_lookup_fn)(enum cloud_lookup_kind kind, const char *name, const char *id, void *userdata);
+void cloud_set_lookup_hook(struct cloud *c, cloud_lookup_fn fn, void *userdata);
+/* Which cloud the cached ids are of: 16 hex digits hashed from the cloud's
+ * name, auth_url, region, project and endpoint overrides. */
+const char *cloud_lookup_scope(const struct cloud *c);
+/* Cache NAME -> ID as learned AGE_USEC ago under SCOPE: until the TTL from
+ * then. 0: cached; 1: not (as old as the TTL, or another scope's); -EINVAL,
+ * -ENOMEM. The hook is not told. */
+int cloud_lookup_seed(struct cloud *c, enum cloud_lookup_kind kind, const char *name, const char *id,
+                      const char *scope, uint64_t age_usec);
+
 /* Retry the call's transient failures (doc/failures.md) until DEADLINE
  * (CLOCK_MONOTONIC, usec) instead of retry_deadline_usec after its start;
  * then it reports the last one. -ENOENT if it is not running. */

@@ -17,6 +17,7 @@ static const char *const kind_names[_RECORD_KIND_MAX] = {
         [RECORD_OP_STATE] = "op_state",
         [RECORD_NODE] = "node",
         [RECORD_JOURNAL] = "journal",
+        [RECORD_LOOKUP] = "lookup",
 };
 
 static const char *const request_type_names[_RECORD_REQUEST_TYPE_MAX] = {
@@ -86,6 +87,10 @@ static const char *op_kind_name(int i) {
 
 static const char *op_state_name(int i) {
         return state_op_state_to_string((enum state_op_state) i);
+}
+
+static const char *lookup_what_name(int i) {
+        return state_lookup_what_to_string((enum state_lookup_what) i);
 }
 
 static const char *request_type_name(int i) {
@@ -308,6 +313,28 @@ static int decode_node(struct decoder *d, struct record_node *ret) {
         return 0;
 }
 
+static int decode_lookup(struct decoder *d, struct record_lookup *ret) {
+        struct record_lookup l = {};
+        struct record_text id;
+        int what, r;
+
+        r = dec_string(d, "name", true, &l.name);
+        if (r < 0)
+                return r;
+        d->w.id = l.name;
+        if ((r = dec_enum(d, "what", lookup_what_name, _STATE_LOOKUP_WHAT_MAX, &what)) < 0 ||
+            (r = dec_text(d, "id", &id)) < 0 ||
+            (r = dec_string(d, "scope", false, &l.scope)) < 0 ||
+            (r = dec_int(d, "time", false, 0, &l.time)) < 0)
+                return r;
+        if (!id.present)
+                return bad(&d->w, -EBADMSG, "id", "is missing");
+        l.what = what;
+        l.id = id.value;
+        *ret = l;
+        return 0;
+}
+
 static int decode_journal(struct decoder *d, struct record_journal *ret) {
         struct record_journal m = {};
         int64_t bytes = 0, records = 0;
@@ -349,6 +376,7 @@ int record_decode(json_t *json, struct record *ret, char **ret_error) {
         case RECORD_OP_STATE: r = decode_op_state(&d, &rec.op_state); break;
         case RECORD_NODE: r = decode_node(&d, &rec.node); break;
         case RECORD_JOURNAL: r = decode_journal(&d, &rec.journal); break;
+        case RECORD_LOOKUP: r = decode_lookup(&d, &rec.lookup); break;
         default: return 1;
         }
         if (r < 0)
@@ -495,6 +523,14 @@ int record_encode(const struct record *r, json_t **ret, char **ret_error) {
                 enc_text(&e, "instance_id", r->node.instance_id);
                 enc_text(&e, "address", r->node.address);
                 enc_text(&e, "note", r->node.note);
+                break;
+        case RECORD_LOOKUP:
+                e.w.id = r->lookup.name;
+                enc_enum(&e, "what", state_lookup_what_to_string(r->lookup.what), (int) r->lookup.what);
+                enc_string(&e, "name", r->lookup.name);
+                enc_text(&e, "id", RECORD_TEXT(r->lookup.id));
+                enc_optional(&e, "scope", r->lookup.scope);
+                enc_int(&e, "time", r->lookup.time);
                 break;
         case RECORD_JOURNAL:
                 enc_string(&e, "event", r->journal.event);

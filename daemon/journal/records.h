@@ -15,6 +15,8 @@
  *   op        {"kind":"op","id":O,"node":N,"group":G,"op":K,"state":S,["request":R],"time":T[,"changed":T]}
  *   op_state  {"kind":"op_state","id":O,"node":N,"state":S,"time":T[,"note":...][,"by_request":R]}
  *   node      {"kind":"node","node":N,["op":O],"time":T[,"step"|"instance_id"|"address"|"note": string or null]}
+ *   lookup    {"kind":"lookup","what":"flavor"|"image"|"network","name":N,"id":I or null,
+ *              ["scope":S],"time":T}  (null: forgotten)
  *   journal   {"kind":"journal","event":"compacted","previous_bytes":B,"previous_records":N}
  *             (the journal's own marker)
  *
@@ -37,10 +39,11 @@ enum record_kind {
         RECORD_OP_STATE,
         RECORD_NODE,
         RECORD_JOURNAL,
+        RECORD_LOOKUP,
         _RECORD_KIND_MAX,
 };
 
-/* "seq", "request", "op", "op_state", "node", "journal". */
+/* "seq", "request", "op", "op_state", "node", "journal", "lookup". */
 const char *record_kind_to_string(enum record_kind k);
 int record_kind_from_string(const char *s);
 
@@ -113,6 +116,16 @@ struct record_node {
         struct record_text step, instance_id, address, note;
 };
 
+/* A name the cloud resolved to an id (the cloud client's cache, journalled
+ * so that a restart within its TTL does not ask again), or forgot. */
+struct record_lookup {
+        enum state_lookup_what what;
+        const char *name;
+        const char *id;       /* NULL: forgotten (a 4xx named it) */
+        const char *scope;    /* optional: which cloud it is an id of */
+        int64_t time;         /* unix seconds */
+};
+
 /* The journal's own compaction marker. */
 struct record_journal {
         const char *event;    /* "compacted" */
@@ -128,6 +141,7 @@ struct record {
                 struct record_op_state op_state;
                 struct record_node node;
                 struct record_journal journal;
+                struct record_lookup lookup;
         };
 };
 

@@ -25,6 +25,16 @@ static const char *const op_state_names[_STATE_OP_STATE_MAX] = {
         [STATE_OP_CANCELLED] = "cancelled",
 };
 
+static const char *const lookup_what_names[_STATE_LOOKUP_WHAT_MAX] = {
+        [STATE_LOOKUP_FLAVOR] = "flavor",
+        [STATE_LOOKUP_IMAGE] = "image",
+        [STATE_LOOKUP_NETWORK] = "network",
+};
+
+const char *state_lookup_what_to_string(enum state_lookup_what w) {
+        return (unsigned) w < _STATE_LOOKUP_WHAT_MAX ? lookup_what_names[w] : NULL;
+}
+
 const char *state_op_kind_to_string(enum state_op_kind k) {
         return (unsigned) k < _STATE_OP_KIND_MAX ? op_kind_names[k] : NULL;
 }
@@ -81,6 +91,8 @@ struct state {
         size_t n_requests_applied;
         struct resize_entry *resizes;
         size_t n_resizes;
+        struct state_lookup *lookups;   /* a handful: one per name the groups use */
+        size_t n_lookups;
 };
 
 static int node_cmp(const void *a, const void *b) {
@@ -142,6 +154,12 @@ struct state *state_free(struct state *s) {
                 json_decref(s->resizes[i].record);
         }
         free(s->resizes);
+        for (size_t i = 0; i < s->n_lookups; i++) {
+                free(s->lookups[i].name);
+                free(s->lookups[i].id);
+                free(s->lookups[i].scope);
+        }
+        free(s->lookups);
         free(s->id_prefix);
         free(s);
         return NULL;
@@ -426,6 +444,51 @@ static int apply_node(struct state *s, const struct record_node *q) {
         return 0;
 }
 
+static int apply_lookup(struct state *s, const struct record_lookup *q) {
+        struct state_lookup *e = NULL;
+        char *id = NULL, *scope = NULL;
+
+        e = (struct state_lookup *) state_lookup_find(s, q->what, q->name);
+        if (!q->id) {
+                /* Forgotten: the next resume asks the cloud again. */
+                if (e) {
+                        free(e->name);
+                        free(e->id);
+                        free(e->scope);
+                        memmove(e, e + 1, (size_t) (s->lookups + s->n_lookups - (e + 1)) * sizeof(*e));
+                        s->n_lookups--;
+                }
+                return 0;
+        }
+        id = strdup(q->id);
+        scope = q->scope ? strdup(q->scope) : NULL;
+        if (!id || (q->scope && !scope))
+                goto oom;
+        if (!e) {
+                struct state_lookup *a = reallocarray(s->lookups, s->n_lookups + 1, sizeof(*a));
+                char *name;
+
+                if (!a)
+                        goto oom;
+                s->lookups = a;
+                name = strdup(q->name);
+                if (!name)
+                        goto oom;
+                e = &s->lookups[s->n_lookups++];
+                *e = (struct state_lookup) { .what = q->what, .name = name };
+        }
+        free(e->id);
+        free(e->scope);
+        e->id = id;
+        e->scope = scope;
+        e->time = q->time;
+        return 0;
+oom:
+        free(id);
+        free(scope);
+        return -ENOMEM;
+}
+
 int state_apply(struct state *s, json_t *json, char **ret_error) {
         struct record rec;
         int r;
@@ -442,6 +505,7 @@ int state_apply(struct state *s, json_t *json, char **ret_error) {
         case RECORD_OP: r = apply_op(s, &rec.op); break;
         case RECORD_OP_STATE: r = apply_op_state(s, &rec.op_state); break;
         case RECORD_NODE: r = apply_node(s, &rec.node); break;
+        case RECORD_LOOKUP: r = apply_lookup(s, &rec.lookup); break;
         default: r = 0; break;   /* the journal's own */
         }
         if (r >= 0)
@@ -468,6 +532,23 @@ void state_foreach_node(struct state *s, state_node_fn fn, void *userdata) {
         struct walk_ctx w = { .fn = fn, .userdata = userdata };
 
         twalk_r(s->nodes, walk_node, &w);
+}
+
+void state_foreach_lookup(struct state *s, state_lookup_fn fn, void *userdata) {
+        for (size_t i = 0; i < s->n_lookups; i++)
+                if (fn(&s->lookups[i], userdata) != 0)
+                        return;
+}
+
+const struct state_lookup *state_lookup_find(const struct state *s, enum state_lookup_what what, const char *name) {
+        for (size_t i = 0; name && i < s->n_lookups; i++)
+                if (s->lookups[i].what == what && strcmp(s->lookups[i].name, name) == 0)
+                        return &s->lookups[i];
+        return NULL;
+}
+
+size_t state_n_lookups(const struct state *s) {
+        return s->n_lookups;
 }
 
 size_t state_n_nodes(const struct state *s) {
@@ -595,6 +676,18 @@ int state_live_records(struct state *s, json_t **ret_array) {
         state_foreach_node(s, add_node_record_cb, &nc);
         if (nc.r < 0)
                 goto oom;
+        for (size_t i = 0; i < s->n_lookups; i++)
+                if (append_record(a, &(struct record) {
+                                .kind = RECORD_LOOKUP,
+                                .lookup = {
+                                        .what = s->lookups[i].what,
+                                        .name = s->lookups[i].name,
+                                        .id = s->lookups[i].id,
+                                        .scope = s->lookups[i].scope,
+                                        .time = s->lookups[i].time,
+                                },
+                        }) < 0)
+                        goto oom;
 
         *ret_array = a;
         return 0;
@@ -604,8 +697,8 @@ oom:
 }
 
 size_t state_live_records_max(const struct state *s) {
-        /* The id counter, the requests, the resizes, an op and a node record per node. */
-        return 1 + s->n_request_entries + s->n_resizes + 2 * s->n_nodes;
+        /* The id counter, the requests, the resizes, an op and a node record per node, the lookups. */
+        return 1 + s->n_request_entries + s->n_resizes + 2 * s->n_nodes + s->n_lookups;
 }
 
 int state_request_get(struct state *s, const char *id, struct record_request *ret) {

@@ -14,6 +14,8 @@
  *   op_state   a node operation changed state (with a note)
  *   node       the lifecycle's progress on a node: the step its operation
  *              reached, the instance it knows (null: none), why it failed
+ *   lookup     a flavor, image or network name resolved to an id by the
+ *              cloud (null: forgotten), so a restart need not ask again
  *
  * Rule when a hook names a node that already has an active operation:
  * the same kind again is a no-op ("already pending"); another kind
@@ -48,6 +50,17 @@ enum state_op_state {
         _STATE_OP_STATE_MAX,
 };
 
+/* What a group names that the cloud resolves to an id. */
+enum state_lookup_what {
+        STATE_LOOKUP_FLAVOR,
+        STATE_LOOKUP_IMAGE,
+        STATE_LOOKUP_NETWORK,
+        _STATE_LOOKUP_WHAT_MAX,
+};
+
+/* "flavor", "image", "network". */
+const char *state_lookup_what_to_string(enum state_lookup_what w);
+
 /* "resume", "suspend", "resume_fail", "reboot" (the request type names). */
 const char *state_op_kind_to_string(enum state_op_kind k);
 int state_op_kind_from_string(const char *s);
@@ -76,6 +89,15 @@ struct state_node {
         char *address;      /* the instance's address given to Slurm */
         char *note;         /* why the operation failed, or what it did */
         int64_t step_changed;
+};
+
+/* A name the cloud resolved, as last journalled ("lookup" records). */
+struct state_lookup {
+        enum state_lookup_what what;
+        char *name;
+        char *id;
+        char *scope;        /* the cloud it is an id of; NULL if not said */
+        int64_t time;       /* unix seconds it was learned */
 };
 
 struct state;
@@ -107,12 +129,21 @@ size_t state_n_nodes(const struct state *s);
 size_t state_n_nodes_in(const struct state *s, enum state_op_state st);
 size_t state_n_requests(const struct state *s);
 
+/* Every name resolved and not forgotten since, in the order first learned.
+ * FN returning non-zero stops the walk. */
+typedef int (*state_lookup_fn)(const struct state_lookup *l, void *userdata);
+void state_foreach_lookup(struct state *s, state_lookup_fn fn, void *userdata);
+size_t state_n_lookups(const struct state *s);
+/* WHAT NAME's entry, or NULL. */
+const struct state_lookup *state_lookup_find(const struct state *s, enum state_lookup_what what, const char *name);
+
 /* The minimum node count last asked for GROUP by resize, or -ENOENT. */
 int state_resize_min(const struct state *s, const char *group, unsigned *ret);
 
 /* The records that rebuild this state (for journal compaction): the id
  * counter, requests that a node's latest operation still refers to, the
- * latest resize of each group and each node's latest operation. */
+ * latest resize of each group, each node's latest operation and each
+ * resolved name. */
 int state_live_records(struct state *s, json_t **ret_array);
 /* At least as many as state_live_records() would give, in O(1). */
 size_t state_live_records_max(const struct state *s);

@@ -11,6 +11,7 @@
 #define TINY "012ff1c6-dc8d-4e82-8f73-8a2a63093040"
 #define TINY_V2 "7c1f2f0e-3a4b-4d2c-9e8f-5a6b7c8d9e0f"
 #define CLUSTER "tc"
+#define NETWORK "4b6b1e2c-2f7e-4c5a-9d3b-8e1f0a2b3c4d"
 
 static struct test_emulator emu;
 
@@ -431,6 +432,131 @@ static void test_resolve_merged(void) {
         CHECK(test_emulator_config(&emu, "{\"hidden_flavors\": []}") == 0);
 }
 
+/* What the name -> id cache tells its hook (elasticd journals it). */
+struct lookup_events {
+        unsigned n;
+        enum cloud_lookup_kind kind[8];
+        char *name[8], *id[8];
+};
+
+static void lookup_hook(enum cloud_lookup_kind kind, const char *name, const char *id, void *userdata) {
+        struct lookup_events *e = userdata;
+
+        if (e->n >= 8)
+                return;
+        e->kind[e->n] = kind;
+        e->name[e->n] = strdup(name);
+        e->id[e->n] = id ? strdup(id) : NULL;
+        e->n++;
+}
+
+static void lookup_events_clear(struct lookup_events *e) {
+        for (unsigned i = 0; i < e->n; i++) {
+                free(e->name[i]);
+                free(e->id[i]);
+        }
+        *e = (struct lookup_events) {};
+}
+
+/* Ids learned are told to the hook; a second client (elasticd after a
+ * restart) seeded with them asks nothing within the TTL, unless the ids
+ * are of another cloud or as old as the TTL; a create refused with a 4xx
+ * naming a seeded id makes it forgotten (told too) and asked for again. */
+static void test_resolve_seeded(void) {
+        _cleanup_(cloud_freep) struct cloud *one = new_cloud(CLUSTER, NULL, NULL);
+        _cleanup_(cloud_freep) struct cloud *two = NULL;
+        struct cloud_options o = { .cache_ttl_usec = 60 * 1000000ULL }, oo = { .cluster = CLUSTER };
+        struct cloud_config *other = NULL;
+        _cleanup_(cloud_freep) struct cloud *elsewhere = NULL;
+        struct lookup_events ev1 = {}, ev2 = {};
+        struct result x = {};
+        char scope[17];
+        long before;
+
+        emu_reset();
+        CHECK(one != NULL);
+        if (!one)
+                return;
+        cloud_set_lookup_hook(one, lookup_hook, &ev1);
+        CHECK(wait_result(&x, cloud_flavor_resolve(one, "small", result_cb, &x, NULL)) == 0);
+        result_clear(&x);
+        CHECK(wait_result(&x, cloud_image_resolve(one, "tiny", result_cb, &x, NULL)) == 0);
+        result_clear(&x);
+        CHECK(wait_result(&x, cloud_network_resolve(one, "private", result_cb, &x, NULL)) == 0);
+        result_clear(&x);
+        /* Cached: nothing new learned. */
+        CHECK(wait_result(&x, cloud_flavor_resolve(one, "small", result_cb, &x, NULL)) == 0);
+        result_clear(&x);
+        CHECK_INT(ev1.n, 3);
+        CHECK(ev1.kind[0] == CLOUD_LOOKUP_FLAVOR && strcmp(ev1.name[0], "small") == 0 && ev1.id[0] &&
+              strcmp(ev1.id[0], "1") == 0);
+        CHECK(ev1.kind[1] == CLOUD_LOOKUP_IMAGE && strcmp(ev1.name[1], "tiny") == 0 && ev1.id[1] &&
+              strcmp(ev1.id[1], TINY) == 0);
+        CHECK(ev1.kind[2] == CLOUD_LOOKUP_NETWORK && strcmp(ev1.name[2], "private") == 0 && ev1.id[2] &&
+              strcmp(ev1.id[2], NETWORK) == 0);
+        snprintf(scope, sizeof(scope), "%s", cloud_lookup_scope(one));
+        CHECK_INT(strlen(scope), 16);
+
+        /* Another project is another scope. */
+        other = emu_config("demo", NULL);
+        free(other->project_name);
+        other->project_name = strdup("other");
+        CHECK_INT(cloud_new(ev, other, &oo, &elsewhere, NULL), 0);
+        if (!elsewhere)
+                clouds_free(other);
+        CHECK(elsewhere && strcmp(cloud_lookup_scope(elsewhere), scope) != 0);
+
+        two = new_cloud(CLUSTER, &o, NULL);
+        CHECK(two != NULL);
+        if (!two)
+                goto out;
+        CHECK_STR(cloud_lookup_scope(two), scope);
+        cloud_set_lookup_hook(two, lookup_hook, &ev2);
+        CHECK_INT(cloud_lookup_seed(two, CLOUD_LOOKUP_FLAVOR, "small", "1", scope, 5 * 1000000ULL), 0);
+        CHECK_INT(cloud_lookup_seed(two, CLOUD_LOOKUP_IMAGE, "tiny", TINY, scope, 0), 0);
+        CHECK_INT(cloud_lookup_seed(two, CLOUD_LOOKUP_NETWORK, "private", NETWORK, scope, 0), 0);
+        CHECK_INT(cloud_lookup_seed(two, CLOUD_LOOKUP_FLAVOR, "large", "2", "0000000000000000", 0), 1);
+        CHECK_INT(cloud_lookup_seed(two, CLOUD_LOOKUP_IMAGE, "old", "i", scope, 60 * 1000000ULL), 1);
+        CHECK_INT(cloud_lookup_seed(two, CLOUD_LOOKUP_IMAGE, NULL, "i", scope, 0), -EINVAL);
+        /* Authenticate first, so the count below is lookups only. */
+        CHECK(wait_result(&x, cloud_servers_list(two, NULL, result_cb, &x, NULL)) == 0);
+        result_clear(&x);
+        before = emu_stat("total");
+        CHECK(wait_result(&x, cloud_flavor_resolve(two, "small", result_cb, &x, NULL)) == 0);
+        CHECK_STR(x.id, "1");
+        result_clear(&x);
+        CHECK(wait_result(&x, cloud_image_resolve(two, "tiny", result_cb, &x, NULL)) == 0);
+        CHECK_STR(x.id, TINY);
+        result_clear(&x);
+        CHECK(wait_result(&x, cloud_network_resolve(two, "private", result_cb, &x, NULL)) == 0);
+        CHECK_STR(x.id, NETWORK);
+        result_clear(&x);
+        CHECK_INT(emu_stat("total"), before);
+        CHECK_INT(ev2.n, 0);
+        /* Not seeded (another scope): asked for. */
+        CHECK(wait_result(&x, cloud_image_resolve(two, "old", result_cb, &x, NULL)) == 0);
+        CHECK_INT(x.error, -ENOENT);
+        result_clear(&x);
+        CHECK(emu_stat("total") > before);
+
+        /* Flavor 1 disappears: the create's 400 names it, the seeded id is forgotten. */
+        CHECK(test_emulator_config(&emu, "{\"hidden_flavors\": [\"1\"]}") == 0);
+        CHECK(wait_result(&x, create(two, CLUSTER, "seeded-1", "o-1", "1", &x)) == 0);
+        CHECK_INT(x.error, -EINVAL);
+        result_clear(&x);
+        CHECK_INT(ev2.n, 1);
+        CHECK(ev2.n == 1 && ev2.kind[0] == CLOUD_LOOKUP_FLAVOR && strcmp(ev2.name[0], "small") == 0 && !ev2.id[0]);
+        before = emu_stat("total");
+        CHECK(wait_result(&x, cloud_flavor_resolve(two, "small", result_cb, &x, NULL)) == 0);
+        CHECK_INT(x.error, -ENOENT);
+        result_clear(&x);
+        CHECK(emu_stat("total") > before);
+        CHECK(test_emulator_config(&emu, "{\"hidden_flavors\": []}") == 0);
+out:
+        lookup_events_clear(&ev1);
+        lookup_events_clear(&ev2);
+}
+
 /* Polls of many instances at once cost one list: six shows made together
  * (one cancelled, one for an instance that does not exist) take a list and
  * one show; a show alone is a show. */
@@ -482,7 +608,6 @@ static void test_show_batched(void) {
                 result_clear(&made[i]);
 }
 
-#define NETWORK "4b6b1e2c-2f7e-4c5a-9d3b-8e1f0a2b3c4d"
 
 static void test_network_resolve(void) {
         _cleanup_(cloud_freep) struct cloud *c = new_cloud(CLUSTER, NULL, NULL);
@@ -1266,6 +1391,7 @@ int main(void) {
         RUN(test_errors);
         RUN(test_resolve);
         RUN(test_resolve_merged);
+        RUN(test_resolve_seeded);
         RUN(test_show_batched);
         RUN(test_network_resolve);
         RUN(test_network_override);

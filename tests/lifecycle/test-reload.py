@@ -9,7 +9,11 @@ slurmctld, the emulator, the real elasticd):
    reach the cloud at most one call per 2 s (was: silently ignored);
 3. a reload that removes a group while one of its resumes waits on a flavor
    lookup (emulator latency on the flavor GET) leaves the daemon running and
-   answering (was: SIGSEGV in on_flavor_resolved)."""
+   answering (was: SIGSEGV in on_flavor_resolved);
+4. the flavor, image and network ids a resume resolved are journalled: after
+   a restart, a resume looks none of them up again (was: each one, per
+   restart); a reload naming another image then looks that one up and the
+   instance gets it, not the old id."""
 import os
 import re
 import sys
@@ -122,6 +126,45 @@ def main():
         # The resume kept the group it started with: it carried on.
         t.ok(wait(lambda: usable("cl4"), 120, "cl4 up"), "cl4's resume finished with its own group: %s"
              % s.nodes().get("cl4"), elog()[-3000:])
+
+        # --- 4. resolved ids journalled: a restart does not look them up -------
+        look = [r for r in s.journal() if r.get("kind") == "lookup"]
+        named = {(r["what"], r["name"]) for r in look if r.get("id")}
+        t.ok({("flavor", "small"), ("image", "tiny"), ("network", "private")} <= named,
+             "the group's flavor, image and network ids are journalled", str(look))
+        s.c.run("scontrol", "update", "nodename=cl[1-2]", "state=power_down_force", check=True)
+        wait(lambda: not [x for x in ours(s.servers()) if x["metadata"]["elasticd_node"] in ("cl1", "cl2")]
+             and all("POWERED_DOWN" in s.state(n) for n in ("cl1", "cl2")), 120, "cl[1-2] powered down")
+        s.stop_daemon()
+        s.start_daemon()
+        seeded = re.findall(r"(\d+) resolved flavor, image and network ids? taken from the journal \(0 ", elog())
+        t.ok(seeded and int(seeded[-1]) >= 3, "the restarted daemon takes the ids from the journal: %s" % seeded,
+             elog()[-2000:])
+        since = max([e["seq"] for e in s.emu("GET", "requests")["requests"]] or [0])
+
+        def lookups():
+            reqs = s.emu("GET", "requests?since=%d" % since)["requests"]
+            return {k: sum(1 for e in reqs if e["method"] == "GET" and "/" + k in e["path"].split("?")[0])
+                    for k in ("flavors", "images", "networks")}
+
+        t2 = time.monotonic()
+        s.c.run("scontrol", "update", "nodename=cl1", "state=power_up", check=True)
+        t.ok(wait(lambda: usable("cl1"), 120, "cl1 up"), "cl1 resumes after the restart (%s)" % elapsed(t2),
+             elog()[-3000:])
+        got = lookups()
+        t.ok(got == {"flavors": 0, "images": 0, "networks": 0},
+             "no flavor, image or network lookup after the restart: %s" % got)
+        # Another image by name: looked up, and used; the old id is not.
+        rc, out, err = reload_with(conf0.replace("    image: tiny\n", "    image: tiny-v2\n", 1))
+        t.ok(rc == 0, "reload: the group's image is tiny-v2", "%s %s" % (out, err))
+        s.c.run("scontrol", "update", "nodename=cl2", "state=power_up", check=True)
+        t.ok(wait(lambda: usable("cl2"), 120, "cl2 up"), "cl2 resumes with the new image", elog()[-3000:])
+        got = lookups()
+        mine = [x for x in ours(s.servers()) if x["metadata"]["elasticd_node"] == "cl2"]
+        t.ok(got["images"] >= 1 and got["flavors"] == 0 and got["networks"] == 0 and len(mine) == 1 and
+             mine[0].get("image") == "7c1f2f0e-3a4b-4d2c-9e8f-5a6b7c8d9e0f",
+             "the new image is looked up (%s) and the instance has it" % got,
+             str([(x.get("image"), x.get("status")) for x in mine]))
     except HarnessError as e:
         t.ok(False, "harness: %s" % e)
     finally:

@@ -71,6 +71,80 @@ static void test_round_trip_seq_and_journal(void) {
         json_decref(j);
 }
 
+static void test_round_trip_lookup(void) {
+        struct record out = {};
+        json_t *j;
+
+        j = round_trip(&(struct record) { .kind = RECORD_LOOKUP,
+                                          .lookup = { .what = STATE_LOOKUP_NETWORK, .name = "private",
+                                                      .id = "5f0c", .scope = "0123456789abcdef",
+                                                      .time = 1764000000 } }, &out);
+        CHECK_INT(out.kind, RECORD_LOOKUP);
+        CHECK_INT(out.lookup.what, STATE_LOOKUP_NETWORK);
+        CHECK_STR(out.lookup.name, "private");
+        CHECK_STR(out.lookup.id, "5f0c");
+        CHECK_STR(out.lookup.scope, "0123456789abcdef");
+        CHECK_INT(out.lookup.time, 1764000000);
+        json_decref(j);
+
+        /* Forgotten: the id is null, and no scope is needed. */
+        j = round_trip(&(struct record) { .kind = RECORD_LOOKUP,
+                                          .lookup = { .what = STATE_LOOKUP_FLAVOR, .name = "small", .time = 7 } },
+                       &out);
+        CHECK(j && json_is_null(json_object_get(j, "id")));
+        CHECK(out.lookup.id == NULL && out.lookup.scope == NULL);
+        json_decref(j);
+}
+
+static void apply_text(struct state *s, const char *text) {
+        json_t *j = parse(text);
+        char *err = NULL;
+
+        CHECK_INT(state_apply(s, j, &err), 0);
+        if (err)
+                TEST_FAIL("%s: %s", text, err);
+        free(err);
+        json_decref(j);
+}
+
+/* The state keeps the latest id of each name, drops a forgotten one, and
+ * compaction carries the rest over. */
+static void test_lookup_state(void) {
+        _cleanup_(state_freep) struct state *s = NULL, *t = NULL;
+        const struct state_lookup *l;
+        json_t *live = NULL, *rec;
+        size_t i, n = 0;
+
+        CHECK_INT(state_new("beef", &s), 0);
+        CHECK_INT(state_new("beef", &t), 0);
+        apply_text(s, "{\"kind\":\"lookup\",\"what\":\"flavor\",\"name\":\"small\",\"id\":\"1\",\"scope\":\"a\",\"time\":10}");
+        apply_text(s, "{\"kind\":\"lookup\",\"what\":\"image\",\"name\":\"small\",\"id\":\"img\",\"scope\":\"a\",\"time\":11}");
+        apply_text(s, "{\"kind\":\"lookup\",\"what\":\"network\",\"name\":\"net\",\"id\":\"n1\",\"scope\":\"a\",\"time\":12}");
+        apply_text(s, "{\"kind\":\"lookup\",\"what\":\"flavor\",\"name\":\"small\",\"id\":\"2\",\"scope\":\"a\",\"time\":20}");
+        apply_text(s, "{\"kind\":\"lookup\",\"what\":\"network\",\"name\":\"net\",\"id\":null,\"time\":21}");
+        /* Forgetting what is not there changes nothing. */
+        apply_text(s, "{\"kind\":\"lookup\",\"what\":\"network\",\"name\":\"other\",\"id\":null,\"time\":22}");
+        CHECK_INT(state_n_lookups(s), 2);
+        l = state_lookup_find(s, STATE_LOOKUP_FLAVOR, "small");
+        CHECK(l && strcmp(l->id, "2") == 0 && l->time == 20 && l->scope && strcmp(l->scope, "a") == 0);
+        l = state_lookup_find(s, STATE_LOOKUP_IMAGE, "small");
+        CHECK(l && strcmp(l->id, "img") == 0);
+        CHECK(!state_lookup_find(s, STATE_LOOKUP_NETWORK, "net"));
+
+        CHECK_INT(state_live_records(s, &live), 0);
+        CHECK(json_array_size(live) <= state_live_records_max(s));
+        json_array_foreach(live, i, rec) {
+                if (strcmp(json_string_value(json_object_get(rec, "kind")), "lookup") == 0)
+                        n++;
+                CHECK_INT(state_apply(t, rec, NULL), 0);
+        }
+        CHECK_INT(n, 2);
+        json_decref(live);
+        l = state_lookup_find(t, STATE_LOOKUP_FLAVOR, "small");
+        CHECK(l && strcmp(l->id, "2") == 0 && l->time == 20 && l->scope && strcmp(l->scope, "a") == 0);
+        CHECK_INT(state_n_lookups(t), 2);
+}
+
 static void test_round_trip_request(void) {
         json_t *rf = parse("{\"jobs\":[{\"job_id\":7,\"nodes\":\"cl[1-2]\"}]}");
         struct record out = {};
@@ -310,6 +384,13 @@ static void test_refused(void) {
                 { "{\"kind\":\"node\",\"node\":\"cl1\",\"op\":null}",
                   "node record for cl1: \"op\" must be a string, not null" },
                 { "{\"kind\":\"journal\"}", "journal record: \"event\" is missing" },
+                { "{\"kind\":\"lookup\",\"what\":\"flavor\",\"id\":\"1\"}", "lookup record: \"name\" is missing" },
+                { "{\"kind\":\"lookup\",\"what\":\"volume\",\"name\":\"v\",\"id\":\"1\"}",
+                  "lookup record v: \"what\" is \"volume\", not one of flavor, image, network" },
+                { "{\"kind\":\"lookup\",\"what\":\"image\",\"name\":\"debian\"}",
+                  "lookup record debian: \"id\" is missing" },
+                { "{\"kind\":\"lookup\",\"what\":\"image\",\"name\":\"debian\",\"id\":\"x\",\"scope\":1}",
+                  "lookup record debian: \"scope\" must be a string, not an integer" },
         };
 
         for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
@@ -381,7 +462,7 @@ static void test_encode_refuses(void) {
         free(err);
         err = NULL;
         CHECK_INT(record_encode(&(struct record) { .kind = _RECORD_KIND_MAX }, &j, &err), -EINVAL);
-        CHECK_STR(err, "no journal record kind 6");
+        CHECK_STR(err, "no journal record kind 7");
         free(err);
         CHECK(!j);
 }
@@ -389,6 +470,8 @@ static void test_encode_refuses(void) {
 int main(void) {
         RUN(test_names);
         RUN(test_round_trip_seq_and_journal);
+        RUN(test_round_trip_lookup);
+        RUN(test_lookup_state);
         RUN(test_round_trip_request);
         RUN(test_round_trip_op);
         RUN(test_round_trip_op_state_and_node);
