@@ -18,7 +18,8 @@ struct downmark {
         char *group;             /* set: DOWN for its group's capacity cooldown, resumed at its end */
         bool resume;             /* the cooldown is over: RESUME instead of DOWN */
         uint64_t until;          /* CLOCK_MONOTONIC: give up then */
-        bool sent;               /* the DOWN update is on its way */
+        bool sent;               /* the DOWN update is on its way ... */
+        bool sent_off;           /* ... made when a load showed the node powered down */
         bool seen_off;           /* a load showed it powering or powered down */
         uint64_t next_try;       /* CLOCK_MONOTONIC: DOWN again from then on */
         bool downed;             /* Slurm took a DOWN ... */
@@ -150,7 +151,10 @@ static void on_downmarked(int r, const char *error, void *userdata) {
                                 if (r < 0)
                                         log_ctx_msg(LOG_WARNING, &(struct log_ctx){ .node = c->node },
                                                     "Cannot set the failed node DOWN: %s", error ? error : "?");
-                                else if (!m->resume) {
+                                else if (!m->resume && m->sent_off) {
+                                        /* slurmctld acknowledges a DOWN while it powers
+                                         * the node down, and ignores it: only one sent
+                                         * to a powered down node counts as taken. */
                                         m->downed = true;
                                         m->downed_load = c->l->slurm_loads_done;
                                 }
@@ -214,6 +218,8 @@ void downmarks_check(struct lifecycle *l) {
                 } else if (m->downed && l->slurm_loads_done > m->downed_load + 1 && n.powered_down && !n.powering_down) {
                         /* DOWN was taken, and now it is not: resumed (scontrol
                          * update state=resume); leave it alone. */
+                        log_ctx_msg(LOG_INFO, &(struct log_ctx){ .node = m->node },
+                                    "DOWN was taken and has been cleared since (state=resume?): leaving the node as it is");
                         downmark_remove(l, m);
                         continue;
                 }
@@ -244,7 +250,8 @@ void downmarks_check(struct lifecycle *l) {
                         continue;
                 }
                 m->sent = true;
-                m->next_try = now + DOWNMARK_RETRY_USEC;
+                m->sent_off = n.powered_down && !n.powering_down;
+                m->next_try = now + (l->opts.retry_usec < DOWNMARK_RETRY_USEC ? l->opts.retry_usec : DOWNMARK_RETRY_USEC);
         }
         if (busy)
                 request_slurm_poll(l);

@@ -53,6 +53,7 @@ struct fnode {
         time_t boot_time;
         bool down, configured, powering_up;
         bool forced_off;        /* POWER_DOWN_FORCE: a failed resume's node, DOWN once powered down */
+        int powering_down;      /* loads that still show it powering down (slurmctld ignores DOWN meanwhile) */
 };
 
 struct ops_slurm_nodes {
@@ -108,6 +109,7 @@ struct fake {
         } inj;
         const char *hold;               /* replies of this call wait for fake_release() */
         bool never_register;
+        int power_down_loads;   /* a forced power down lasts this many loads */
         bool kill;                      /* a kill outcome fired: drop the core */
         unsigned creates;
         struct pending *pending;
@@ -520,16 +522,21 @@ static int s_load(void *impl, ops_slurm_nodes_fn cb, void *ud) {
                 snprintf(v->name, sizeof(v->name), "%s", n->name);
                 snprintf(v->reason, sizeof(v->reason), "%s", n->reason);
                 snprintf(v->state, sizeof(v->state), "%s%s", n->down ? "DOWN" : "IDLE",
-                         reg ? "+CLOUD" : n->powering_up ? "+CLOUD+POWERING_UP" : "+CLOUD+POWERED_DOWN");
+                         reg ? "+CLOUD" : n->powering_up ? "+CLOUD+POWERING_UP" :
+                         n->powering_down ? "+CLOUD+POWERING_DOWN" : "+CLOUD+POWERED_DOWN");
                 v->n = (struct ops_slurm_node){
                         .down = n->down,
-                        .powered_down = !reg && !n->powering_up,
+                        .powered_down = !reg && !n->powering_up && !n->powering_down,
+                        .powering_down = !reg && n->powering_down > 0,
                         .powering_up = !reg && n->powering_up,
                         .boot_time = n->boot_time,
                         .reboot_pending = s && (strcmp(s->status, "REBOOT") == 0 || strcmp(s->status, "REBUILD") == 0),
                 };
         }
         p->nodes = ns;
+        for (size_t i = 0; i < f->n_nodes; i++)
+                if (f->node[i].powering_down > 0)
+                        f->node[i].powering_down--;
         return 0;
 }
 
@@ -570,7 +577,7 @@ static int s_update(void *impl, const struct ops_slurm_update *u, ops_slurm_done
                 abort();
         if (u->addr)
                 snprintf(n->addr, sizeof(n->addr), "%s", u->addr);
-        if (u->state == OPS_SLURM_DOWN) {
+        if (u->state == OPS_SLURM_DOWN && n->powering_down == 0) {
                 n->down = true;
                 snprintf(n->reason, sizeof(n->reason), "%s", u->reason ? u->reason : "");
         }
@@ -578,6 +585,8 @@ static int s_update(void *impl, const struct ops_slurm_update *u, ops_slurm_done
                 /* slurmctld requeues its job and powers it down (SuspendProgram not modelled). */
                 n->forced_off = true;
                 n->powering_up = false;
+                n->down = false;
+                n->powering_down = f->power_down_loads;
                 snprintf(n->reason, sizeof(n->reason), "%s", u->reason ? u->reason : "");
         }
         if (u->state == OPS_SLURM_RESUME)
@@ -1118,6 +1127,29 @@ static void test_deadline(void) {
         world_done(&w);
 }
 
+static bool node_down(struct world *w) {
+        return fnode_find(&w->f, "cn1")->down;
+}
+
+/* slurmctld acknowledges a DOWN sent while it powers the failed node down,
+ * and ignores it: elasticd sends it again until a load shows it taken (the
+ * loads come faster than the retries, as slurmctld's end of a power down
+ * comes between two of them). */
+static void test_down_while_powering_down(void) {
+        struct world w;
+        struct lifecycle_options o = { .poll_usec = USEC, .retry_usec = 30 * USEC, .accuracy_usec = 1,
+                                       .console_poll_usec = USEC, .resume_timeout_usec = 50 * USEC };
+
+        world_init(&w, &o);
+        w.f.never_register = true;
+        w.f.power_down_loads = 4;
+        submit(&w, STATE_OP_RESUME, "cn1", NULL);
+        CHECK(run(&w, NULL));
+        CHECK(run(&w, node_down));
+        check_failed_down(&w, "cn1");
+        world_done(&w);
+}
+
 /* --- conflicts ---------------------------------------------------------------- */
 
 static bool create_held(struct world *w) {
@@ -1348,6 +1380,7 @@ int main(void) {
         RUN(test_happy_paths);
         test_rows();
         RUN(test_deadline);
+        RUN(test_down_while_powering_down);
         RUN(test_suspend_during_resume);
         RUN(test_reboot_powered_down);
         RUN(test_same_hook_twice);
