@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <malloc.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -16,7 +17,7 @@ struct compactor {
         struct journal_compaction *c;   /* the one running, or NULL */
         compactor_done_fn done;
         void *userdata;
-        bool stopping;
+        atomic_bool stopping;  /* compactor_free: the thread gives up at its next record */
 
         /* Written by the thread, read by the loop after it (the pool orders them). */
         int r;
@@ -52,8 +53,9 @@ int compactor_new(sd_event *event, struct journal *j, struct compactor **ret) {
 struct compactor *compactor_free(struct compactor *k) {
         if (!k)
                 return NULL;
-        k->stopping = true;
-        /* Waits for the thread; its done callback then abandons the compaction. */
+        atomic_store(&k->stopping, true);
+        /* Waits for the thread (which gives up soon); its done callback then
+         * abandons the compaction. */
         worker_pool_free(k->pool);
         k->c = journal_compaction_free(k->c);
         free(k->error);
@@ -66,6 +68,7 @@ bool compactor_running(const struct compactor *k) {
 }
 
 struct replay {
+        struct compactor *k;
         struct state *state;
         uint64_t skipped;
 };
@@ -73,7 +76,11 @@ struct replay {
 /* As elasticd's start-up: a record state_apply refuses is skipped. */
 static int replay_one(json_t *record, void *userdata) {
         struct replay *p = userdata;
-        int r = state_apply(p->state, record, NULL);
+        int r;
+
+        if (atomic_load_explicit(&p->k->stopping, memory_order_relaxed))
+                return -ECANCELED;
+        r = state_apply(p->state, record, NULL);
 
         if (r == -ENOMEM)
                 return r;
@@ -106,6 +113,8 @@ static int write_live(struct compactor *k, struct state *s) {
                 r = journal_compact_add(k->c, rec);
                 if (r < 0)
                         return r;
+                if (atomic_load_explicit(&k->stopping, memory_order_relaxed))
+                        return -ECANCELED;
         }
         k->res.live_records = json_array_size(live);
         return 0;
@@ -114,7 +123,7 @@ static int write_live(struct compactor *k, struct state *s) {
 /* On the worker thread: touches K's compaction and result only. */
 static void compact_run(void *userdata) {
         struct compactor *k = userdata;
-        struct replay p = {};
+        struct replay p = { .k = k };
         uint64_t t0 = now_usec();
         int r;
 
@@ -142,7 +151,7 @@ static void compact_done(void *userdata, bool cancelled) {
         uint64_t t0 = now_usec();
         int r = cancelled ? -ECANCELED : k->r;
 
-        if (k->stopping) {
+        if (atomic_load(&k->stopping)) {
                 k->c = journal_compaction_free(k->c);
                 return;
         }

@@ -40,8 +40,9 @@ typedef void (*compactor_done_fn)(int r, const char *error, const struct compact
 
 /* J must outlive the compactor. */
 int compactor_new(sd_event *event, struct journal *j, struct compactor **ret);
-/* Waits for a compaction's thread and abandons it (the old journal stays,
- * DONE is not called). Accepts NULL, returns NULL. */
+/* Stops a compaction's thread (at its next record) and abandons the
+ * compaction (the old journal stays, DONE is not called). Accepts NULL,
+ * returns NULL. */
 struct compactor *compactor_free(struct compactor *k);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct compactor *, compactor_free);
 
