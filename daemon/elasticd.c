@@ -1,6 +1,7 @@
 /* elasticd.c - the daemon: configuration, journal replay, socket, event loop, signals, systemd notification. */
 #include <getopt.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <grp.h>
 #include <signal.h>
 #include <stdio.h>
@@ -878,6 +879,19 @@ int main(int argc, char *argv[]) {
         }
 
         log_setup("elasticd", debug ? LOG_DEBUG : LOG_INFO);
+
+        /* A Slurm node load at 10,000 nodes allocates and frees ~6 MB on the
+         * Slurm thread. glibc then raises its mmap threshold to the largest
+         * block freed (libslurm's reply buffer), after which each load's big
+         * blocks land among small ones and keep pages resident: a fixed
+         * threshold keeps blocks of 128 KiB and more in their own mappings.
+         * Small blocks freed into fast bins are merged only by malloc_trim(),
+         * which gives back the top of the main arena but never a thread
+         * arena's: without fast bins a free merges at once and the arena
+         * shrinks itself. Measured: the Slurm thread's arena swung between 1.6
+         * and 6.3 MB resident from load to load, now 1.6 MB. */
+        (void) mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+        (void) mallopt(M_MXFAST, 0);
 
         r = load_config(&d, &d.config, &errors);
         if (r < 0) {
