@@ -164,6 +164,7 @@ static const struct field_spec fields[] = {
           BIT(PROTOCOL_REQUEST_GROUP_ENABLE), "a string (a group name)" },
         { "wait", FIELD_BOOL, F(wait), BIT(PROTOCOL_REQUEST_RESIZE), 0, "true or false" },
         { "rows", FIELD_BOOL, F(rows), BIT(PROTOCOL_REQUEST_NODES), 0, "true or false" },
+        { "table", FIELD_BOOL, F(table), BIT(PROTOCOL_REQUEST_NODES), 0, "true or false" },
 };
 
 #undef F
@@ -476,11 +477,16 @@ int protocol_request_to_json(const struct protocol_request *r, json_t **ret, str
                 k = -EINVAL;
         }
 
-        if (k >= 0 && r->rows) {
+        for (size_t i = 0; i < 2 && k >= 0; i++) {
+                const char *name = i == 0 ? "rows" : "table";
+
+                if (!(i == 0 ? r->rows : r->table))
+                        continue;
                 if (r->type != PROTOCOL_REQUEST_NODES) {
-                        protocol_error_set(err, PROTOCOL_ERROR_BAD_REQUEST, "rows belongs to a \"nodes\" request only");
+                        protocol_error_set(err, PROTOCOL_ERROR_BAD_REQUEST, "%s belongs to a \"nodes\" request only",
+                                           name);
                         k = -EINVAL;
-                } else if (json_object_set_new(o, "rows", json_true()) < 0)
+                } else if (json_object_set_new(o, name, json_true()) < 0)
                         k = -ENOMEM;
         }
 

@@ -111,6 +111,7 @@ struct protocol_request {
 
         /* nodes */
         bool rows;               /* the reply as "columns" and "rows" (arrays) instead of one object per node */
+        bool table;              /* the reply as "columns" and "table" (one line of text per node) */
 };
 
 struct protocol_request *protocol_request_free(struct protocol_request *r);

@@ -371,7 +371,7 @@ def cli_socket_precedence():
 def cli_requests():
     cases = [
         (["status"], {"type": "status"}),
-        (["nodes"], {"type": "nodes", "rows": True}),
+        (["nodes"], {"type": "nodes", "table": True}),
         (["--json", "nodes"], {"type": "nodes"}),
         (["reload"], {"type": "reload"}),
         (["resume", "cn-[1-2]"], {"type": "resume", "nodes": "cn-[1-2]"}),
@@ -485,6 +485,22 @@ def cli_nodes_table():
     d.close()
     check(p2.returncode == 0 and p2.stdout == p.stdout, repr(p2.stdout))
     check(p3.returncode == 0 and p3.stdout.splitlines()[1].split() == ["cn-1"] + ["-"] * 7, repr(p3.stdout))
+    # And from the table form it asks for now: a line per node, tab-separated
+    # in the order of columns, empty for none, short lines, a last line
+    # without its newline.
+    def line(n):
+        v = ["" if n.get(c) is None else str(n.get(c)) for c in cols]
+        while v and v[-1] == "":
+            v.pop()
+        return "\t".join(v)
+    table = {"columns": cols, "table": "\n".join(line(n) for n in result["nodes"])}
+    d = FakeDaemon([ok_reply(table), ok_reply({"columns": ["name", "group"], "table": "cn-1\n\tcpu\n"})])
+    p4 = run("elasticctl", ["-s", d.path, "nodes"])
+    p5 = run("elasticctl", ["-s", d.path, "nodes"])
+    d.close()
+    check(p4.returncode == 0 and p4.stdout == p.stdout, repr(p4.stdout))
+    check(p5.returncode == 0 and [x.split() for x in p5.stdout.splitlines()[1:]] ==
+          [["cn-1"] + ["-"] * 7, ["-", "-", "cpu"] + ["-"] * 5], repr(p5.stdout))
 
 
 @test

@@ -370,6 +370,11 @@ static void test_request_valid(void) {
                 CHECK(r->rows);
                 protocol_request_free(r);
         }
+        r = expect_request("{\"version\":1,\"type\":\"nodes\",\"table\":true}");
+        if (r) {
+                CHECK(r->table && !r->rows);
+                protocol_request_free(r);
+        }
         static const char *const simple[] = { "status", "nodes", "reload", "ping", "metrics" };
         for (size_t i = 0; i < ELEMENTSOF(simple); i++) {
                 char text[128];
@@ -541,7 +546,7 @@ static void test_request_to_json(void) {
                 if (t == PROTOCOL_REQUEST_GROUP_ENABLE)
                         r.group = (char *) "gpu";
                 if (t == PROTOCOL_REQUEST_NODES)
-                        r.rows = true;
+                        r.rows = r.table = true;
                 o = NULL;
                 CHECK_INT(protocol_request_to_json(&r, &o, NULL), 0);
                 CHECK_INT(protocol_request_parse(o, &b, NULL), 0);
@@ -550,6 +555,7 @@ static void test_request_to_json(void) {
                         CHECK_INT(b->min, r.min);
                         CHECK_INT(b->wait, r.wait);
                         CHECK_INT(b->rows, r.rows);
+                        CHECK_INT(b->table, r.table);
                 }
                 json_decref(o);
         }
@@ -581,6 +587,9 @@ static void test_request_to_json(void) {
         struct protocol_request bad6 = { .type = PROTOCOL_REQUEST_STATUS, .rows = true };
         CHECK_INT(protocol_request_to_json(&bad6, &o, &err), -EINVAL);
         CHECK_STR(err.message, "rows belongs to a \"nodes\" request only");
+        struct protocol_request bad7 = { .type = PROTOCOL_REQUEST_PING, .table = true };
+        CHECK_INT(protocol_request_to_json(&bad7, &o, &err), -EINVAL);
+        CHECK_STR(err.message, "table belongs to a \"nodes\" request only");
         struct protocol_request bad4 = { .type = _PROTOCOL_REQUEST_MAX };
         CHECK_INT(protocol_request_to_json(&bad4, &o, NULL), -EINVAL);
         CHECK(o == NULL);

@@ -333,6 +333,39 @@ static void test_bad_requests(void) {
                 json_array_foreach(nodes, i, n)
                         with_op += json_is_string(json_object_get(n, "operation_id"));
                 CHECK_INT(with_op, 1);
+                /* The table form holds the same values, a line per node. */
+                json_t *treply = ask(&w, "{\"version\":1,\"type\":\"nodes\",\"table\":true}");
+                json_t *columns = json_object_get(result_of(treply), "columns");
+                const char *text = json_string_value(json_object_get(result_of(treply), "table"));
+                size_t lines = 0;
+
+                CHECK(json_array_size(columns) >= 13 && text);
+                for (const char *line = text; text && *line; lines++) {
+                        const char *eol = strchr(line, '\n');
+                        json_t *obj = json_array_get(nodes, lines);
+
+                        CHECK(eol != NULL);
+                        if (!eol || !obj)
+                                break;
+                        for (size_t k = 0; k < json_array_size(columns); k++) {
+                                json_t *v = json_object_get(obj, json_string_value(json_array_get(columns, k)));
+                                const char *tab = memchr(line, '\t', (size_t) (eol - line));
+                                const char *stop = tab ? tab : eol;
+                                char want[64] = "";
+
+                                if (json_is_string(v))
+                                        snprintf(want, sizeof(want), "%s", json_string_value(v));
+                                else if (json_is_integer(v))
+                                        snprintf(want, sizeof(want), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+                                if (strlen(want) != (size_t) (stop - line) || strncmp(want, line, (size_t) (stop - line)) != 0)
+                                        TEST_FAIL("line %zu column %zu: \"%.*s\", expected \"%s\"", lines, k,
+                                                  (int) (stop - line), line, want);
+                                line = tab ? tab + 1 : eol;
+                        }
+                        line = eol + 1;
+                }
+                CHECK_INT(lines, 6);
+                json_decref(treply);
         }
         json_decref(reply);
         world_done(&w);
