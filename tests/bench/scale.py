@@ -16,6 +16,7 @@ Needs root (namespaces), slurmctld and munged, as the lifecycle tests."""
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -151,15 +152,60 @@ def cpu_and_switches(pid):
     return cpu, sw
 
 
-def timed(argv, env, runs):
+def cpu_ns(pid):
+    """CPU time of every thread of PID, in ns (schedstat: finer than ticks)."""
+    total = 0
+    for t in os.listdir("/proc/%d/task" % pid):
+        try:
+            total += int(open("/proc/%d/task/%s/schedstat" % (pid, t)).read().split()[0])
+        except OSError:
+            pass
+    return total
+
+
+def timed(argv, env, runs, daemon_pid=None):
+    """Median wall time of RUNS runs, and the mean CPU seconds per run of
+    the client (user + system) and of the daemon; or None and the error."""
     times = []
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    d0 = cpu_ns(daemon_pid) if daemon_pid else 0
     for _ in range(runs):
         t0 = time.perf_counter()
         p = subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         times.append(time.perf_counter() - t0)
         if p.returncode != 0:
             return None, p.stderr.decode().strip()
-    return statistics.median(times), None
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    client = (r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime) / runs
+    daemon = (cpu_ns(daemon_pid) - d0) / 1e9 / runs if daemon_pid else None
+    return (statistics.median(times), client, daemon), None
+
+
+def daemon_cpu_per_request(sock, request, pid, runs):
+    """elasticd's mean CPU seconds to answer REQUEST (a dict) and the reply's
+    size, asked over one connection per run as elasticctl does."""
+    import socket
+    import struct
+    body = json.dumps(dict(request, version=1)).encode()
+    d0, size = cpu_ns(pid), 0
+    for _ in range(runs):
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.connect(sock)
+            s.sendall(struct.pack(">I", len(body)) + body)
+            head = b""
+            while len(head) < 4:
+                head += s.recv(4 - len(head))
+            size = struct.unpack(">I", head)[0]
+            got = 0
+            while got < size:
+                got += len(s.recv(min(1 << 20, size - got)))
+    return (cpu_ns(pid) - d0) / 1e9 / runs, size
+
+
+def timed_text(t, runs):
+    med, client, daemon = t
+    s = "%.1f ms wall (median of %d); CPU per call: client %.1f ms" % (med * 1000, runs, client * 1000)
+    return s + (", elasticd %.1f ms" % (daemon * 1000) if daemon is not None else "")
 
 
 def main():
@@ -234,11 +280,19 @@ def main():
         out["idle CPU per minute (target < 0.1 s)"] = "%.3f s (%.2f s in %.0f s)" % (
             (cpu1 - cpu0) * 60 / a.idle, cpu1 - cpu0, a.idle)
         out["idle wake-ups per minute"] = "%.0f (context switches, all threads)" % ((sw1 - sw0) * 60 / a.idle)
+        # The same load for a program that does nothing, to compare with.
+        t, err = timed(["/bin/true"], env, 11)
+        out["/bin/true (start-up under this load)"] = timed_text(t, 11)
         for what, argv, target in (("nodes", ["nodes"], "< 100 ms"), ("nodes --json", ["--json", "nodes"], ""),
                                    ("status", ["status"], "< 10 ms")):
-            med, err = timed([elasticctl, "-s", sock] + argv, env, 5)
+            runs = 5 if "json" in what else 11
+            t, err = timed([elasticctl, "-s", sock] + argv, env, runs, pid)
             key = "elasticctl %s%s" % (what, " (target %s)" % target if target else "")
-            out[key] = "%.1f ms median of 5" % (med * 1000) if med is not None else "failed: " + err
+            out[key] = timed_text(t, runs) if t is not None else "failed: " + err
+        for form, extra in (("objects", {}), ("rows", {"rows": True}), ("table", {"table": True})):
+            cpu, size = daemon_cpu_per_request(sock, dict(extra, type="nodes"), pid, 5)
+            out["elasticd CPU for a nodes reply, %s form" % form] = "%.1f ms (%d bytes)" % (cpu * 1000, size)
+        out["load average"] = " ".join(open("/proc/loadavg").read().split()[:3])
 
         if a.hold > 0:
             print("holding %.0f s: ELASTICD_SOCKET=%s, elasticd pid %d, config %s" % (a.hold, sock, pid, conf),
