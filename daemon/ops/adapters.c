@@ -252,6 +252,10 @@ static void a_nodes_free(struct ops_slurm_nodes *nodes) {
         ctld_nodes_free((struct ctld_nodes *) nodes);
 }
 
+static const struct ops_slurm_nodes *a_newest(void *impl) {
+        return (const struct ops_slurm_nodes *) ctld_nodes_newest(impl);
+}
+
 static int a_update(void *impl, const struct ops_slurm_update *u, ops_slurm_done_fn cb, void *userdata) {
         static const uint32_t states[] = {
                 [OPS_SLURM_KEEP] = 0,
@@ -366,6 +370,7 @@ void ops_adapters(struct cloud *cloud, struct ctld *ctld, struct pusher *pusher,
                         .load_nodes = a_load_nodes,
                         .node_find = a_node_find,
                         .nodes_free = a_nodes_free,
+                        .newest = a_newest,
                         .update = a_update,
                         .reconfigure = a_reconfigure,
                 },

@@ -607,8 +607,16 @@ later:
         op_wait_timer(o, o->l->opts.retry_usec);
 }
 
+const struct ops_slurm_nodes *lifecycle_slurm_nodes(const struct lifecycle *l) {
+        const struct ops_slurm_port *p = &l->env.ports.slurm;
+
+        return l->slurm ? l->slurm : p->newest ? p->newest(p->impl) : NULL;
+}
+
 bool lifecycle_slurm_node(const struct lifecycle *l, const char *node, struct ops_slurm_node *ret) {
-        return l->slurm && l->env.ports.slurm.node_find(l->slurm, node, ret);
+        const struct ops_slurm_nodes *n = lifecycle_slurm_nodes(l);
+
+        return n && l->env.ports.slurm.node_find(n, node, ret);
 }
 
 void op_wait_slurm(struct lc_op *o) {
@@ -737,6 +745,11 @@ static void on_slurm_nodes(int r, struct ops_slurm_nodes *nodes, const char *err
         if (r >= 0) {
                 l->slurm_loads_done++;
                 downmarks_check(l);
+        }
+        /* Between loads the port's newest serves (resize's loads too). */
+        if (l->slurm && l->env.ports.slurm.newest) {
+                l->env.ports.slurm.nodes_free(l->slurm);
+                l->slurm = NULL;
         }
         if (l->slurm_wanted) {
                 l->slurm_wanted = false;

@@ -121,7 +121,8 @@ struct lifecycle {
         bool slurm_wanted;
         uint64_t slurm_loads;            /* loads of Slurm's nodes started; the one in flight is the last */
         bool started;
-        struct ops_slurm_nodes *slurm;   /* the last load of Slurm's nodes */
+        struct ops_slurm_nodes *slurm;   /* the last load of Slurm's nodes; with the port's
+                                          * newest, only while its callback runs */
         void *views;                     /* tsearch tree of struct view *, by node */
         struct lifecycle_stats stats;
         struct capacity *capacity;       /* groups short of capacity (failover.c) */
@@ -188,6 +189,9 @@ void op_slurm_update(struct lc_op *o, const struct ops_slurm_update *u, op_slurm
  * advance. */
 void op_wait_slurm(struct lc_op *o);
 /* NODE in the last load; false when unknown. */
+/* The load lookups use: the one being handed out, else the port's newest;
+ * NULL before the first. */
+const struct ops_slurm_nodes *lifecycle_slurm_nodes(const struct lifecycle *l);
 bool lifecycle_slurm_node(const struct lifecycle *l, const char *node, struct ops_slurm_node *ret);
 void request_slurm_poll(struct lifecycle *l);
 

@@ -160,6 +160,10 @@ struct ops_slurm_port {
         /* NAME in NODES (NULL: none loaded): true with *ret filled, valid while NODES is. */
         bool (*node_find)(const struct ops_slurm_nodes *nodes, const char *name, struct ops_slurm_node *ret);
         void (*nodes_free)(struct ops_slurm_nodes *nodes);
+        /* Optional: the newest load any caller got (NULL: none yet), valid
+         * until the next load completes. With it, callers look nodes up there
+         * between their loads instead of each holding a load of its own. */
+        const struct ops_slurm_nodes *(*newest)(void *impl);
         /* U is copied. */
         int (*update)(void *impl, const struct ops_slurm_update *u, ops_slurm_done_fn cb, void *userdata);
         /* slurmctld re-reads slurm.conf. */

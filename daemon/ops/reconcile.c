@@ -84,7 +84,7 @@ static void reconcile_health(struct lifecycle *l, const struct ops_cloud_result 
         struct health_walk w = { .l = l };
 
         /* Nothing known of Slurm yet: nothing to judge by. */
-        if (!l->slurm)
+        if (!lifecycle_slurm_nodes(l))
                 return;
         w.by_id = calloc(res->n_servers + 1, sizeof(*w.by_id));
         if (!w.by_id)

@@ -161,7 +161,10 @@ static bool in_list(char *const *v, const char *name) {
 }
 
 static bool node_find(const struct resize *r, const char *name, struct ops_slurm_node *ret) {
-        return r->nodes && r->slurm->node_find(r->nodes, name, ret);
+        const struct ops_slurm_nodes *n = r->nodes ? r->nodes : r->slurm->newest ? r->slurm->newest(r->slurm->impl)
+                                                                                 : NULL;
+
+        return n && r->slurm->node_find(n, name, ret);
 }
 
 static void on_update_done(int rc, const char *error, void *userdata) {
@@ -356,6 +359,11 @@ static void pass_next(struct resize *r) {
         case PASS_UPDATE:
         case PASS_IDLE:
                 r->step = PASS_IDLE;
+                /* Between passes the port's newest load serves (status). */
+                if (r->nodes && r->slurm->newest) {
+                        r->slurm->nodes_free(r->nodes);
+                        r->nodes = NULL;
+                }
                 if (r->again) {
                         r->again = false;
                         pass_start(r);

@@ -438,6 +438,10 @@ struct ctld *ctld_free(struct ctld *c) {
         return NULL;
 }
 
+const struct ctld_nodes *ctld_nodes_newest(const struct ctld *c) {
+        return c ? c->last : NULL;
+}
+
 unsigned ctld_pending(const struct ctld *c) {
         return c ? worker_pool_pending(c->pool) : 0;
 }

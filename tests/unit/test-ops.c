@@ -113,7 +113,14 @@ struct fake {
         bool kill;                      /* a kill outcome fired: drop the core */
         unsigned creates;
         struct pending *pending;
+        /* The port's optional newest(): a copy of the last load delivered
+         * (as ctld keeps its newest), or no newest() at all. */
+        bool with_newest;
+        struct ops_slurm_nodes *newest;
 };
+
+/* The test cases run as they are, then some again with newest(). */
+static bool fake_with_newest;
 
 static void logf_call(struct fake *f, const char *call) {
         size_t len = strlen(f->log);
@@ -205,6 +212,13 @@ static int on_deliver(sd_event_source *s, void *userdata) {
                 p->scb(p->error, p->error ? "fake slurmctld said no" : NULL, p->ud);
                 break;
         case P_NODES:
+                if (!p->error && p->f->with_newest) {
+                        free(p->f->newest);
+                        p->f->newest = malloc(sizeof(*p->nodes));
+                        if (!p->f->newest)
+                                abort();
+                        memcpy(p->f->newest, p->nodes, sizeof(*p->nodes));
+                }
                 p->ncb(p->error, p->error ? NULL : TAKE_PTR(p->nodes), p->error ? "fake load failed" : NULL, p->ud);
                 break;
         case P_PUSH: {
@@ -555,6 +569,12 @@ static void s_free(struct ops_slurm_nodes *ns) {
         free(ns);
 }
 
+static const struct ops_slurm_nodes *s_newest(void *impl) {
+        struct fake *f = impl;
+
+        return f->newest;
+}
+
 static int s_update(void *impl, const struct ops_slurm_update *u, ops_slurm_done_fn cb, void *ud) {
         struct fake *f = impl;
         enum outcome how = fake_outcome(f, "update");
@@ -744,6 +764,7 @@ static void world_init(struct world *w, const struct lifecycle_options *opts) {
         if (sd_event_new(&w->e) < 0)
                 abort();
         w->f.e = w->e;
+        w->f.with_newest = fake_with_newest;
         for (size_t i = 0; i < ELEMENTSOF(nodes); i++) {
                 struct fnode *n = &w->f.node[w->f.n_nodes++];
 
@@ -757,7 +778,8 @@ static void world_init(struct world *w, const struct lifecycle_options *opts) {
                            .server_delete = c_delete, .server_reboot = c_reboot, .server_rebuild = c_rebuild,
                            .server_console = c_console, .cancel = c_cancel },
                 .slurm = { .impl = &w->f, .load_nodes = s_load, .node_find = s_find, .nodes_free = s_free,
-                           .update = s_update, .reconfigure = s_reconfigure },
+                           .update = s_update, .reconfigure = s_reconfigure,
+                           .newest = w->f.with_newest ? s_newest : NULL },
                 .push = { .impl = &w->f, .start = p_start },
         };
         w->config = load_config("base");
@@ -773,6 +795,7 @@ static void world_init(struct world *w, const struct lifecycle_options *opts) {
 
 static void world_done(struct world *w) {
         core_drop(w);
+        w->f.newest = mfree(w->f.newest);
         w->config = config_free(w->config);
         w->map = nodemap_free(w->map);
         json_decref(w->journal);
@@ -1389,6 +1412,14 @@ int main(void) {
         RUN(test_reload_changes_image);
         RUN(test_reboot_reason_from_fresh_load);
         RUN(test_reboot_reason_sources);
+        /* Again with the port's newest(): the core then holds a load only
+         * while its callback runs and looks nodes up in the newest. */
+        fake_with_newest = true;
+        RUN(test_happy_paths);
+        RUN(test_resize_during_resumes);
+        RUN(test_reboot_reason_from_fresh_load);
+        RUN(test_reboot_reason_sources);
+        RUN(test_down_while_powering_down);
 
         unlink(key_path);
         printf("# %d cases in %.2f s\n", test_count, (double) (mono_usec() - t0) / 1e6);
