@@ -2,6 +2,7 @@
  * block, and one thread keeps calls to slurmctld ordered). */
 #include "slurm/ctld.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <malloc.h>
 #include <stdlib.h>
@@ -82,10 +83,7 @@ struct ctld_nodes *ctld_nodes_free(struct ctld_nodes *n) {
                 struct ctld_node *x = &n->nodes[i];
                 free(x->name);
                 free(x->state_str);
-                free(x->addr);
-                free(x->hostname);
                 free(x->reason);
-                free(x->features);
         }
         free(n->strings);
         free(n->nodes);
@@ -158,8 +156,6 @@ const char *ctld_state_base_name(uint32_t state) {
         }
 }
 
-#define STRSIZE(s) ((s) ? strlen(s) + 1 : 0)
-
 /* Copy S to *P and move past it. */
 static char *put(char **p, const char *s) {
         char *r = *p;
@@ -193,17 +189,22 @@ int ctld_load_nodes_since_sync(time_t since, struct ctld_nodes **ret, char **ret
                 goto oom;
 
         /* Every string of the load in one block, a state string shared with
-         * the node before when equal, an address or hostname that is the
-         * name not copied: at 10,000 nodes, a sixth of the allocations. */
+         * the node before when equal: at 10,000 nodes, a sixth of the
+         * allocations. */
         for (uint32_t i = 0; i < msg->record_count; i++) {
                 node_info_t *ni = &msg->node_array[i];
+                const char *st;
 
                 if (!ni->name)
                         continue;
                 states[i] = slurm_node_state_string_complete(ni->node_state);
-                total += strlen(ni->name) + 1 + (states[i] ? strlen(states[i]) : 7) + 1 + STRSIZE(ni->node_addr) +
-                         STRSIZE(ni->node_hostname) + STRSIZE(ni->reason) + STRSIZE(ni->features);
+                st = states[i] ? states[i] : "UNKNOWN";
+                total += strlen(ni->name) + 1 + (ni->reason && ni->reason[0] ? strlen(ni->reason) + 1 : 0);
+                if (!prev_state || strcmp(prev_state, st) != 0)
+                        total += strlen(st) + 1;
+                prev_state = (char *) st;
         }
+        prev_state = NULL;
         n->strings = p = malloc(total ? total : 1);
         if (!p)
                 goto oom;
@@ -218,14 +219,10 @@ int ctld_load_nodes_since_sync(time_t since, struct ctld_nodes **ret, char **ret
                 x->name = put(&p, ni->name);
                 x->state = ni->node_state;
                 x->state_str = prev_state && strcmp(prev_state, st) == 0 ? prev_state : (prev_state = put(&p, st));
-                x->addr = !ni->node_addr ? NULL : strcmp(ni->node_addr, ni->name) == 0 ? x->name : put(&p, ni->node_addr);
-                x->hostname = !ni->node_hostname ? NULL :
-                              strcmp(ni->node_hostname, ni->name) == 0 ? x->name : put(&p, ni->node_hostname);
                 x->reason = ni->reason && ni->reason[0] ? put(&p, ni->reason) : NULL;
-                x->features = ni->features ? put(&p, ni->features) : NULL;
                 x->boot_time = ni->boot_time;
-                x->reason_time = ni->reason_time;
         }
+        assert((size_t) (p - n->strings) <= total);
         for (uint32_t i = 0; i < msg->record_count; i++)
                 slurm_xfree((void **) &states[i]);
         states = mfree(states);

@@ -10,17 +10,14 @@
 
 #include "util/macro.h"
 
-/* One node as slurmctld reports it. */
+/* One node as slurmctld reports it: what elasticd reads of it (40 bytes;
+ * a load holds every node of the cluster). */
 struct ctld_node {
         char *name;
-        uint32_t state;       /* libslurm node_state: base state | flags */
         char *state_str;      /* e.g. "IDLE+CLOUD+POWERED_DOWN" */
-        char *addr;           /* NodeAddr (the node name when unset) */
-        char *hostname;       /* NodeHostname */
         char *reason;         /* NULL when none */
-        char *features;
         time_t boot_time;
-        time_t reason_time;
+        uint32_t state;       /* libslurm node_state: base state | flags */
 };
 
 struct ctld_nodes {
