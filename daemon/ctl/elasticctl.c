@@ -313,26 +313,11 @@ static const char *table_cell(const char *v, size_t len, size_t column, char buf
         return v;
 }
 
-static void put_cell_n(const char *s, size_t n, size_t width, bool last) {
-        static const char spaces[] = "                                                                ";
-
-        fwrite_unlocked(s, 1, n, stdout);
-        if (last) {
-                putchar_unlocked('\n');
-                return;
-        }
-        for (n = n < width ? width - n + 2 : 2; n > 0;) {
-                size_t k = n < sizeof(spaces) - 1 ? n : sizeof(spaces) - 1;
-
-                fwrite_unlocked(spaces, 1, k, stdout);
-                n -= k;
-        }
-}
-
 /* The "table" form: widths in one pass over the text, the lines in a second. */
 static int text_nodes_table(const char *text, size_t size, json_t *columns) {
         const char *end = text + size, *value[N_NODE_COLUMNS];
-        size_t at[N_NODE_COLUMNS], width[N_NODE_COLUMNS], len[N_NODE_COLUMNS], n;
+        size_t at[N_NODE_COLUMNS], width[N_NODE_COLUMNS], len[N_NODE_COLUMNS], n, line_size = 0;
+        _cleanup_free_ char *line = NULL;
         char buf[32];
 
         /* About 100 bytes a node: fewer, larger writes (nothing is written yet). */
@@ -353,14 +338,31 @@ static int text_nodes_table(const char *text, size_t size, json_t *columns) {
                                 width[c] = n;
                 }
         }
-        for (size_t c = 0; c < N_NODE_COLUMNS; c++)
+        for (size_t c = 0; c < N_NODE_COLUMNS; c++) {
                 put_cell(node_columns[c].title, width[c], c + 1 == N_NODE_COLUMNS);
+                line_size += width[c] + 2;
+        }
+        /* A line at a time (one write of 10,000 cells' worth costs a tenth of
+         * two writes per cell): no cell is wider than its column. */
+        line = malloc(line_size + 1);
+        if (!line)
+                return EXIT_REFUSED;
         for (const char *p = text; p < end;) {
+                size_t k = 0;
+
                 p = table_line_split(p, end, at, value, len);
                 for (size_t c = 0; c < N_NODE_COLUMNS; c++) {
                         const char *cell = table_cell(value[c], len[c], c, buf, &n);
-                        put_cell_n(cell, n, width[c], c + 1 == N_NODE_COLUMNS);
+
+                        memcpy(line + k, cell, n);
+                        k += n;
+                        if (c + 1 < N_NODE_COLUMNS) {
+                                memset(line + k, ' ', width[c] - n + 2);
+                                k += width[c] - n + 2;
+                        }
                 }
+                line[k++] = '\n';
+                fwrite_unlocked(line, 1, k, stdout);
         }
         return 0;
 }
