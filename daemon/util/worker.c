@@ -1,5 +1,7 @@
 /* worker.c - thread pool whose completions come back through an eventfd
- * watched by sd-event, so callers never block the loop. */
+ * watched by sd-event, so callers never block the loop. Threads start when
+ * jobs need them, up to the pool's size: a pool that is never used (SSH
+ * pushes while nothing boots) costs no thread. */
 #include "util/worker.h"
 
 #include <errno.h>
@@ -37,7 +39,9 @@ struct worker_pool {
         unsigned max_queued;
         bool stopping;
         pthread_t *threads;
-        unsigned n_threads;
+        unsigned n_threads;        /* started */
+        unsigned max_threads;
+        unsigned idle;             /* started threads waiting for a job */
 };
 
 static void queue_push(struct job_queue *q, struct worker_job *j) {
@@ -70,8 +74,11 @@ static void *worker_main(void *arg) {
         for (;;) {
                 struct worker_job *j;
 
-                while (!p->stopping && !p->queued.head)
+                while (!p->stopping && !p->queued.head) {
+                        p->idle++;
                         pthread_cond_wait(&p->wake, &p->lock);
+                        p->idle--;
+                }
                 if (p->stopping)
                         break;
                 j = queue_pop(&p->queued);
@@ -133,6 +140,7 @@ int worker_pool_new(sd_event *event, const char *name, unsigned n_threads, unsig
         pthread_mutex_init(&p->lock, NULL);
         pthread_cond_init(&p->wake, NULL);
         p->max_queued = max_queued;
+        p->max_threads = n_threads;
         p->name = strdup(name ? name : "worker");
         p->threads = calloc(n_threads, sizeof(pthread_t));
         if (!p->name || !p->threads) {
@@ -149,13 +157,6 @@ int worker_pool_new(sd_event *event, const char *name, unsigned n_threads, unsig
         if (r < 0)
                 goto fail;
         (void) sd_event_source_set_description(p->source, p->name);
-
-        for (unsigned i = 0; i < n_threads; i++) {
-                r = -pthread_create(&p->threads[i], NULL, worker_main, p);
-                if (r < 0)
-                        goto fail;
-                p->n_threads++;
-        }
 
         *ret = p;
         return 0;
@@ -188,6 +189,21 @@ int worker_pool_submit(struct worker_pool *p, worker_fn fn, worker_done_fn done,
         j->done = done;
         j->userdata = userdata;
         queue_push(&p->queued, j);
+        /* More jobs waiting than threads waiting for them: one more thread,
+         * while the pool has room. A thread that cannot start leaves the job
+         * to the others, or refuses it when there are none. */
+        if (p->queued.n > p->idle && p->n_threads < p->max_threads) {
+                int r = -pthread_create(&p->threads[p->n_threads], NULL, worker_main, p);
+
+                if (r == 0)
+                        p->n_threads++;
+                else if (p->n_threads == 0) {
+                        /* The job just queued is the only one: nobody took it. */
+                        free(queue_pop(&p->queued));
+                        pthread_mutex_unlock(&p->lock);
+                        return r;
+                }
+        }
         pthread_cond_signal(&p->wake);
         pthread_mutex_unlock(&p->lock);
         return 0;

@@ -13,7 +13,9 @@ typedef void (*worker_fn)(void *userdata);
  * pool was freed before fn could start. Called exactly once per job. */
 typedef void (*worker_done_fn)(void *userdata, bool cancelled);
 
-/* n_threads >= 1; max_queued bounds jobs waiting for a thread. */
+/* n_threads >= 1: at most that many threads, each started when a job finds
+ * no idle one (none before the first job); max_queued bounds jobs waiting
+ * for a thread. */
 int worker_pool_new(sd_event *event, const char *name, unsigned n_threads, unsigned max_queued,
                     struct worker_pool **ret);
 

@@ -1,4 +1,5 @@
 /* test-worker.c - the pool runs jobs off the loop and reports back on it. */
+#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -99,6 +100,51 @@ static void test_queue_limit(void) {
         sd_event_unref(e);
 }
 
+static unsigned n_threads(void) {
+        unsigned n = 0;
+        DIR *d = opendir("/proc/self/task");
+        struct dirent *de;
+
+        while (d && (de = readdir(d)))
+                n += de->d_name[0] != '.';
+        if (d)
+                closedir(d);
+        return n;
+}
+
+/* Threads start when jobs need them: none for an unused pool, one for jobs
+ * one after another, at most the pool's size for many at once. */
+static void test_lazy_threads(void) {
+        sd_event *e = NULL;
+        struct worker_pool *p = NULL;
+        struct job jobs[20] = { 0 };
+        unsigned base = n_threads();
+        int n_done = 0;
+
+        CHECK_INT(sd_event_new(&e), 0);
+        CHECK_INT(worker_pool_new(e, "lazy", 4, 100, &p), 0);
+        CHECK_INT(n_threads(), base);
+        for (int i = 0; i < 3; i++) {
+                jobs[i] = (struct job){ .loop_thread = pthread_self(), .n_done = &n_done };
+                CHECK_INT(worker_pool_submit(p, job_fn, job_done, &jobs[i]), 0);
+                while (n_done < i + 1 && sd_event_run(e, 1000000) >= 0)
+                        ;
+                usleep(20000);      /* back to waiting for the next */
+        }
+        CHECK_INT(n_threads(), base + 1);
+        for (int i = 3; i < 20; i++) {
+                jobs[i] = (struct job){ .loop_thread = pthread_self(), .n_done = &n_done, .sleep_us = 20000 };
+                CHECK_INT(worker_pool_submit(p, job_fn, job_done, &jobs[i]), 0);
+        }
+        CHECK(n_threads() > base + 1 && n_threads() <= base + 4);
+        while (n_done < 20 && sd_event_run(e, 1000000) >= 0)
+                ;
+        CHECK_INT(n_done, 20);
+        worker_pool_free(p);
+        CHECK_INT(n_threads(), base);
+        sd_event_unref(e);
+}
+
 static void test_bad_arguments(void) {
         sd_event *e = NULL;
         struct worker_pool *p = NULL;
@@ -114,6 +160,7 @@ static void test_bad_arguments(void) {
 int main(void) {
         RUN(test_runs_all_jobs);
         RUN(test_queue_limit);
+        RUN(test_lazy_threads);
         RUN(test_bad_arguments);
         return test_done();
 }
