@@ -15,6 +15,7 @@
 #include "cloud/keystone.h"
 #include "util/log.h"
 #include "cloud/neutron.h"
+#include "cloud/serverview.h"
 
 #define USEC_PER_SEC UINT64_C(1000000)
 #define USEC_PER_MSEC UINT64_C(1000)
@@ -87,6 +88,11 @@ struct cloud_call {
         /* show: waits for the next shared list (batched), and is answered by
          * the list now under way (in_list); list: feeds the batched shows */
         bool batched, in_list, feeds_batch;
+        /* list: only the servers changed since SINCE (Nova's clock), deleted
+         * ones too; the Date of its first answer */
+        bool delta;
+        time_t since;
+        int64_t list_date;
 
         /* resolve: the same lookup in flight whose answer this one takes (it
          * sends nothing), and how many take this one's */
@@ -152,7 +158,8 @@ struct cloud {
         sd_event_source *batch_defer;
         unsigned n_batched;
         bool batch_list_running;
-        size_t last_list_servers;
+        struct server_view view;
+        sd_event_source *view_expire;
         struct cloud_stats stats;
         uint64_t rng;
 };
@@ -210,6 +217,7 @@ static void cloud_destroy(struct cloud *c) {
         sd_event_source_disable_unref(c->auth_retry);
         sd_event_source_disable_unref(c->renew);
         cache_clear(c, false);
+        server_view_clear(&c->view);
         clouds_free(c->config);
         for (size_t i = 0; i < ELEMENTSOF(c->own_override); i++)
                 free(c->own_override[i]);
@@ -1078,6 +1086,19 @@ static int step_send(struct cloud_call *k) {
                 n = asprintf(&url, "%s/servers/%s", c->compute_url, esc);
                 break;
         case CALL_LIST:
+                if (k->delta) {
+                        /* No tag filter: Nova removes a deleted server's
+                         * tags, and its deletion is what a watch needs. */
+                        char since[32];
+                        struct tm tm;
+
+                        if (!gmtime_r(&k->since, &tm) ||
+                            strftime(since, sizeof(since), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+                                return -EINVAL;
+                        n = asprintf(&url, "%s/servers/detail?changes-since=%s&limit=%u%s%s", c->compute_url, since,
+                                     c->opts.page_size, mk ? "&marker=" : "", mk ? mk : "");
+                        break;
+                }
                 if (k->arg && !(re = name_regex(k->arg)))
                         return -ENOMEM;
                 if (re && !(esc2 = url_escape(re)))
@@ -1326,26 +1347,31 @@ static bool call_retry_transient(struct cloud_call *k, const struct http_respons
         return call_later(k, delay, false, 0) >= 0;
 }
 
+/* A listed server the call keeps: this cluster's (and NAME's, if given);
+ * in a changes-since list also any deleted one (Nova leaves it no metadata:
+ * its id tells whose it was). */
+static bool page_keeps(struct cloud_call *k, const struct nova_server *s) {
+        const char *cl = nova_server_metadata_get(s, CLOUD_META_CLUSTER);
+
+        if (k->delta && s->status && strcmp(s->status, "DELETED") == 0)
+                return true;
+        return cl && strcmp(cl, k->cloud->cluster) == 0 && (!k->arg || strcmp(s->name, k->arg) == 0);
+}
+
 static int page_append(struct cloud_call *k, struct nova_server_page *p) {
-        struct cloud *c = k->cloud;
         size_t n = 0;
 
-        for (size_t i = 0; i < p->n_servers; i++) {
-                const char *cl = nova_server_metadata_get(p->servers[i], CLOUD_META_CLUSTER);
-                if (cl && strcmp(cl, c->cluster) == 0 && (!k->arg || strcmp(p->servers[i]->name, k->arg) == 0))
-                        n++;
-        }
+        for (size_t i = 0; i < p->n_servers; i++)
+                n += page_keeps(k, p->servers[i]);
         if (n == 0)
                 return 0;
         struct nova_server **a = realloc(k->servers, (k->n_servers + n) * sizeof(*a));
         if (!a)
                 return -ENOMEM;
         k->servers = a;
-        for (size_t i = 0; i < p->n_servers; i++) {
-                const char *cl = nova_server_metadata_get(p->servers[i], CLOUD_META_CLUSTER);
-                if (cl && strcmp(cl, c->cluster) == 0 && (!k->arg || strcmp(p->servers[i]->name, k->arg) == 0))
+        for (size_t i = 0; i < p->n_servers; i++)
+                if (page_keeps(k, p->servers[i]))
                         k->servers[k->n_servers++] = TAKE_PTR(p->servers[i]);
-        }
         return 0;
 }
 
@@ -1589,6 +1615,10 @@ static void call_http_done(struct http_request *req, const struct http_response 
                         call_finish(k, call_http_error(k, req, resp));
                         return;
                 }
+                c->stats.list_pages++;
+                c->stats.list_bytes += resp->body_size;
+                if (k->pages == 0)
+                        k->list_date = resp->date;
                 r = nova_parse_server_page(resp->body, resp->body_size, &p, &k->err);
                 if (r >= 0)
                         r = page_append(k, p);
@@ -1699,6 +1729,10 @@ int cloud_new(sd_event *event, struct cloud_config *config, const struct cloud_o
                 c->opts.cache_ttl_usec = 600 * USEC_PER_SEC;
         if (!c->opts.page_size)
                 c->opts.page_size = 1000;
+        if (!c->opts.list_full_usec)
+                c->opts.list_full_usec = 60 * USEC_PER_SEC;
+        if (!c->opts.list_margin_usec)
+                c->opts.list_margin_usec = 30 * USEC_PER_SEC;
 
         r = -ENOMEM;
         c->cluster = strdup(opts->cluster);
@@ -1782,6 +1816,7 @@ int cloud_apply_config(struct cloud *c, const struct cloud_options *opts, char *
                 c->version_ok = false;
                 cache_clear(c, true);
                 scope_compute(c);
+                server_view_clear(&c->view);
                 log_debug("cloud: endpoint overrides changed; a new token will be fetched");
         }
         return 0;
@@ -1792,6 +1827,7 @@ struct cloud *cloud_free(struct cloud *c) {
                 return NULL;
         c->shut_down = true;
         c->batch_defer = sd_event_source_disable_unref(c->batch_defer);
+        c->view_expire = sd_event_source_disable_unref(c->view_expire);
         while (c->calls) {
                 struct cloud_call *k = c->calls;
                 call_unlink(k);
@@ -1901,70 +1937,111 @@ static void batch_send_one(struct cloud_call *k) {
                 log_req(LOG_ERR, k->label, "cloud: call %" PRIu64 " cannot be delivered", k->id);
 }
 
-static int server_id_cmp(const void *a, const void *b) {
-        const struct nova_server *const *x = a, *const *y = b;
-
-        return strcmp((*x)->id, (*y)->id);
-}
-
 static bool server_lacks_fault(const struct nova_server *s) {
         return s->status && strcmp(s->status, "ERROR") == 0 && !(s->fault && s->fault->message);
 }
 
-/* The list LK ended (ERROR 0: it holds the cluster's instances now): each
- * show it was for takes its server; one it does not hold (gone, not tagged)
- * and all of them after a failed list are sent on their own. */
+/* How long the view keeps a server nobody asked about and that did not change. */
+static uint64_t view_keep_usec(const struct cloud *c) {
+        return 2 * c->opts.list_full_usec;
+}
+
+static int on_view_expire(sd_event_source *s, uint64_t usec, void *userdata) {
+        struct cloud *c = userdata;
+        uint64_t now = now_mono(c);
+
+        server_view_expire(&c->view, now > view_keep_usec(c) ? now - view_keep_usec(c) : 0);
+        if (c->view.n_entries > 0 && sd_event_source_set_time(s, now + view_keep_usec(c)) >= 0)
+                (void) sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+        return 0;
+}
+
+/* Empty the view once idle, so what a wave watched does not stay in memory. */
+static void view_expire_arm(struct cloud *c) {
+        uint64_t when = now_mono(c) + view_keep_usec(c);
+
+        if (c->view.n_entries == 0)
+                return;
+        if (!c->view_expire) {
+                if (sd_event_add_time(c->event, &c->view_expire, CLOCK_MONOTONIC, when, USEC_PER_SEC, on_view_expire,
+                                      c) < 0)
+                        c->view_expire = NULL;
+                return;
+        }
+        (void) sd_event_source_set_time(c->view_expire, when);
+        (void) sd_event_source_set_enabled(c->view_expire, SD_EVENT_ONESHOT);
+}
+
+/* Answer show K from the view: its server, -ENOENT for a deleted one (as
+ * a show of it is answered), or false when the view cannot (not known, or
+ * an ERROR without its fault, which Nova's detail list leaves out). */
+static bool view_answer(struct cloud_call *k, const char *request_id) {
+        struct cloud *c = k->cloud;
+        struct server_view_entry *e = server_view_find(&c->view, k->arg);
+        struct nova_server *copy = NULL;
+        int error = 0;
+
+        if (!e || server_lacks_fault(e->server))
+                return false;
+        os_error_clear(&k->err);
+        if (e->server->status && strcmp(e->server->status, "DELETED") == 0) {
+                error = os_error_set(&k->err, -ENOENT, "Instance %s could not be found.", k->arg);
+                k->err.status = 404;
+        } else {
+                if (nova_server_dup(e->server, &copy) < 0)
+                        return false;
+                k->err.status = 200;
+        }
+        (void) os_error_set_request_id(&k->err, request_id);
+        if (call_later(k, 0, true, error) < 0) {
+                nova_server_free(copy);
+                return false;
+        }
+        nova_server_free(k->server);
+        k->server = copy;
+        k->batched = k->in_list = false;
+        c->n_batched--;
+        c->stats.shows_from_list++;
+        return true;
+}
+
+/* The list LK ended (ERROR 0: it holds the cluster's instances now, or
+ * those changed since the previous list): the view takes them, and each
+ * show the list was for is answered from the view; one it does not know
+ * (gone, not tagged), and all of them after a failed list, are sent on
+ * their own. */
 static void batch_deliver(struct cloud_call *lk, int error) {
         struct cloud *c = lk->cloud;
-        _cleanup_free_ struct cloud_call **ks = NULL;
-        _cleanup_free_ struct nova_server ***slots = NULL;
+        _cleanup_free_ const char **asked = NULL;
+        uint64_t now = now_mono(c), keep = view_keep_usec(c);
         size_t n = 0, i = 0;
 
         c->batch_list_running = false;
         for (struct cloud_call *k = c->calls; k; k = k->next)
                 n += k->in_list;
-        ks = calloc(n + 1, sizeof(*ks));
-        slots = calloc(n + 1, sizeof(*slots));
-        if (!ks || !slots)
+        asked = calloc(n + 1, sizeof(*asked));
+        if (!asked)
                 error = -ENOMEM;
         if (error == 0) {
-                c->last_list_servers = lk->n_servers;
-                if (lk->n_servers > 1)
-                        qsort(lk->servers, lk->n_servers, sizeof(*lk->servers), server_id_cmp);
-        }
-        /* Find every server first (taking one would leave a hole in the sorted array). */
-        for (struct cloud_call *k = c->calls; k && ks && slots; k = k->next) {
-                struct nova_server key = { .id = k->arg }, *kp = &key;
+                for (struct cloud_call *k = c->calls; k; k = k->next) {
+                        struct server_view_entry *e;
 
-                if (!k->in_list)
-                        continue;
-                ks[i] = k;
-                if (error == 0 && lk->n_servers > 0)
-                        slots[i] = bsearch(&kp, lk->servers, lk->n_servers, sizeof(*lk->servers), server_id_cmp);
-                i++;
-        }
-        for (size_t j = 0; j < i; j++) {
-                struct cloud_call *k = ks[j];
-
-                /* Nova's detail list leaves out an ERROR server's fault, which
-                 * the node's reason needs: that one is shown on its own, as
-                 * is a second show of a server an earlier one took. */
-                if (!slots[j] || !*slots[j] || server_lacks_fault(*slots[j]) || call_later(k, 0, true, 0) < 0) {
-                        batch_send_one(k);
-                        continue;
+                        if (!k->in_list)
+                                continue;
+                        asked[i++] = k->arg;
+                        if ((e = server_view_find(&c->view, k->arg)))
+                                e->used = now;
                 }
-                k->batched = k->in_list = false;
-                c->n_batched--;
-                k->server = TAKE_PTR(*slots[j]);
-                os_error_clear(&k->err);
-                k->err.status = 200;
-                (void) os_error_set_request_id(&k->err, lk->err.request_id);
-                c->stats.shows_from_list++;
+                if (server_view_merge(&c->view, lk->servers, lk->n_servers, !lk->delta, (time_t) lk->list_date,
+                                      asked, i, now, now > keep ? now - keep : 0) < 0)
+                        error = -ENOMEM;
+                view_expire_arm(c);
         }
-        /* Without memory for the bookkeeping: each on its own. */
-        for (struct cloud_call *k = c->calls; k && (!ks || !slots); k = k->next)
-                if (k->in_list)
+        for (struct cloud_call *k = c->calls, *next; k; k = next) {
+                next = k->next;
+                if (k->in_list && (error < 0 || !view_answer(k, lk->err.request_id)))
                         batch_send_one(k);
+        }
         /* Those made while the list ran form the next batch. */
         if (c->n_batched > 0 && c->batch_defer)
                 (void) sd_event_source_set_enabled(c->batch_defer, SD_EVENT_ONESHOT);
@@ -1976,14 +2053,19 @@ static void on_batch_list(struct cloud *c, const struct cloud_result *res, void 
 
 static int on_batch(sd_event_source *s, void *userdata) {
         struct cloud *c = userdata;
-        size_t pages = c->last_list_servers / (c->opts.page_size ? c->opts.page_size : 1) + 1;
+        unsigned per = c->opts.page_size ? c->opts.page_size : 1;
+        bool delta = server_view_can_delta(&c->view, now_mono(c), c->opts.list_full_usec);
+        size_t pages = (delta ? c->view.delta_servers : c->view.full_servers) / per + 1;
         struct cloud_call *lk = NULL;
 
         if (c->batch_list_running || c->n_batched == 0)
                 return 0;
         /* A list costs a request per page: only for more shows than that. */
-        if (c->n_batched > pages && simple_call(c, CALL_LIST, "list (polls)", NULL, on_batch_list, c, NULL, &lk) >= 0) {
+        if (c->n_batched > pages && simple_call(c, CALL_LIST, delta ? "list (polls, changes)" : "list (polls)", NULL,
+                                                on_batch_list, c, NULL, &lk) >= 0) {
                 lk->feeds_batch = true;
+                lk->delta = delta;
+                lk->since = c->view.time - (time_t) (c->opts.list_margin_usec / USEC_PER_SEC);
                 for (struct cloud_call *k = c->calls; k; k = k->next)
                         if (k->batched)
                                 k->in_list = true;
@@ -1991,6 +2073,7 @@ static int on_batch(sd_event_source *s, void *userdata) {
                         c->batch_list_running = true;
                         c->stats.calls_started++;
                         c->stats.batch_lists++;
+                        c->stats.batch_delta_lists += delta;
                         return 0;
                 }
                 for (struct cloud_call *k = c->calls; k; k = k->next)

@@ -45,6 +45,11 @@ struct cloud_options {
                                          * half its lifetime [5 min] */
         uint64_t cache_ttl_usec;        /* flavor, image and network name -> id cache [10 min] */
         unsigned page_size;             /* servers per list page [1000, Nova's default max] */
+        uint64_t list_full_usec;        /* the lists that answer shows: one of every server of the
+                                         * cluster at least this often, only those changed since
+                                         * the previous list (changes-since) between them [60 s] */
+        uint64_t list_margin_usec;      /* a changes-since list reaches this far before the previous
+                                         * list's Date (clock skew, commits in flight) [30 s] */
 };
 
 /* The outcome of a call, valid during the callback only. Transient failures
@@ -95,7 +100,10 @@ struct cloud_stats {
         uint64_t lookups_merged;   /* ... by the same lookup already in flight */
         uint64_t lookups_forgotten; /* cache entries dropped on a 4xx naming them */
         uint64_t batch_lists;      /* lists made to answer several shows at once */
-        uint64_t shows_from_list;  /* shows answered by such a list */
+        uint64_t batch_delta_lists; /* ... of them, changes-since lists */
+        uint64_t shows_from_list;  /* shows answered by such a list (or what earlier ones said) */
+        uint64_t list_pages;       /* pages of server lists (every list) */
+        uint64_t list_bytes;       /* ... and their bodies' bytes */
         struct http_stats transport;
 };
 
@@ -134,8 +142,12 @@ void cloud_get_stats(const struct cloud *c, struct cloud_stats *ret);
 int cloud_server_create(struct cloud *c, const struct nova_create *spec, cloud_callback_t cb,
                         void *userdata, uint64_t *ret_call_id);
 /* Shows made while others wait (the polls of many building nodes) are
- * answered by one list of the cluster's tagged instances, when that costs
- * fewer requests (a page per 1,000 instances); an instance the list lacks is
+ * answered by one list, when that costs fewer requests (a page per 1,000
+ * instances): of every tagged instance of the cluster at least every
+ * list_full_usec, and between those of the servers changed since the
+ * previous list (changes-since; deleted ones come as DELETED and answer as
+ * a show of a deleted server does, -ENOENT). A server a changes-since list
+ * lacks is answered with what the earlier lists said; one no list holds is
  * shown on its own, so the answer is the same as a show's. */
 int cloud_server_show(struct cloud *c, const char *id, cloud_callback_t cb, void *userdata,
                       uint64_t *ret_call_id);

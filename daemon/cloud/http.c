@@ -105,6 +105,7 @@ struct http_request {
         bool has_retry_after;
         unsigned n_sends;          /* libcurl about to send this attempt: 1, more when it re-sends */
         bool resend_refused;
+        int64_t date;              /* the Date header, seconds since the epoch; 0 if absent */
 
         unsigned attempts;
         uint64_t started_usec;
@@ -269,6 +270,7 @@ static void request_reset_attempt(struct http_request *r) {
         r->has_retry_after = false;
         r->n_sends = 0;
         r->resend_refused = false;
+        r->date = 0;
 }
 
 /* libcurl has a connection and sends the request next. A second call in one
@@ -330,6 +332,7 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *userdata) {
                 r->location = mfree(r->location);
                 r->has_retry_after = false;
                 r->retry_after_usec = 0;
+                r->date = 0;
                 return n;
         }
 
@@ -357,6 +360,14 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *userdata) {
         } else if (IS("location")) {
                 if (replace_str(&r->location, v, (size_t) (end - v)) < 0)
                         return 0;
+        } else if (IS("date")) {
+                _cleanup_free_ char *s = strndup(v, (size_t) (end - v));
+                time_t t;
+
+                if (!s)
+                        return 0;
+                t = curl_getdate(s, NULL);
+                r->date = t > 0 ? (int64_t) t : 0;
         } else if (IS("retry-after")) {
                 _cleanup_free_ char *s = strndup(v, (size_t) (end - v));
                 uint64_t usec;
@@ -714,6 +725,7 @@ static void request_finish(struct http_request *r) {
                 .subject_token = r->subject_token,
                 .location = r->location,
                 .retry_after_usec = r->retry_after_usec,
+                .date = r->date,
                 .attempts = r->attempts,
                 .elapsed_usec = now_usec(e) - r->started_usec,
         };

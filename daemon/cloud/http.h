@@ -52,6 +52,7 @@ struct http_response {
         const char *subject_token; /* X-Subject-Token (a secret: never log it); NULL if absent */
         const char *location;      /* Location; NULL if absent */
         uint64_t retry_after_usec; /* Retry-After (seconds or HTTP date), clamped; 0 if absent */
+        int64_t date;              /* Date: the server's clock, seconds since the epoch; 0 if absent */
         unsigned attempts;         /* 1 + the retries made */
         uint64_t elapsed_usec;     /* from start() to completion, queueing and backoff included */
 };

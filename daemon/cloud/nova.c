@@ -309,6 +309,80 @@ struct nova_server *nova_server_free(struct nova_server *s) {
         return NULL;
 }
 
+/* strdup that keeps NULL; false when out of memory. */
+static bool dup_str(char **dst, const char *src) {
+        *dst = src ? strdup(src) : NULL;
+        return !src || *dst;
+}
+
+int nova_server_dup(const struct nova_server *s, struct nova_server **ret) {
+        _cleanup_(nova_server_freep) struct nova_server *d = NULL;
+        size_t n_tags = 0;
+
+        if (!s || !ret)
+                return -EINVAL;
+        d = calloc(1, sizeof(*d));
+        if (!d)
+                return -ENOMEM;
+        d->power_state = s->power_state;
+        d->created = s->created;
+        d->updated = s->updated;
+        d->locked = s->locked;
+        if (!dup_str(&d->id, s->id) || !dup_str(&d->name, s->name) || !dup_str(&d->status, s->status) ||
+            !dup_str(&d->task_state, s->task_state) || !dup_str(&d->vm_state, s->vm_state) ||
+            !dup_str(&d->image_id, s->image_id) || !dup_str(&d->flavor_id, s->flavor_id) ||
+            !dup_str(&d->flavor_name, s->flavor_name))
+                return -ENOMEM;
+        if (s->n_metadata > 0) {
+                d->metadata = calloc(s->n_metadata, sizeof(*d->metadata));
+                if (!d->metadata)
+                        return -ENOMEM;
+                for (; d->n_metadata < s->n_metadata; d->n_metadata++)
+                        if (!dup_str(&d->metadata[d->n_metadata].key, s->metadata[d->n_metadata].key) ||
+                            !dup_str(&d->metadata[d->n_metadata].value, s->metadata[d->n_metadata].value)) {
+                                d->n_metadata++;
+                                return -ENOMEM;
+                        }
+        }
+        while (s->tags && s->tags[n_tags])
+                n_tags++;
+        d->tags = calloc(n_tags + 1, sizeof(*d->tags));
+        if (!d->tags)
+                return -ENOMEM;
+        for (size_t i = 0; i < n_tags; i++)
+                if (!(d->tags[i] = strdup(s->tags[i])))
+                        return -ENOMEM;
+        if (s->n_addresses > 0) {
+                d->addresses = calloc(s->n_addresses, sizeof(*d->addresses));
+                if (!d->addresses)
+                        return -ENOMEM;
+                for (; d->n_addresses < s->n_addresses; d->n_addresses++) {
+                        const struct nova_address *a = &s->addresses[d->n_addresses];
+                        struct nova_address *b = &d->addresses[d->n_addresses];
+
+                        b->version = a->version;
+                        if (!dup_str(&b->network, a->network) || !dup_str(&b->addr, a->addr) ||
+                            !dup_str(&b->type, a->type) || !dup_str(&b->mac, a->mac)) {
+                                d->n_addresses++;
+                                return -ENOMEM;
+                        }
+                        if (s->ipv4 == a->addr)
+                                d->ipv4 = b->addr;
+                }
+        }
+        if (s->fault) {
+                d->fault = calloc(1, sizeof(*d->fault));
+                if (!d->fault)
+                        return -ENOMEM;
+                d->fault->code = s->fault->code;
+                if (!dup_str(&d->fault->message, s->fault->message) ||
+                    !dup_str(&d->fault->details, s->fault->details))
+                        return -ENOMEM;
+        }
+        *ret = TAKE_PTR(d);
+        return 0;
+}
+
 const char *nova_server_metadata_get(const struct nova_server *s, const char *key) {
         for (size_t i = 0; i < s->n_metadata; i++)
                 if (strcmp(s->metadata[i].key, key) == 0)

@@ -105,6 +105,9 @@ struct nova_server {
 struct nova_server *nova_server_free(struct nova_server *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct nova_server *, nova_server_free);
 
+/* A deep copy (ipv4 points into the copy's addresses). */
+int nova_server_dup(const struct nova_server *s, struct nova_server **ret);
+
 /* Value of metadata KEY, or NULL. */
 const char *nova_server_metadata_get(const struct nova_server *s, const char *key);
 

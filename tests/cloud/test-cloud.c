@@ -608,6 +608,134 @@ static void test_show_batched(void) {
                 result_clear(&made[i]);
 }
 
+/* Show the N servers of IDS at once (a wave of polls); R takes the answers. */
+static void show_round(struct cloud *c, char *const *ids, struct result *r, unsigned n) {
+        for (unsigned i = 0; i < n; i++) {
+                result_clear(&r[i]);
+                memset(&r[i], 0, sizeof(r[i]));
+                CHECK_INT(cloud_server_show(c, ids[i], result_cb, &r[i], NULL), 0);
+        }
+        for (unsigned i = 0; i < n; i++)
+                CHECK(test_run_until(ev, &r[i].done, 30) == 0);
+}
+
+/* The emulator's list requests whose path holds WHAT. */
+static long emu_requests(const char *what, bool *ret_tagged) {
+        _cleanup_free_ char *body = NULL, *path = NULL;
+        json_t *root, *e;
+        size_t i;
+        long n = 0;
+
+        *ret_tagged = false;
+        if (asprintf(&path, "/_emulator/requests?path=%s", what) < 0 ||
+            test_emulator_call(&emu, "GET", path, NULL, &body) != 200)
+                return -1;
+        root = json_loads(body, 0, NULL);
+        json_array_foreach(json_object_get(root, "requests"), i, e) {
+                n++;
+                if (strstr(json_string_value(json_object_get(e, "path")) ?: "", "tags="))
+                        *ret_tagged = true;
+        }
+        json_decref(root);
+        return n;
+}
+
+/* Polls answered by changes-since lists: the first list is a full one, the
+ * next ones ask only for what changed since (no tag filter: a deleted
+ * server comes as DELETED, and a show of it is -ENOENT without a request
+ * of its own); a server they lack is answered with what an earlier list
+ * said; a server going to ERROR is seen with its fault; a deletion whose
+ * trace Nova dropped before a changes-since list saw it shows at the next
+ * full list (list_full_usec). */
+static void test_show_changes(void) {
+        struct cloud_options o = { .list_full_usec = 3000000, .list_margin_usec = 1000000 };
+        _cleanup_(cloud_freep) struct cloud *c = new_cloud(CLUSTER, &o, NULL);
+        struct result made[5] = {}, r[5] = {}, x = {};
+        char *ids[5];
+        struct cloud_stats st;
+        long before, fulls_before;
+        uint64_t t0;
+        bool tagged;
+
+        emu_reset();
+        CHECK(test_emulator_config(&emu, "{\"build_error_regex\": \"^chg-err$\", \"build_error_kind\": \"spawn\", "
+                                         "\"build_delay\": 1.0}") == 0);
+        for (unsigned i = 0; i < 4; i++) {
+                char name[16];
+
+                snprintf(name, sizeof(name), "chg-%u", i);
+                CHECK(wait_result(&made[i], create(c, CLUSTER, name, "o-c", NULL, &made[i])) == 0);
+                CHECK_INT(made[i].error, 0);
+                ids[i] = made[i].id;
+        }
+        run_for(1500000);
+        before = emu_stat("total");
+        show_round(c, ids, r, 4);
+        for (unsigned i = 0; i < 4; i++)
+                CHECK_STR(r[i].server_status, "ACTIVE");
+        cloud_get_stats(c, &st);
+        CHECK_INT(st.batch_lists, 1);
+        CHECK_INT(st.batch_delta_lists, 0);
+        CHECK_INT(emu_stat("total") - before, 1);
+
+        /* Nothing changed: a changes-since list, empty, and the view answers. */
+        CHECK(test_emulator_call(&emu, "DELETE", "/_emulator/stats", NULL, NULL) == 200);
+        before = emu_stat("total");
+        show_round(c, ids, r, 4);
+        for (unsigned i = 0; i < 4; i++)
+                CHECK_STR(r[i].server_status, "ACTIVE");
+        cloud_get_stats(c, &st);
+        CHECK_INT(st.batch_delta_lists, 1);
+        CHECK_INT(st.shows_from_list, 8);
+        CHECK_INT(emu_stat("total") - before, 1);
+        CHECK_INT(emu_requests("changes-since", &tagged), 1);
+        CHECK(!tagged);
+
+        /* A new server that goes to ERROR, and a deleted one. */
+        CHECK(wait_result(&made[4], create(c, CLUSTER, "chg-err", "o-c", NULL, &made[4])) == 0);
+        ids[4] = made[4].id;
+        CHECK(wait_result(&x, cloud_server_delete(c, ids[1], result_cb, &x, NULL)) == 0);
+        CHECK_INT(x.error, 0);
+        result_clear(&x);
+        run_for(300000);
+        before = emu_stat("total");
+        show_round(c, ids, r, 5);
+        CHECK_INT(r[1].error, -ENOENT);
+        CHECK_INT(r[1].status, 404);
+        CHECK_STR(r[4].server_status, "BUILD");
+        CHECK_STR(r[0].server_status, "ACTIVE");
+        CHECK_INT(emu_stat("total") - before, 1);
+        run_for(1500000);
+        show_round(c, ids, r, 5);
+        CHECK_INT(r[1].error, -ENOENT);
+        CHECK_STR(r[4].server_status, "ERROR");
+        CHECK(r[4].fault && strstr(r[4].fault, "injected") != NULL);
+
+        /* Deleted, and Nova's trace of it archived before a list saw it:
+         * the next full list (3 s at most) finds it gone. */
+        CHECK(test_emulator_config(&emu, "{\"deleted_keep\": 0}") == 0);
+        CHECK(wait_result(&x, cloud_server_delete(c, ids[2], result_cb, &x, NULL)) == 0);
+        result_clear(&x);
+        cloud_get_stats(c, &st);
+        fulls_before = (long) (st.batch_lists - st.batch_delta_lists);
+        t0 = test_now_usec();
+        do {
+                run_for(300000);
+                show_round(c, ids, r, 4);
+        } while (r[2].error != -ENOENT && test_now_usec() - t0 < 10000000);
+        CHECK_INT(r[2].error, -ENOENT);
+        CHECK(test_now_usec() - t0 < 5000000);
+        cloud_get_stats(c, &st);
+        CHECK((long) (st.batch_lists - st.batch_delta_lists) > fulls_before);
+        CHECK_STR(r[3].server_status, "ACTIVE");
+        CHECK(test_emulator_config(&emu, "{\"deleted_keep\": null, \"build_error_regex\": null, "
+                                         "\"build_error_kind\": \"novalidhost\"}") == 0);
+        for (unsigned i = 0; i < 5; i++) {
+                result_clear(&r[i]);
+                result_clear(&made[i]);
+        }
+}
+
 
 static void test_network_resolve(void) {
         _cleanup_(cloud_freep) struct cloud *c = new_cloud(CLUSTER, NULL, NULL);
@@ -1393,6 +1521,7 @@ int main(void) {
         RUN(test_resolve_merged);
         RUN(test_resolve_seeded);
         RUN(test_show_batched);
+        RUN(test_show_changes);
         RUN(test_network_resolve);
         RUN(test_network_override);
         RUN(test_token_expiry);

@@ -54,6 +54,8 @@ static void test_get_ok(void) {
         CHECK_STR(t.body, "ok");
         CHECK(t.request_id && strncmp(t.request_id, "req-stub-", 9) == 0);
         CHECK_INT(t.attempts, 1);
+        /* the server's clock (Python's Date header), to the second */
+        CHECK(t.date > 0 && t.date > (int64_t) time(NULL) - 60 && t.date < (int64_t) time(NULL) + 60);
         test_response_clear(&t);
 
         url(u, sizeof(u), "/echo");

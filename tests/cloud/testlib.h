@@ -97,6 +97,7 @@ struct test_response {
         char *request_id;
         char *subject_token;
         uint64_t retry_after_usec;
+        int64_t date;
         unsigned attempts;
         uint64_t elapsed_usec;
 };
@@ -118,6 +119,7 @@ static inline void test_response_cb(struct http_request *r, const struct http_re
         t->request_id = resp->request_id ? strdup(resp->request_id) : NULL;
         t->subject_token = resp->subject_token ? strdup(resp->subject_token) : NULL;
         t->retry_after_usec = resp->retry_after_usec;
+        t->date = resp->date;
         t->attempts = resp->attempts;
         t->elapsed_usec = resp->elapsed_usec;
 }

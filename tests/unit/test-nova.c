@@ -96,6 +96,61 @@ static void test_show_errors(void) {
         CHECK_INT(b->power_state, 0);
 }
 
+/* A copy has every field, owns its strings, and its ipv4 points into its own addresses. */
+static void test_server_dup(void) {
+        const char *f[] = { "nova-server-show-active", "nova-server-show-error-spawn", "nova-server-show-deleting" };
+
+        for (size_t i = 0; i < sizeof(f) / sizeof(*f); i++) {
+                _cleanup_(nova_server_freep) struct nova_server *s = parse_fixture(f[i]), *d = NULL;
+                size_t n = 0;
+
+                if (!s)
+                        continue;
+                CHECK_INT(nova_server_dup(s, &d), 0);
+                if (!d)
+                        continue;
+                CHECK(d->id != s->id);
+                CHECK_STR(d->id, s->id);
+                CHECK_STR(d->name, s->name);
+                CHECK_STR(d->status, s->status);
+                CHECK((d->task_state == NULL) == (s->task_state == NULL));
+                CHECK(!s->task_state || strcmp(d->task_state, s->task_state) == 0);
+                CHECK_STR(d->vm_state, s->vm_state);
+                CHECK_INT(d->power_state, s->power_state);
+                CHECK((d->image_id == NULL) == (s->image_id == NULL));
+                CHECK((d->flavor_name == NULL) == (s->flavor_name == NULL));
+                CHECK_INT(d->n_metadata, s->n_metadata);
+                for (size_t k = 0; k < s->n_metadata && k < d->n_metadata; k++) {
+                        CHECK_STR(d->metadata[k].key, s->metadata[k].key);
+                        CHECK_STR(d->metadata[k].value, s->metadata[k].value);
+                }
+                while (s->tags[n]) {
+                        CHECK_STR(d->tags[n], s->tags[n]);
+                        n++;
+                }
+                CHECK(d->tags[n] == NULL);
+                CHECK_INT(d->n_addresses, s->n_addresses);
+                CHECK((d->ipv4 == NULL) == (s->ipv4 == NULL));
+                if (s->ipv4 && d->ipv4) {
+                        bool own = false;
+
+                        CHECK_STR(d->ipv4, s->ipv4);
+                        for (size_t k = 0; k < d->n_addresses; k++)
+                                own |= d->ipv4 == d->addresses[k].addr;
+                        CHECK(own);
+                }
+                CHECK((d->fault == NULL) == (s->fault == NULL));
+                if (s->fault && d->fault) {
+                        CHECK_INT(d->fault->code, s->fault->code);
+                        CHECK_STR(d->fault->message, s->fault->message);
+                }
+                CHECK_INT(d->created, s->created);
+                CHECK_INT(d->updated, s->updated);
+                CHECK_INT(d->locked, s->locked);
+        }
+        CHECK_INT(nova_server_dup(NULL, NULL), -EINVAL);
+}
+
 static void test_show_mv293(void) {
         _cleanup_(nova_server_freep) struct nova_server *s = parse_fixture("nova-server-show-active-mv2.93");
         if (!s)
@@ -715,6 +770,7 @@ int main(void) {
         RUN(test_show_states);
         RUN(test_show_errors);
         RUN(test_show_mv293);
+        RUN(test_server_dup);
         RUN(test_server_lists);
         RUN(test_page_marker);
         RUN(test_addresses);
