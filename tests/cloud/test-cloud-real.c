@@ -80,6 +80,41 @@ static void test_create(void) {
         result_clear(&r);
 }
 
+/* Shows of ID made at once, N of them (a wave of polls); R takes the answers. */
+static void show_round(const char *id, struct result *r, unsigned n) {
+        for (unsigned i = 0; i < n; i++) {
+                result_clear(&r[i]);
+                memset(&r[i], 0, sizeof(r[i]));
+                CHECK_INT(cloud_server_show(c, id, result_cb, &r[i], NULL), 0);
+        }
+        for (unsigned i = 0; i < n; i++)
+                CHECK(test_run_until(ev, &r[i].done, 120) == 0);
+}
+
+/* Polls made together are answered by one list: a full one first, then
+ * one of what changed since (Nova's changes-since, no tag filter), the
+ * unchanged server answered with what the full list said. */
+static void test_polls(void) {
+        struct result r[3] = {};
+        struct cloud_stats st0, st1;
+
+        if (!server_id) {
+                TEST_FAIL("no server");
+                return;
+        }
+        cloud_get_stats(c, &st0);
+        show_round(server_id, r, 3);
+        show_round(server_id, r, 3);
+        cloud_get_stats(c, &st1);
+        for (unsigned i = 0; i < 3; i++)
+                CHECK_STR(r[i].server_status, "ACTIVE");
+        CHECK_INT(st1.batch_lists - st0.batch_lists, 2);
+        CHECK_INT(st1.batch_delta_lists - st0.batch_delta_lists, 1);
+        CHECK_INT(st1.shows_from_list - st0.shows_from_list, 6);
+        for (unsigned i = 0; i < 3; i++)
+                result_clear(&r[i]);
+}
+
 static void test_reboot_rebuild(void) {
         struct result r = {};
 
@@ -122,9 +157,35 @@ static void delete_server(void) {
         server_id = mfree(server_id);
 }
 
+/* A deleted server comes as DELETED in a changes-since list (Nova removed
+ * its tags: only a list without the tag filter shows it), and the polls of
+ * it end with -ENOENT as a show's would, without a show of their own. */
 static void test_delete(void) {
-        if (!server_id)
+        struct result r[2] = {}, x = {};
+        struct cloud_stats st0, st1;
+
+        if (!server_id) {
                 TEST_FAIL("no server");
+                return;
+        }
+        show_round(server_id, r, 2);
+        cloud_get_stats(c, &st0);
+        CHECK(wait_result(&x, cloud_server_delete(c, server_id, result_cb, &x, NULL)) == 0);
+        CHECK_INT(x.error, 0);
+        result_clear(&x);
+        for (int i = 0; i < 300 && r[0].error == 0; i++) {
+                run_for(500000);
+                show_round(server_id, r, 2);
+        }
+        cloud_get_stats(c, &st1);
+        CHECK_INT(r[0].error, -ENOENT);
+        CHECK_INT(r[1].error, -ENOENT);
+        CHECK_INT(r[0].status, 404);
+        CHECK(st1.batch_delta_lists > st0.batch_delta_lists);
+        /* GET answers 4xx: none, so no show of its own was needed */
+        CHECK_INT(st1.http[0][2], st0.http[0][2]);
+        for (unsigned i = 0; i < 2; i++)
+                result_clear(&r[i]);
         delete_server();
 }
 
@@ -152,6 +213,7 @@ int main(void) {
 
         RUN(test_resolve);
         RUN(test_create);
+        RUN(test_polls);
         RUN(test_reboot_rebuild);
         RUN(test_delete);
 
