@@ -114,11 +114,13 @@ def rss_kib(pid):
 
 
 def rss_breakdown(pid):
-    """RSS by kind of page, from /proc/PID/smaps: pages of files other
-    processes map too (shared libraries), the files' private pages
-    (relocated data, our own binary), the heap, and the other anonymous
-    mappings (thread arenas and stacks); KiB each."""
-    out = {"shared": 0, "file private": 0, "heap": 0, "other anon": 0}
+    """RSS by kind of page, from /proc/PID/smaps, in KiB: pages of files
+    (shared libraries and elasticd itself) left as they are on disk, of
+    which how many other processes map too at this moment (that part moves
+    with what else runs), the files' pages written to (relocations: as good
+    as anonymous), the heap, and the other anonymous mappings (thread
+    arenas, stacks, blocks of 128 KiB and more)."""
+    out = {"file clean": 0, "shared now": 0, "file written": 0, "heap": 0, "other anon": 0}
     name = None
     for line in open("/proc/%d/smaps" % pid):
         f = line.split()
@@ -126,30 +128,24 @@ def rss_breakdown(pid):
             name = f[5] if len(f) > 5 else ""
             anon = name == "" or name.startswith("[")
             continue
-        if f[0] in ("Shared_Clean:", "Shared_Dirty:"):
-            out["shared"] += int(f[1])
-        elif f[0] in ("Private_Clean:", "Private_Dirty:"):
-            key = "heap" if name == "[heap]" else "other anon" if anon else "file private"
-            out[key] += int(f[1])
+        if f[0] not in ("Shared_Clean:", "Shared_Dirty:", "Private_Clean:", "Private_Dirty:"):
+            continue
+        kib = int(f[1])
+        if name == "[heap]":
+            out["heap"] += kib
+        elif anon:
+            out["other anon"] += kib
+        elif f[0].endswith("Clean:"):
+            out["file clean"] += kib
+            if f[0] == "Shared_Clean:":
+                out["shared now"] += kib
+        else:
+            out["file written"] += kib
     threads = len(os.listdir("/proc/%d/task" % pid))
-    return "%d KiB shared + %d private (%s); %d threads" % (
-        out["shared"], sum(out.values()) - out["shared"],
-        ", ".join("%s %d" % (k, v) for k, v in out.items() if k != "shared"), threads)
-
-
-def cpu_and_switches(pid):
-    f = open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()
-    tck = os.sysconf("SC_CLK_TCK")
-    cpu = (int(f[11]) + int(f[12])) / tck
-    sw = 0
-    for t in os.listdir("/proc/%d/task" % pid):
-        try:
-            for line in open("/proc/%d/task/%s/status" % (pid, t)):
-                if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
-                    sw += int(line.split()[1])
-        except OSError:
-            pass
-    return cpu, sw
+    return ("libraries and binary %d KiB as on disk (%d of it mapped by other processes now) + %d written; "
+            "heap %d; other anonymous %d; %d threads" % (
+                out["file clean"], out["shared now"], out["file written"], out["heap"], out["other anon"],
+                threads))
 
 
 def cpu_ns(pid):
