@@ -18,8 +18,7 @@ struct downmark {
         char *group;             /* set: DOWN for its group's capacity cooldown, resumed at its end */
         bool resume;             /* the cooldown is over: RESUME instead of DOWN */
         uint64_t until;          /* CLOCK_MONOTONIC: give up then */
-        bool sent;               /* the DOWN update is on its way ... */
-        bool sent_off;           /* ... made when a load showed the node powered down */
+        bool sent;               /* the DOWN update is on its way */
         bool seen_off;           /* a load showed it powering or powered down */
         uint64_t next_try;       /* CLOCK_MONOTONIC: DOWN again from then on */
         bool downed;             /* Slurm took a DOWN ... */
@@ -151,10 +150,7 @@ static void on_downmarked(int r, const char *error, void *userdata) {
                                 if (r < 0)
                                         log_ctx_msg(LOG_WARNING, &(struct log_ctx){ .node = c->node },
                                                     "Cannot set the failed node DOWN: %s", error ? error : "?");
-                                else if (!m->resume && m->sent_off) {
-                                        /* slurmctld acknowledges a DOWN while it powers
-                                         * the node down, and ignores it: only one sent
-                                         * to a powered down node counts as taken. */
+                                else if (!m->resume) {
                                         m->downed = true;
                                         m->downed_load = c->l->slurm_loads_done;
                                 }
@@ -168,10 +164,9 @@ static void on_downmarked(int r, const char *error, void *userdata) {
         free(c);
 }
 
-/* Slurm ignores DOWN while a node powers down, and its change-since loads
- * do not always show the end of a power down: send DOWN every few seconds
- * from the first sign of the power down until a load shows the node DOWN
- * and powered down. */
+/* Slurm ignores DOWN while a node powers down: DOWN is sent once a load
+ * shows the node powered down, and again every few seconds until a load
+ * shows it DOWN and powered down. */
 #define DOWNMARK_RETRY_USEC (3 * USEC_PER_SEC)
 
 void downmarks_check(struct lifecycle *l) {
@@ -233,7 +228,10 @@ void downmarks_check(struct lifecycle *l) {
                         continue;
                 }
                 m->seen_off = true;
-                if (m->sent || now < m->next_try)
+                /* slurmctld acknowledges a DOWN while it powers the node down,
+                 * and ignores it: DOWN only once a load shows it off (a full
+                 * load comes at least every 20 s, changes-since ones may not). */
+                if (m->sent || now < m->next_try || (!m->resume && (!n.powered_down || n.powering_down)))
                         continue;
                 c = calloc(1, sizeof(*c));
                 if (!c || !(c->node = strdup(m->node))) {
@@ -250,7 +248,6 @@ void downmarks_check(struct lifecycle *l) {
                         continue;
                 }
                 m->sent = true;
-                m->sent_off = n.powered_down && !n.powering_down;
                 m->next_try = now + (l->opts.retry_usec < DOWNMARK_RETRY_USEC ? l->opts.retry_usec : DOWNMARK_RETRY_USEC);
         }
         if (busy)

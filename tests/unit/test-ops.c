@@ -54,6 +54,7 @@ struct fnode {
         bool down, configured, powering_up;
         bool forced_off;        /* POWER_DOWN_FORCE: a failed resume's node, DOWN once powered down */
         int powering_down;      /* loads that still show it powering down (slurmctld ignores DOWN meanwhile) */
+        int shown_powering_down; /* ... and the loads after that which still do (changes-since loads miss its end) */
 };
 
 struct ops_slurm_nodes {
@@ -109,7 +110,8 @@ struct fake {
         } inj;
         const char *hold;               /* replies of this call wait for fake_release() */
         bool never_register;
-        int power_down_loads;   /* a forced power down lasts this many loads */
+        int power_down_loads;   /* a forced power down lasts this many loads ... */
+        int power_down_view_lag; /* ... and this many more show it */
         bool kill;                      /* a kill outcome fired: drop the core */
         unsigned creates;
         struct pending *pending;
@@ -537,11 +539,11 @@ static int s_load(void *impl, ops_slurm_nodes_fn cb, void *ud) {
                 snprintf(v->reason, sizeof(v->reason), "%s", n->reason);
                 snprintf(v->state, sizeof(v->state), "%s%s", n->down ? "DOWN" : "IDLE",
                          reg ? "+CLOUD" : n->powering_up ? "+CLOUD+POWERING_UP" :
-                         n->powering_down ? "+CLOUD+POWERING_DOWN" : "+CLOUD+POWERED_DOWN");
+                         n->powering_down || n->shown_powering_down ? "+CLOUD+POWERING_DOWN" : "+CLOUD+POWERED_DOWN");
                 v->n = (struct ops_slurm_node){
                         .down = n->down,
-                        .powered_down = !reg && !n->powering_up && !n->powering_down,
-                        .powering_down = !reg && n->powering_down > 0,
+                        .powered_down = !reg && !n->powering_up && !n->powering_down && !n->shown_powering_down,
+                        .powering_down = !reg && (n->powering_down > 0 || n->shown_powering_down > 0),
                         .powering_up = !reg && n->powering_up,
                         .boot_time = n->boot_time,
                         .reboot_pending = s && (strcmp(s->status, "REBOOT") == 0 || strcmp(s->status, "REBUILD") == 0),
@@ -551,6 +553,8 @@ static int s_load(void *impl, ops_slurm_nodes_fn cb, void *ud) {
         for (size_t i = 0; i < f->n_nodes; i++)
                 if (f->node[i].powering_down > 0)
                         f->node[i].powering_down--;
+                else if (f->node[i].shown_powering_down > 0)
+                        f->node[i].shown_powering_down--;
         return 0;
 }
 
@@ -607,6 +611,7 @@ static int s_update(void *impl, const struct ops_slurm_update *u, ops_slurm_done
                 n->powering_up = false;
                 n->down = false;
                 n->powering_down = f->power_down_loads;
+                n->shown_powering_down = f->power_down_view_lag;
                 snprintf(n->reason, sizeof(n->reason), "%s", u->reason ? u->reason : "");
         }
         if (u->state == OPS_SLURM_RESUME)
@@ -1173,6 +1178,39 @@ static void test_down_while_powering_down(void) {
         world_done(&w);
 }
 
+static void spin(struct world *w, uint64_t usec) {
+        uint64_t until = mono_usec() + usec;
+
+        while (mono_usec() < until)
+                (void) sd_event_run(w->e, 1000);
+}
+
+/* Loads that still show the power down after its end: DOWN waits for one
+ * showing the node off, so that it is taken when sent; once taken, an
+ * admin's state=resume is left alone. */
+static void test_down_then_admin_resume(void) {
+        struct world w;
+        struct lifecycle_options o = { .poll_usec = USEC, .retry_usec = 30 * USEC, .accuracy_usec = 1,
+                                       .console_poll_usec = USEC, .resume_timeout_usec = 50 * USEC };
+        struct fnode *n;
+
+        world_init(&w, &o);
+        w.f.never_register = true;
+        w.f.power_down_loads = 1;
+        w.f.power_down_view_lag = 5;
+        submit(&w, STATE_OP_RESUME, "cn1", NULL);
+        CHECK(run(&w, NULL));
+        CHECK(run(&w, node_down));
+        check_failed_down(&w, "cn1");
+        /* scontrol update nodename=cn1 state=resume */
+        n = fnode_find(&w.f, "cn1");
+        n->down = false;
+        n->reason[0] = '\0';
+        spin(&w, 200 * USEC);
+        CHECK(!n->down);
+        world_done(&w);
+}
+
 /* --- conflicts ---------------------------------------------------------------- */
 
 static bool create_held(struct world *w) {
@@ -1404,6 +1442,7 @@ int main(void) {
         test_rows();
         RUN(test_deadline);
         RUN(test_down_while_powering_down);
+        RUN(test_down_then_admin_resume);
         RUN(test_suspend_during_resume);
         RUN(test_reboot_powered_down);
         RUN(test_same_hook_twice);
@@ -1420,6 +1459,7 @@ int main(void) {
         RUN(test_reboot_reason_from_fresh_load);
         RUN(test_reboot_reason_sources);
         RUN(test_down_while_powering_down);
+        RUN(test_down_then_admin_resume);
 
         unlink(key_path);
         printf("# %d cases in %.2f s\n", test_count, (double) (mono_usec() - t0) / 1e6);
