@@ -158,7 +158,8 @@ static int on_poll(sd_event_source *s, uint64_t usec, void *userdata) {
  * only total and connections). Times are CLOCK_MONOTONIC, as test_now_usec(). */
 struct server_stats {
         long long now_ns, total, connections, first_post_ns, last_post_ns, waiting_integral_ns,
-                waiting_integral_last_post_ns, max_waiting, cpu_user_us, cpu_sys_us;
+                waiting_integral_last_post_ns, max_waiting, cpu_user_us, cpu_sys_us, last_list_ns, last_list_build_ns,
+                turnaround_ns, turnarounds;
 };
 
 static int server_stats_get(struct server_stats *ret) {
@@ -168,7 +169,8 @@ static int server_stats_get(struct server_stats *ret) {
         } fields[] = {
 #define F(x) { #x, offsetof(struct server_stats, x) }
                 F(now_ns), F(total), F(connections), F(first_post_ns), F(last_post_ns), F(waiting_integral_ns),
-                F(waiting_integral_last_post_ns), F(max_waiting), F(cpu_user_us), F(cpu_sys_us),
+                F(waiting_integral_last_post_ns), F(max_waiting), F(cpu_user_us), F(cpu_sys_us), F(last_list_ns), F(last_list_build_ns),
+                F(turnaround_ns), F(turnarounds),
 #undef F
         };
         _cleanup_free_ char *body = NULL;
@@ -356,11 +358,21 @@ int main(int argc, char **argv) {
                        (double) ((n_servers - 1) / concurrency) * latency);
                 printf("                    client %.3f s after the last POST came (ideal: one latency, %.3f s)\n",
                        (double) t_last_active / 1e6 - (double) s1.last_post_ns / 1e9, latency);
+                if (s1.last_list_ns > 0)
+                        printf("                    the last list came %.3f s after the last POST, took %.3f s to\n"
+                               "                    build, was read %.3f s after it was due\n",
+                               (double) (s1.last_list_ns - s1.last_post_ns) / 1e9, (double) s1.last_list_build_ns / 1e9,
+                               (double) t_last_active / 1e6 -
+                                       (double) (s1.last_list_ns + s1.last_list_build_ns) / 1e9 - latency);
                 if (span > 0)
                         printf("in flight:          %.1f on average while POSTs came, %.1f over the whole run, peak %lld\n",
                                (double) s1.waiting_integral_last_post_ns / 1e9 / span,
                                (double) s1.waiting_integral_ns / 1e9 / span_all, s1.max_waiting);
         }
+        if (s1.turnarounds > s0.turnarounds)
+                printf("turn-around:        %.2f ms from an answer to the next POST on its connection (%lld POSTs)\n",
+                       (double) (s1.turnaround_ns - s0.turnaround_ns) / 1e6 / (double) (s1.turnarounds - s0.turnarounds),
+                       s1.turnarounds - s0.turnarounds);
         printf("peak RSS:           %ld KiB\n", ru.ru_maxrss);
         printf("client CPU:         %.3f s user + %.3f s system (the measured part)\n",
                tv_sec(ru.ru_utime) - tv_sec(ru0.ru_utime), tv_sec(ru.ru_stime) - tv_sec(ru0.ru_stime));

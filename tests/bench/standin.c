@@ -9,7 +9,11 @@
  * /_emulator/, and connections accepted), the first and last POST's arrival
  * (CLOCK_MONOTONIC ns: the client's clock too), calls waiting for their answer
  * integrated over time (ns, from the first POST to now and to the last POST;
- * divided by the time it covers: the calls in flight on average) and its peak, and the stand-in's own CPU (us).
+ * divided by the time it covers: the calls in flight on average) and its peak,
+ * the last server list's arrival and the time its answer took to build (every
+ * answer is built when its call comes, then waits for the latency), the time
+ * from an answer written to the next POST on that connection (summed, and
+ * how many: the client's turn-around per call), and the stand-in's own CPU (us).
  *
  * usage: standin --port-file FILE [--latency S]
  */
@@ -46,13 +50,13 @@ struct conn {
         bool dead;
         struct conn *next;      /* FIFO link */
         uint64_t deadline;
+        uint64_t answered_ns;   /* when its last answer was written out */
 };
 
 static int ep, tfd;
 static uint64_t latency_ns = 100000000;
 static char base[64];
-static char **names;            /* server i's name */
-static json_t **metas, **tagss; /* server i's metadata and tags, as created */
+static char **texts;            /* server i as a show or list gives it (JSON, made when created) */
 static unsigned n_servers;
 static unsigned long total_calls;
 static struct conn *fifo_head, *fifo_tail;
@@ -62,6 +66,8 @@ static uint64_t first_post_ns, last_post_ns;
 static unsigned n_waiting, max_waiting;  /* calls read, answer not yet written */
 static uint64_t waiting_since_ns, waiting_integral; /* n_waiting x time since the first POST */
 static uint64_t waiting_integral_last_post;         /* ... until the last POST came */
+static uint64_t last_list_ns, last_list_build_ns;   /* the last list's arrival, the time to build its answer */
+static uint64_t turnaround_ns, n_turnarounds;       /* a POST's arrival less its connection's last answer */
 
 static uint64_t now_ns(void) {
         struct timespec ts;
@@ -118,16 +124,35 @@ static bool server_index(const char *id, unsigned *ret) {
         return true;
 }
 
-static json_t *server_json(unsigned i) {
-        char id[48];
+/* Server I's JSON text, from what its create asked for; it never changes. */
+static char *server_text(unsigned i, const char *name, json_t *meta, json_t *tags) {
+        char id[48], *text;
+        json_t *j;
+
         server_id(i, id, sizeof(id));
-        return json_pack("{s:s, s:s, s:s, s:n, s:s, s:i, s:s, s:s, s:{s:s}, s:{s:s}, s:O, s:{}, s:O, s:b}",
-                         "id", id, "name", names[i], "status", "ACTIVE", "OS-EXT-STS:task_state",
+        j = json_pack("{s:s, s:s, s:s, s:n, s:s, s:i, s:s, s:s, s:{s:s}, s:{s:s}, s:O, s:{}, s:O, s:b}",
+                         "id", id, "name", name, "status", "ACTIVE", "OS-EXT-STS:task_state",
                          "OS-EXT-STS:vm_state", "active", "OS-EXT-STS:power_state", 1,
                          "created", "2026-11-23T17:01:05Z", "updated", "2026-11-23T17:01:06Z",
                          "image", "id", "012ff1c6-dc8d-4e82-8f73-8a2a63093040",
-                         "flavor", "original_name", "m1.tiny", "metadata", metas[i], "addresses", "tags", tagss[i],
+                         "flavor", "original_name", "m1.tiny", "metadata", meta, "addresses", "tags", tags,
                          "locked", 0);
+        text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+        json_decref(j);
+        return text;
+}
+
+/* Append N bytes of S to the growing buffer *B (*LEN used, *CAP allocated). */
+static void buf_add(char **b, size_t *len, size_t *cap, const char *s, size_t n) {
+        if (*len + n + 1 > *cap) {
+                *cap = (*len + n + 1) * 2;
+                *b = realloc(*b, *cap);
+                if (!*b)
+                        abort();
+        }
+        memcpy(*b + *len, s, n);
+        *len += n;
+        (*b)[*len] = 0;
 }
 
 static json_t *token_json(void) {
@@ -155,6 +180,8 @@ static json_t *token_json(void) {
 /* Builds the whole answer into c->out. */
 static void answer(struct conn *c, const char *method, const char *path, const char *body, size_t n_body) {
         json_t *j = NULL;
+        char *text = NULL;      /* or made here, without j */
+        size_t text_len = 0;
         int status = 200;
         const char *extra = "";
         char q[256] = "";
@@ -171,7 +198,10 @@ static void answer(struct conn *c, const char *method, const char *path, const c
                 struct rusage ru;
                 getrusage(RUSAGE_SELF, &ru);
                 waiting_add(0);
-                j = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "now_ns", (json_int_t) now_ns(),
+                j = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "now_ns",
+                              (json_int_t) now_ns(), "turnaround_ns", (json_int_t) turnaround_ns, "turnarounds",
+                              (json_int_t) n_turnarounds,
+                              "last_list_ns", (json_int_t) last_list_ns, "last_list_build_ns", (json_int_t) last_list_build_ns,
                               "waiting_integral_last_post_ns", (json_int_t) waiting_integral_last_post, "total", (json_int_t) total_calls,
                               "connections", (json_int_t) total_accepted, "first_post_ns", (json_int_t) first_post_ns,
                               "last_post_ns", (json_int_t) last_post_ns, "waiting_integral_ns",
@@ -207,9 +237,13 @@ static void answer(struct conn *c, const char *method, const char *path, const c
                         waiting_integral_last_post = waiting_integral;
                         json_t *sv = json_object_get(req, "server"), *m = json_object_get(sv, "metadata"),
                                *t = json_object_get(sv, "tags");
-                        names[n_servers] = strdup(name);
-                        metas[n_servers] = json_is_object(m) ? json_incref(m) : json_object();
-                        tagss[n_servers] = json_is_array(t) ? json_incref(t) : json_array();
+                        json_t *meta = json_is_object(m) ? json_incref(m) : json_object(),
+                               *tags = json_is_array(t) ? json_incref(t) : json_array();
+                        texts[n_servers] = server_text(n_servers, name, meta, tags);
+                        json_decref(meta);
+                        json_decref(tags);
+                        if (!texts[n_servers])
+                                abort();
                         server_id(n_servers++, id, sizeof(id));
                         status = 202;
                         j = json_pack("{s:{s:s,s:s,s:[]}}", "server", "id", id, "adminPass", "x", "links");
@@ -217,29 +251,41 @@ static void answer(struct conn *c, const char *method, const char *path, const c
                 json_decref(req);
         } else if (IS("GET", "/compute/v2.1/servers/detail")) {
                 unsigned limit = 1000, from = 0, i;
+                last_list_ns = now_ns();
                 char *m = strstr(q, "limit="), *k = strstr(q, "marker=");
                 if (m)
                         limit = (unsigned) atoi(m + 6);
                 if (k && server_index(k + 7, &i))
                         from = i + 1;
-                json_t *a = json_array();
-                for (i = from; i < n_servers && i - from < limit; i++)
-                        json_array_append_new(a, server_json(i));
-                j = json_pack("{s:o}", "servers", a);
-                if (i < n_servers) {
-                        char href[160], id[48];
-                        server_id(i - 1, id, sizeof(id));
-                        snprintf(href, sizeof(href), "%s/compute/v2.1/servers/detail?limit=%u&marker=%s", base,
-                                 limit, id);
-                        json_object_set_new(j, "servers_links", json_pack("[{s:s,s:s}]", "rel", "next", "href", href));
+                /* Pasted from the texts made at create time: the server's work
+                 * must stay small beside the client's. */
+                size_t cap = 0;
+                text_len = 0;
+                buf_add(&text, &text_len, &cap, "{\"servers\":[", 12);
+                for (i = from; i < n_servers && i - from < limit; i++) {
+                        if (i > from)
+                                buf_add(&text, &text_len, &cap, ",", 1);
+                        buf_add(&text, &text_len, &cap, texts[i], strlen(texts[i]));
                 }
+                buf_add(&text, &text_len, &cap, "]", 1);
+                if (i < n_servers) {
+                        char links[256], id[48];
+                        server_id(i - 1, id, sizeof(id));
+                        int n = snprintf(links, sizeof(links),
+                                         ",\"servers_links\":[{\"rel\":\"next\",\"href\":\"%s/compute/v2.1/"
+                                         "servers/detail?limit=%u&marker=%s\"}]", base, limit, id);
+                        buf_add(&text, &text_len, &cap, links, (size_t) n);
+                }
+                buf_add(&text, &text_len, &cap, "}", 1);
         } else if (strcmp(method, "GET") == 0 && strncmp(path, "/compute/v2.1/servers/", 22) == 0) {
                 char id[64];
                 unsigned i;
                 snprintf(id, sizeof(id), "%.*s", (int) (plen - 22), path + 22);
-                if (server_index(id, &i))
-                        j = json_pack("{s:o}", "server", server_json(i));
-                else {
+                if (server_index(id, &i)) {
+                        if (asprintf(&text, "{\"server\":%s}", texts[i]) < 0)
+                                abort();
+                        text_len = strlen(text);
+                } else {
                         status = 404;
                         j = json_pack("{s:{s:s,s:i}}", "itemNotFound", "message", "not found", "code", 404);
                 }
@@ -248,9 +294,11 @@ static void answer(struct conn *c, const char *method, const char *path, const c
                 status = 404;
                 j = json_pack("{s:{s:s,s:i}}", "itemNotFound", "message", "no such route", "code", 404);
         }
-#undef IS
-        char *text = j ? json_dumps(j, JSON_COMPACT) : strdup("");
-        size_t n = strlen(text);
+        if (!text) {
+                text = j ? json_dumps(j, JSON_COMPACT) : strdup("");
+                text_len = text ? strlen(text) : 0;
+        }
+        size_t n = text_len;
         json_decref(j);
         free(c->out);
         c->out = NULL;
@@ -260,6 +308,9 @@ static void answer(struct conn *c, const char *method, const char *path, const c
                            status, status < 300 ? "OK" : "Error", n, extra, text);
         free(text);
         c->n_out = len < 0 ? 0 : (size_t) len;
+        if (IS("GET", "/compute/v2.1/servers/detail"))
+                last_list_build_ns = now_ns() - last_list_ns;
+#undef IS
         c->off_out = 0;
 }
 
@@ -285,6 +336,7 @@ static int conn_write(struct conn *c) {
                 c->writing = false;
         }
         c->n_out = c->off_out = 0;
+        c->answered_ns = now_ns();
         return 0;
 }
 
@@ -308,6 +360,11 @@ static void conn_parse(struct conn *c) {
         if (sscanf(c->in, "%15s %1023s", method, path) != 2) {
                 conn_close(c);
                 return;
+        }
+        if (c->answered_ns > 0 && strcmp(method, "POST") == 0 && strncmp(path, "/compute/v2.1/servers", 21) == 0 &&
+            path[21] == 0) {
+                turnaround_ns += now_ns() - c->answered_ns;
+                n_turnarounds++;
         }
         answer(c, method, path, c->in + head, clen);
         waiting_add(1);
@@ -394,12 +451,10 @@ int main(int argc, char **argv) {
                 return 2;
         }
         signal(SIGPIPE, SIG_IGN);
-        names = calloc(SERVERS_MAX, sizeof(*names));
-        metas = calloc(SERVERS_MAX, sizeof(*metas));
-        tagss = calloc(SERVERS_MAX, sizeof(*tagss));
+        texts = calloc(SERVERS_MAX, sizeof(*texts));
         lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-        if (!names || !metas || !tagss || lfd < 0 || bind(lfd, (struct sockaddr *) &a, sizeof(a)) < 0 || listen(lfd, 4096) < 0 ||
+        if (!texts || lfd < 0 || bind(lfd, (struct sockaddr *) &a, sizeof(a)) < 0 || listen(lfd, 4096) < 0 ||
             getsockname(lfd, (struct sockaddr *) &a, &alen) < 0) {
                 perror("standin: listen");
                 return 1;
