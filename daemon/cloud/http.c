@@ -49,6 +49,7 @@ struct http_engine {
         sd_event *event;
         CURLM *multi;
         sd_event_source *curl_timer;
+        sd_event_source *curl_now;       /* libcurl's timeout of 0: "at once", without a timerfd */
         sd_event_source *dispatch_timer; /* wakes the queue when the rate or a pause allows */
         sd_event_source *finish_defer;   /* delivers completions outside the caller's stack */
 
@@ -181,6 +182,7 @@ static void engine_destroy(struct http_engine *e) {
                 free(w);
         }
         sd_event_source_disable_unref(e->curl_timer);
+        sd_event_source_disable_unref(e->curl_now);
         sd_event_source_disable_unref(e->dispatch_timer);
         sd_event_source_disable_unref(e->finish_defer);
         sd_event_unref(e->event);
@@ -858,23 +860,50 @@ static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp, v
         return 0;
 }
 
-static int on_curl_timer_elapsed(sd_event_source *s, uint64_t usec, void *userdata) {
-        struct http_engine *e = userdata;
+static void engine_curl_timeout(struct http_engine *e) {
         int running;
 
         engine_pin(e);
         (void) curl_multi_socket_action(e->multi, CURL_SOCKET_TIMEOUT, 0, &running);
         engine_check_done(e);
         engine_unpin(e);
+}
+
+static int on_curl_timer_elapsed(sd_event_source *s, uint64_t usec, void *userdata) {
+        engine_curl_timeout(userdata);
         return 0;
 }
 
+static int on_curl_now(sd_event_source *s, void *userdata) {
+        engine_curl_timeout(userdata);
+        return 0;
+}
+
+/* libcurl asks for "at once" (0) around every transfer it starts or ends:
+ * that is a defer source, which costs no system call. Other timeouts are
+ * request and connect deadlines, far off and moved at every transfer: they
+ * may fire a sixteenth late (at most 50 ms), which lets sd-event keep the
+ * timerfd as it is instead of setting it again each time (a system call,
+ * and an expensive one in a VM). */
 static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp) {
         struct http_engine *e = userp;
+        uint64_t usec, slack;
 
-        if (timeout_ms < 0)
+        if (timeout_ms < 0) {
+                (void) sd_event_source_set_enabled(e->curl_now, SD_EVENT_OFF);
                 return sd_event_source_set_enabled(e->curl_timer, SD_EVENT_OFF) < 0 ? -1 : 0;
-        if (sd_event_source_set_time(e->curl_timer, now_usec(e) + (uint64_t) timeout_ms * USEC_PER_MSEC) < 0)
+        }
+        if (timeout_ms == 0) {
+                (void) sd_event_source_set_enabled(e->curl_timer, SD_EVENT_OFF);
+                return sd_event_source_set_enabled(e->curl_now, SD_EVENT_ONESHOT) < 0 ? -1 : 0;
+        }
+        (void) sd_event_source_set_enabled(e->curl_now, SD_EVENT_OFF);
+        usec = (uint64_t) timeout_ms * USEC_PER_MSEC;
+        slack = usec / 16;
+        if (slack > 50 * USEC_PER_MSEC)
+                slack = 50 * USEC_PER_MSEC;
+        if (sd_event_source_set_time_accuracy(e->curl_timer, slack > 0 ? slack : 1) < 0 ||
+            sd_event_source_set_time(e->curl_timer, now_usec(e) + usec) < 0)
                 return -1;
         return sd_event_source_set_enabled(e->curl_timer, SD_EVENT_ONESHOT) < 0 ? -1 : 0;
 }
@@ -944,12 +973,18 @@ int http_engine_new(sd_event *event, const struct http_options *opts, struct htt
         e->rng |= 1;
 
         /* Accuracy 1 us: 0 would mean sd-event's default, 250 ms of slack on
-         * every timeout libcurl asks for (and on each queued request below). */
+         * every timeout libcurl asks for (set per timeout in on_curl_timer),
+         * and on each queued request below. */
         k = sd_event_add_time(event, &e->curl_timer, CLOCK_MONOTONIC, 0, 1, on_curl_timer_elapsed, e);
         if (k < 0)
                 goto fail;
         (void) sd_event_source_set_enabled(e->curl_timer, SD_EVENT_OFF);
         (void) sd_event_source_set_description(e->curl_timer, "http-curl-timer");
+        k = sd_event_add_defer(event, &e->curl_now, on_curl_now, e);
+        if (k < 0)
+                goto fail;
+        (void) sd_event_source_set_enabled(e->curl_now, SD_EVENT_OFF);
+        (void) sd_event_source_set_description(e->curl_now, "http-curl-now");
         k = sd_event_add_time(event, &e->dispatch_timer, CLOCK_MONOTONIC, 0, 1, on_dispatch_timer, e);
         if (k < 0)
                 goto fail;
