@@ -148,6 +148,21 @@ def rss_breakdown(pid):
                 threads))
 
 
+def cpu_and_switches(pid):
+    f = open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()
+    tck = os.sysconf("SC_CLK_TCK")
+    cpu = (int(f[11]) + int(f[12])) / tck
+    sw = 0
+    for t in os.listdir("/proc/%d/task" % pid):
+        try:
+            for line in open("/proc/%d/task/%s/status" % (pid, t)):
+                if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
+                    sw += int(line.split()[1])
+        except OSError:
+            pass
+    return cpu, sw
+
+
 def cpu_ns(pid):
     """CPU time of every thread of PID, in ns (schedstat: finer than ticks)."""
     total = 0
