@@ -18,6 +18,14 @@ static const char *const kind_names[_RECORD_KIND_MAX] = {
         [RECORD_NODE] = "node",
         [RECORD_JOURNAL] = "journal",
         [RECORD_LOOKUP] = "lookup",
+        [RECORD_CAPACITY] = "capacity",
+        [RECORD_DOWNMARK] = "downmark",
+};
+
+static const char *const capacity_end_names[_RECORD_CAPACITY_END_MAX] = {
+        [RECORD_CAPACITY_SHORT] = "",
+        [RECORD_CAPACITY_EXPIRED] = "expired",
+        [RECORD_CAPACITY_ENABLED] = "enabled",
 };
 
 static const char *const request_type_names[_RECORD_REQUEST_TYPE_MAX] = {
@@ -45,6 +53,10 @@ int record_kind_from_string(const char *s) {
 
 const char *record_request_type_to_string(enum record_request_type t) {
         return (unsigned) t < _RECORD_REQUEST_TYPE_MAX ? request_type_names[t] : NULL;
+}
+
+const char *record_capacity_end_to_string(enum record_capacity_end e) {
+        return (unsigned) e < _RECORD_CAPACITY_END_MAX ? capacity_end_names[e] : NULL;
 }
 
 int record_request_type_from_string(const char *s) {
@@ -91,6 +103,11 @@ static const char *op_state_name(int i) {
 
 static const char *lookup_what_name(int i) {
         return state_lookup_what_to_string((enum state_lookup_what) i);
+}
+
+/* The ends a record may name ("" is the absence of "ended"). */
+static const char *capacity_end_name(int i) {
+        return record_capacity_end_to_string((enum record_capacity_end) (i + 1));
 }
 
 static const char *request_type_name(int i) {
@@ -335,6 +352,56 @@ static int decode_lookup(struct decoder *d, struct record_lookup *ret) {
         return 0;
 }
 
+static int decode_capacity(struct decoder *d, struct record_capacity *ret) {
+        struct record_capacity c = {};
+        int end, r;
+
+        r = dec_string(d, "group", true, &c.group);
+        if (r < 0)
+                return r;
+        d->w.id = c.group;
+        if ((r = dec_int(d, "time", false, 0, &c.time)) < 0)
+                return r;
+        if (json_object_get(d->json, "ended")) {
+                r = dec_enum(d, "ended", capacity_end_name, _RECORD_CAPACITY_END_MAX - 1, &end);
+                if (r < 0)
+                        return r;
+                c.ended = (enum record_capacity_end) (end + 1);
+                *ret = c;
+                return 0;
+        }
+        if ((r = dec_int(d, "since", true, 0, &c.since)) < 0 ||
+            (r = dec_int(d, "until", true, 0, &c.until)) < 0 ||
+            (r = dec_int(d, "failovers", false, 0, &c.failovers)) < 0 ||
+            (r = dec_string(d, "reason", false, &c.reason)) < 0)
+                return r;
+        if (c.until < c.since)
+                return bad(&d->w, -EBADMSG, "until", "is before since");
+        *ret = c;
+        return 0;
+}
+
+static int decode_downmark(struct decoder *d, struct record_downmark *ret) {
+        struct record_downmark m = {};
+        struct record_text reason;
+        int r;
+
+        r = dec_string(d, "node", true, &m.node);
+        if (r < 0)
+                return r;
+        d->w.id = m.node;
+        d->w.for_node = true;
+        if ((r = dec_text(d, "reason", &reason)) < 0 ||
+            (r = dec_string(d, "group", false, &m.group)) < 0 ||
+            (r = dec_int(d, "time", false, 0, &m.time)) < 0)
+                return r;
+        if (!reason.present)
+                return bad(&d->w, -EBADMSG, "reason", "is missing");
+        m.reason = reason.value;
+        *ret = m;
+        return 0;
+}
+
 static int decode_journal(struct decoder *d, struct record_journal *ret) {
         struct record_journal m = {};
         int64_t bytes = 0, records = 0;
@@ -377,6 +444,8 @@ int record_decode(json_t *json, struct record *ret, char **ret_error) {
         case RECORD_NODE: r = decode_node(&d, &rec.node); break;
         case RECORD_JOURNAL: r = decode_journal(&d, &rec.journal); break;
         case RECORD_LOOKUP: r = decode_lookup(&d, &rec.lookup); break;
+        case RECORD_CAPACITY: r = decode_capacity(&d, &rec.capacity); break;
+        case RECORD_DOWNMARK: r = decode_downmark(&d, &rec.downmark); break;
         default: return 1;
         }
         if (r < 0)
@@ -531,6 +600,33 @@ int record_encode(const struct record *r, json_t **ret, char **ret_error) {
                 enc_text(&e, "id", RECORD_TEXT(r->lookup.id));
                 enc_optional(&e, "scope", r->lookup.scope);
                 enc_int(&e, "time", r->lookup.time);
+                break;
+        case RECORD_CAPACITY:
+                e.w.id = r->capacity.group;
+                enc_string(&e, "group", r->capacity.group);
+                if (r->capacity.ended != RECORD_CAPACITY_SHORT) {
+                        enc_enum(&e, "ended", record_capacity_end_to_string(r->capacity.ended),
+                                 (int) r->capacity.ended);
+                        enc_int(&e, "time", r->capacity.time);
+                        break;
+                }
+                if ((r->capacity.since < 0 || r->capacity.until < r->capacity.since) && e.error >= 0)
+                        e.error = bad(&e.w, -EINVAL, "until", "is before since");
+                if (r->capacity.failovers < 0 && e.error >= 0)
+                        e.error = bad(&e.w, -EINVAL, "failovers", "is negative");
+                enc_int(&e, "since", r->capacity.since);
+                enc_int(&e, "until", r->capacity.until);
+                enc_int(&e, "failovers", r->capacity.failovers);
+                enc_optional(&e, "reason", r->capacity.reason);
+                enc_int(&e, "time", r->capacity.time);
+                break;
+        case RECORD_DOWNMARK:
+                e.w.id = r->downmark.node;
+                e.w.for_node = true;
+                enc_string(&e, "node", r->downmark.node);
+                enc_text(&e, "reason", RECORD_TEXT(r->downmark.reason));
+                enc_optional(&e, "group", r->downmark.group);
+                enc_int(&e, "time", r->downmark.time);
                 break;
         case RECORD_JOURNAL:
                 enc_string(&e, "event", r->journal.event);

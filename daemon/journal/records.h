@@ -17,6 +17,9 @@
  *   node      {"kind":"node","node":N,["op":O],"time":T[,"step"|"instance_id"|"address"|"note": string or null]}
  *   lookup    {"kind":"lookup","what":"flavor"|"image"|"network","name":N,"id":I or null,
  *              ["scope":S],"time":T}  (null: forgotten)
+ *   capacity  {"kind":"capacity","group":G,"since":S,"until":U,"failovers":N[,"reason":R],"time":T}
+ *             or its end: {"kind":"capacity","group":G,"ended":"expired"|"enabled","time":T}
+ *   downmark  {"kind":"downmark","node":N,"reason":R or null[,"group":G],"time":T}  (null: done)
  *   journal   {"kind":"journal","event":"compacted","previous_bytes":B,"previous_records":N}
  *             (the journal's own marker)
  *
@@ -40,10 +43,12 @@ enum record_kind {
         RECORD_NODE,
         RECORD_JOURNAL,
         RECORD_LOOKUP,
+        RECORD_CAPACITY,
+        RECORD_DOWNMARK,
         _RECORD_KIND_MAX,
 };
 
-/* "seq", "request", "op", "op_state", "node", "journal", "lookup". */
+/* "seq", "request", "op", "op_state", "node", "journal", "lookup", "capacity", "downmark". */
 const char *record_kind_to_string(enum record_kind k);
 int record_kind_from_string(const char *s);
 
@@ -126,6 +131,36 @@ struct record_lookup {
         int64_t time;         /* unix seconds */
 };
 
+/* A group's capacity cooldown (ops/capacity.h): started or changed (a later
+ * end, a newer reason, one more failover), or ended. */
+enum record_capacity_end {
+        RECORD_CAPACITY_SHORT,      /* not ended: the record says since, until, ... */
+        RECORD_CAPACITY_EXPIRED,    /* its until passed */
+        RECORD_CAPACITY_ENABLED,    /* `elasticctl group enable` */
+        _RECORD_CAPACITY_END_MAX,
+};
+
+/* "" (never written), "expired", "enabled". */
+const char *record_capacity_end_to_string(enum record_capacity_end e);
+
+struct record_capacity {
+        const char *group;
+        enum record_capacity_end ended;
+        int64_t since, until;     /* unix seconds; not ended only */
+        int64_t failovers;
+        const char *reason;       /* optional: the cloud's words */
+        int64_t time;
+};
+
+/* A failed node elasticd sets DOWN once Slurm powered it down (and, held
+ * DOWN for its group's cooldown, resumes at its end), or the end of that. */
+struct record_downmark {
+        const char *node;
+        const char *reason;       /* NULL: done (DOWN taken, resumed, given up) */
+        const char *group;        /* optional: DOWN for this group's capacity cooldown */
+        int64_t time;
+};
+
 /* The journal's own compaction marker. */
 struct record_journal {
         const char *event;    /* "compacted" */
@@ -142,6 +177,8 @@ struct record {
                 struct record_node node;
                 struct record_journal journal;
                 struct record_lookup lookup;
+                struct record_capacity capacity;
+                struct record_downmark downmark;
         };
 };
 

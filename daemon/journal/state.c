@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "journal/records.h"
 #include "util/hostlist.h"
@@ -93,6 +94,10 @@ struct state {
         size_t n_resizes;
         struct state_lookup *lookups;   /* a handful: one per name the groups use */
         size_t n_lookups;
+        struct state_capacity *capacity; /* a handful: groups short now */
+        size_t n_capacity;
+        struct state_downmark *downmarks; /* failed nodes waiting for DOWN or their cooldown's end */
+        size_t n_downmarks;
 };
 
 static int node_cmp(const void *a, const void *b) {
@@ -160,6 +165,17 @@ struct state *state_free(struct state *s) {
                 free(s->lookups[i].scope);
         }
         free(s->lookups);
+        for (size_t i = 0; i < s->n_capacity; i++) {
+                free(s->capacity[i].group);
+                free(s->capacity[i].reason);
+        }
+        free(s->capacity);
+        for (size_t i = 0; i < s->n_downmarks; i++) {
+                free(s->downmarks[i].node);
+                free(s->downmarks[i].reason);
+                free(s->downmarks[i].group);
+        }
+        free(s->downmarks);
         free(s->id_prefix);
         free(s);
         return NULL;
@@ -489,6 +505,100 @@ oom:
         return -ENOMEM;
 }
 
+static struct state_capacity *capacity_find(struct state *s, const char *group) {
+        for (size_t i = 0; i < s->n_capacity; i++)
+                if (strcmp(s->capacity[i].group, group) == 0)
+                        return &s->capacity[i];
+        return NULL;
+}
+
+static int apply_capacity(struct state *s, const struct record_capacity *q) {
+        struct state_capacity *e = capacity_find(s, q->group);
+        char *reason = NULL;
+
+        if (q->ended != RECORD_CAPACITY_SHORT) {
+                if (e) {
+                        free(e->group);
+                        free(e->reason);
+                        memmove(e, e + 1, (size_t) (s->capacity + s->n_capacity - (e + 1)) * sizeof(*e));
+                        s->n_capacity--;
+                }
+                return 0;
+        }
+        if (q->reason && !(reason = strdup(q->reason)))
+                return -ENOMEM;
+        if (!e) {
+                struct state_capacity *a = reallocarray(s->capacity, s->n_capacity + 1, sizeof(*a));
+                char *group;
+
+                if (a)
+                        s->capacity = a;
+                group = a ? strdup(q->group) : NULL;
+                if (!group) {
+                        free(reason);
+                        return -ENOMEM;
+                }
+                e = &s->capacity[s->n_capacity++];
+                *e = (struct state_capacity) { .group = group };
+        }
+        free(e->reason);
+        e->reason = reason;
+        e->since = q->since;
+        e->until = q->until;
+        e->failovers = q->failovers > UINT32_MAX ? UINT32_MAX : (unsigned) q->failovers;
+        return 0;
+}
+
+static struct state_downmark *downmark_find(struct state *s, const char *node) {
+        for (size_t i = 0; i < s->n_downmarks; i++)
+                if (strcmp(s->downmarks[i].node, node) == 0)
+                        return &s->downmarks[i];
+        return NULL;
+}
+
+static int apply_downmark(struct state *s, const struct record_downmark *q) {
+        struct state_downmark *e = downmark_find(s, q->node);
+        char *reason = NULL, *group = NULL;
+
+        if (!q->reason) {
+                if (e) {
+                        free(e->node);
+                        free(e->reason);
+                        free(e->group);
+                        memmove(e, e + 1, (size_t) (s->downmarks + s->n_downmarks - (e + 1)) * sizeof(*e));
+                        s->n_downmarks--;
+                }
+                return 0;
+        }
+        reason = strdup(q->reason);
+        group = q->group ? strdup(q->group) : NULL;
+        if (!reason || (q->group && !group))
+                goto oom;
+        if (!e) {
+                struct state_downmark *a = reallocarray(s->downmarks, s->n_downmarks + 1, sizeof(*a));
+                char *node;
+
+                if (!a)
+                        goto oom;
+                s->downmarks = a;
+                node = strdup(q->node);
+                if (!node)
+                        goto oom;
+                e = &s->downmarks[s->n_downmarks++];
+                *e = (struct state_downmark) { .node = node };
+        }
+        free(e->reason);
+        free(e->group);
+        e->reason = reason;
+        e->group = group;
+        e->time = q->time;
+        return 0;
+oom:
+        free(reason);
+        free(group);
+        return -ENOMEM;
+}
+
 int state_apply(struct state *s, json_t *json, char **ret_error) {
         struct record rec;
         int r;
@@ -506,6 +616,8 @@ int state_apply(struct state *s, json_t *json, char **ret_error) {
         case RECORD_OP_STATE: r = apply_op_state(s, &rec.op_state); break;
         case RECORD_NODE: r = apply_node(s, &rec.node); break;
         case RECORD_LOOKUP: r = apply_lookup(s, &rec.lookup); break;
+        case RECORD_CAPACITY: r = apply_capacity(s, &rec.capacity); break;
+        case RECORD_DOWNMARK: r = apply_downmark(s, &rec.downmark); break;
         default: r = 0; break;   /* the journal's own */
         }
         if (r >= 0)
@@ -545,6 +657,26 @@ const struct state_lookup *state_lookup_find(const struct state *s, enum state_l
                 if (s->lookups[i].what == what && strcmp(s->lookups[i].name, name) == 0)
                         return &s->lookups[i];
         return NULL;
+}
+
+void state_foreach_capacity(struct state *s, state_capacity_fn fn, void *userdata) {
+        for (size_t i = 0; i < s->n_capacity; i++)
+                if (fn(&s->capacity[i], userdata) != 0)
+                        return;
+}
+
+size_t state_n_capacity(const struct state *s) {
+        return s->n_capacity;
+}
+
+void state_foreach_downmark(struct state *s, state_downmark_fn fn, void *userdata) {
+        for (size_t i = 0; i < s->n_downmarks; i++)
+                if (fn(&s->downmarks[i], userdata) != 0)
+                        return;
+}
+
+size_t state_n_downmarks(const struct state *s) {
+        return s->n_downmarks;
 }
 
 size_t state_n_lookups(const struct state *s) {
@@ -651,6 +783,7 @@ int state_live_records(struct state *s, json_t **ret_array) {
         _cleanup_free_ struct request_entry **v = NULL;
         struct collect_ctx c = {};
         struct node_records_ctx nc = {};
+        int64_t now = (int64_t) time(NULL);
         json_t *a;
 
         a = json_array();
@@ -688,6 +821,31 @@ int state_live_records(struct state *s, json_t **ret_array) {
                                 },
                         }) < 0)
                         goto oom;
+        for (size_t i = 0; i < s->n_capacity; i++)
+                if (s->capacity[i].until > now &&
+                    append_record(a, &(struct record) {
+                                .kind = RECORD_CAPACITY,
+                                .capacity = {
+                                        .group = s->capacity[i].group,
+                                        .since = s->capacity[i].since,
+                                        .until = s->capacity[i].until,
+                                        .failovers = s->capacity[i].failovers,
+                                        .reason = s->capacity[i].reason,
+                                        .time = s->capacity[i].since,
+                                },
+                        }) < 0)
+                        goto oom;
+        for (size_t i = 0; i < s->n_downmarks; i++)
+                if (append_record(a, &(struct record) {
+                                .kind = RECORD_DOWNMARK,
+                                .downmark = {
+                                        .node = s->downmarks[i].node,
+                                        .reason = s->downmarks[i].reason,
+                                        .group = s->downmarks[i].group,
+                                        .time = s->downmarks[i].time,
+                                },
+                        }) < 0)
+                        goto oom;
 
         *ret_array = a;
         return 0;
@@ -697,8 +855,10 @@ oom:
 }
 
 size_t state_live_records_max(const struct state *s) {
-        /* The id counter, the requests, the resizes, an op and a node record per node, the lookups. */
-        return 1 + s->n_request_entries + s->n_resizes + 2 * s->n_nodes + s->n_lookups;
+        /* The id counter, the requests, the resizes, an op and a node record per node, the lookups,
+         * the cooldowns, the DOWN marks. */
+        return 1 + s->n_request_entries + s->n_resizes + 2 * s->n_nodes + s->n_lookups + s->n_capacity +
+               s->n_downmarks;
 }
 
 int state_request_get(struct state *s, const char *id, struct record_request *ret) {

@@ -16,6 +16,10 @@
  *              reached, the instance it knows (null: none), why it failed
  *   lookup     a flavor, image or network name resolved to an id by the
  *              cloud (null: forgotten), so a restart need not ask again
+ *   capacity   a group short of capacity until a time (doc/failures.md), or
+ *              the end of that (expired, or `elasticctl group enable`)
+ *   downmark   a failed node to set DOWN once Slurm powered it down (with
+ *              a group: DOWN for its cooldown, resumed at its end), or done
  *
  * Rule when a hook names a node that already has an active operation:
  * the same kind again is a no-op ("already pending"); another kind
@@ -100,6 +104,22 @@ struct state_lookup {
         int64_t time;       /* unix seconds it was learned */
 };
 
+/* A group short of capacity, as last journalled ("capacity" records). */
+struct state_capacity {
+        char *group;
+        int64_t since, until;   /* unix seconds */
+        unsigned failovers;
+        char *reason;           /* NULL if not said */
+};
+
+/* A failed node's DOWN mark ("downmark" records). */
+struct state_downmark {
+        char *node;
+        char *reason;
+        char *group;            /* NULL: not held for a cooldown */
+        int64_t time;
+};
+
 struct state;
 
 /* ID_PREFIX: distinguishes this daemon run in ids, e.g. "3fa2". */
@@ -137,13 +157,26 @@ size_t state_n_lookups(const struct state *s);
 /* WHAT NAME's entry, or NULL. */
 const struct state_lookup *state_lookup_find(const struct state *s, enum state_lookup_what what, const char *name);
 
+/* The groups short of capacity (ended cooldowns are dropped when their end
+ * is applied; a cooldown whose until passed unrecorded is still listed), in
+ * the order they were first marked, and the DOWN marks not done, in the
+ * order made. FN returning non-zero stops the walk. */
+typedef int (*state_capacity_fn)(const struct state_capacity *c, void *userdata);
+void state_foreach_capacity(struct state *s, state_capacity_fn fn, void *userdata);
+size_t state_n_capacity(const struct state *s);
+typedef int (*state_downmark_fn)(const struct state_downmark *m, void *userdata);
+void state_foreach_downmark(struct state *s, state_downmark_fn fn, void *userdata);
+size_t state_n_downmarks(const struct state *s);
+
 /* The minimum node count last asked for GROUP by resize, or -ENOENT. */
 int state_resize_min(const struct state *s, const char *group, unsigned *ret);
 
 /* The records that rebuild this state (for journal compaction): the id
  * counter, requests that a node's latest operation still refers to, the
- * latest resize of each group, each node's latest operation and each
- * resolved name. */
+ * latest resize of each group, each node's latest operation, each
+ * resolved name, each cooldown whose until has not passed yet (one that
+ * ended needs no record: its DOWN marks hold its group's name) and each DOWN
+ * mark not done. */
 int state_live_records(struct state *s, json_t **ret_array);
 /* At least as many as state_live_records() would give, in O(1). */
 size_t state_live_records_max(const struct state *s);

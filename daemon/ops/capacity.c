@@ -16,6 +16,8 @@ struct mark {
 /* Few groups, fewer short at once: a list. */
 struct capacity {
         struct mark *marks;     /* oldest first */
+        capacity_change_fn hook;
+        void *userdata;
 };
 
 static struct mark *mark_free(struct mark *m) {
@@ -48,6 +50,31 @@ struct capacity *capacity_free(struct capacity *c) {
         return NULL;
 }
 
+static void describe(const struct mark *m, struct capacity_group *ret) {
+        if (ret)
+                *ret = (struct capacity_group) {
+                        .group = m->group,
+                        .since = m->since,
+                        .until = m->until,
+                        .failovers = m->failovers,
+                        .reason = m->reason,
+                };
+}
+
+static void report(struct capacity *c, const struct mark *m, enum capacity_change what) {
+        struct capacity_group g;
+
+        if (!c->hook)
+                return;
+        describe(m, &g);
+        c->hook(&g, what, c->userdata);
+}
+
+void capacity_set_hook(struct capacity *c, capacity_change_fn fn, void *userdata) {
+        c->hook = fn;
+        c->userdata = userdata;
+}
+
 static struct mark **find(struct capacity *c, const char *group) {
         struct mark **p;
 
@@ -62,6 +89,7 @@ static void forget_expired(struct capacity *c, time_t now) {
                 if ((*p)->until <= now) {
                         struct mark *m = *p;
                         *p = m->next;
+                        report(c, m, CAPACITY_EXPIRED);
                         mark_free(m);
                 } else
                         p = &(*p)->next;
@@ -96,18 +124,31 @@ int capacity_mark(struct capacity *c, const char *group, time_t now, unsigned co
         m->failovers++;
         free(m->reason);
         m->reason = r;
+        report(c, m, CAPACITY_MARKED);
         return 0;
 }
 
-static void describe(const struct mark *m, struct capacity_group *ret) {
-        if (ret)
-                *ret = (struct capacity_group) {
-                        .group = m->group,
-                        .since = m->since,
-                        .until = m->until,
-                        .failovers = m->failovers,
-                        .reason = m->reason,
-                };
+int capacity_restore(struct capacity *c, const struct capacity_group *g) {
+        struct mark **p, *m;
+
+        if (!c || !g || !g->group)
+                return -EINVAL;
+        p = find(c, g->group);
+        m = *p;
+        if (!m) {
+                m = calloc(1, sizeof(*m));
+                if (!m || !(m->group = strdup(g->group))) {
+                        free(m);
+                        return -ENOMEM;
+                }
+                *p = m;
+        }
+        free(m->reason);
+        m->reason = g->reason ? strdup(g->reason) : NULL;
+        m->since = g->since;
+        m->until = g->until;
+        m->failovers = g->failovers;
+        return 0;
 }
 
 bool capacity_short(struct capacity *c, const char *group, time_t now, struct capacity_group *ret) {
@@ -126,8 +167,10 @@ bool capacity_short(struct capacity *c, const char *group, time_t now, struct ca
 void capacity_count_failover(struct capacity *c, const char *group) {
         struct mark *m = c && group ? *find(c, group) : NULL;
 
-        if (m)
+        if (m) {
                 m->failovers++;
+                report(c, m, CAPACITY_MARKED);
+        }
 }
 
 bool capacity_enable(struct capacity *c, const char *group) {
@@ -140,6 +183,7 @@ bool capacity_enable(struct capacity *c, const char *group) {
         if (!m)
                 return false;
         *p = m->next;
+        report(c, m, CAPACITY_ENABLED);
         mark_free(m);
         return true;
 }

@@ -299,6 +299,20 @@ later:
         op_wait_timer(o, l->opts.retry_usec);
 }
 
+void lifecycle_journal(struct lifecycle *l, const struct record *r) {
+        _cleanup_free_ char *error = NULL;
+        json_t *rec = NULL;
+        int k;
+
+        k = record_encode(r, &rec, &error);
+        if (k < 0) {
+                log_error("Cannot build a %s journal record: %s", record_kind_to_string(r->kind),
+                          error ? error : strerror(-k));
+                return;
+        }
+        batch_add(l, rec);
+}
+
 /* The JSON of R (journal/records.h); NULL, logged unless memory ran out,
  * when it cannot be built: op_commit then tries again later. */
 static json_t *op_record(const struct lc_op *o, const struct record *r) {
@@ -835,6 +849,10 @@ static struct lc_op *op_new(struct lifecycle *l, const struct state_node *n) {
         if (o->step == STEP_CLEANUP || o->step == STEP_CLEANUP_CONFIRMING ||
             (o->step == STEP_MARKING && o->kind != STATE_OP_RESUME_FAIL))
                 o->failing = o->note != NULL;
+        /* Failing over for lack of capacity (the cooldown is journalled):
+         * DOWN for the cooldown, not for good. */
+        if (o->failing && o->kind == STATE_OP_RESUME && capacity_short(l->capacity, o->group, time(NULL), NULL))
+                o->capacity = true;
 
         /* Deadlines run from the operation's creation, also across restarts. */
         if (o->kind == STATE_OP_RESUME || o->kind == STATE_OP_REBOOT) {
@@ -901,6 +919,7 @@ void lifecycle_kick(struct lifecycle *l) {
                 return;
         if (!l->started) {
                 l->started = true;
+                failover_restore(l);
                 reconcile_start(l);
         }
         sd_event_source_set_enabled(l->defer, SD_EVENT_ONESHOT);
@@ -943,6 +962,7 @@ int lifecycle_new(const struct lifecycle_env *env, const struct lifecycle_option
         r = capacity_new(&l->capacity);
         if (r < 0)
                 return r;
+        failover_init(l);
 
         r = sd_event_add_defer(env->event, &l->defer, on_defer, l);
         if (r < 0)
@@ -991,6 +1011,7 @@ struct lifecycle *lifecycle_free(struct lifecycle *l) {
         sd_event_source_disable_unref(l->defer);
         sd_event_source_disable_unref(l->reconcile_timer);
         sd_event_source_disable_unref(l->slurm_timer);
+        sd_event_source_disable_unref(l->cooldown_timer);
         if (l->slurm)
                 l->env.ports.slurm.nodes_free(l->slurm);
         capacity_free(l->capacity);

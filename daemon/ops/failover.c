@@ -8,10 +8,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "journal/records.h"
+
 /* A failed node is set DOWN once Slurm powered it down: DOWN on a node that
  * is powering up is overwritten by ResumeTimeout later (its reason too), and
- * a power down clears DOWN. Kept in memory: after a restart the node stays
- * powered down with the reason, which is as good for the next job. */
+ * a power down clears DOWN. Each mark and its end is journalled ("downmark"
+ * records), and so is each capacity cooldown ("capacity"): a restart
+ * restores both (failover_restore), so a node held DOWN for a cooldown is
+ * resumed at the cooldown's original end, and one still powering down is
+ * set DOWN once it is off. */
 struct downmark {
         char *node;
         char *reason;
@@ -84,6 +89,19 @@ bool op_fail_over_if_short(struct lc_op *o) {
         return true;
 }
 
+/* M as it stands, or (M NULL) NODE's mark done. */
+static void downmark_journal(struct lifecycle *l, const struct downmark *m, const char *node) {
+        lifecycle_journal(l, &(struct record) {
+                .kind = RECORD_DOWNMARK,
+                .downmark = {
+                        .node = m ? m->node : node,
+                        .reason = m ? m->reason : NULL,
+                        .group = m ? m->group : NULL,
+                        .time = (int64_t) time(NULL),
+                },
+        });
+}
+
 static struct downmark *downmark_add(struct lifecycle *l, const char *node, const char *reason) {
         struct downmark *m;
 
@@ -123,6 +141,7 @@ static void downmark_remove(struct lifecycle *l, struct downmark *gone) {
         for (struct downmark **p = &l->downmarks; *p; p = &(*p)->next)
                 if (*p == gone) {
                         *p = gone->next;
+                        downmark_journal(l, NULL, gone->node);
                         downmark_free(gone);
                         return;
                 }
@@ -164,6 +183,33 @@ static void on_downmarked(int r, const char *error, void *userdata) {
         free(c);
 }
 
+static int on_cooldown_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        request_slurm_poll(userdata);
+        return 0;
+}
+
+/* A load right after the first cooldown that nodes are held DOWN for ends
+ * (UNTIL, unix seconds; 0: none), not at the next reconcile's. */
+static void arm_cooldown_timer(struct lifecycle *l, time_t until) {
+        uint64_t at = (uint64_t) until * USEC_PER_SEC;
+        int r;
+
+        if (until <= 0) {
+                if (l->cooldown_timer)
+                        (void) sd_event_source_set_enabled(l->cooldown_timer, SD_EVENT_OFF);
+                return;
+        }
+        if (l->cooldown_timer) {
+                r = sd_event_source_set_time(l->cooldown_timer, at);
+                if (r >= 0)
+                        r = sd_event_source_set_enabled(l->cooldown_timer, SD_EVENT_ONESHOT);
+        } else
+                r = sd_event_add_time(l->env.event, &l->cooldown_timer, CLOCK_REALTIME, at, l->opts.accuracy_usec,
+                                      on_cooldown_timer, l);
+        if (r < 0)
+                log_error("Cannot arm the capacity cooldown timer: %s", strerror(-r));
+}
+
 /* Slurm ignores DOWN while a node powers down: DOWN is sent once a load
  * shows the node powered down, and again every few seconds until a load
  * shows it DOWN and powered down. */
@@ -174,6 +220,7 @@ void downmarks_check(struct lifecycle *l) {
         uint64_t now = now_usec();
         struct downmark *next;
         bool busy = false;       /* a mark needs the next load (not just a cooldown's end) */
+        time_t first_end = 0;    /* of the cooldowns marks wait for */
 
         for (struct downmark *m = l->downmarks; m; m = next) {
                 struct ops_slurm_node n;
@@ -190,10 +237,15 @@ void downmarks_check(struct lifecycle *l) {
                         busy = true;
                         continue;
                 }
-                if (m->group && !m->resume && !capacity_short(l->capacity, m->group, time(NULL), NULL)) {
-                        /* The cooldown is over (or ended by group enable). */
-                        m->resume = true;
-                        m->next_try = 0;
+                if (m->group && !m->resume) {
+                        struct capacity_group g;
+
+                        if (!capacity_short(l->capacity, m->group, time(NULL), &g)) {
+                                /* The cooldown is over (or ended by group enable). */
+                                m->resume = true;
+                                m->next_try = 0;
+                        } else if (first_end == 0 || g.until < first_end)
+                                first_end = g.until;
                 }
                 if (m->resume) {
                         if (!n.down) {
@@ -208,7 +260,7 @@ void downmarks_check(struct lifecycle *l) {
                                             "Powered down and DOWN with reason: %s", m->reason);
                                 downmark_remove(l, m);
                         }
-                        /* A cooldown's node waits for its end (the reconcile's loads see it). */
+                        /* A cooldown's node waits for its end (arm_cooldown_timer). */
                         continue;
                 } else if (m->downed && l->slurm_loads_done > m->downed_load + 1 && n.powered_down && !n.powering_down) {
                         /* DOWN was taken, and now it is not: resumed (scontrol
@@ -250,6 +302,7 @@ void downmarks_check(struct lifecycle *l) {
                 m->sent = true;
                 m->next_try = now + (l->opts.retry_usec < DOWNMARK_RETRY_USEC ? l->opts.retry_usec : DOWNMARK_RETRY_USEC);
         }
+        arm_cooldown_timer(l, first_end);
         if (busy)
                 request_slurm_poll(l);
 }
@@ -277,6 +330,8 @@ void node_fail_power_down(struct lifecycle *l, struct lc_op *o, const char *node
          * places the requeued job on other groups, then usable again. */
         if (m && capacity && o && o->group)
                 m->group = strdup(o->group);
+        if (m && m->reason)
+                downmark_journal(l, m, NULL);
         if (o)
                 op_slurm_update(o, &u, fn);
         else {
@@ -309,4 +364,84 @@ bool lifecycle_group_enable(struct lifecycle *l, const char *group) {
                 request_slurm_poll(l);
         }
         return was;
+}
+
+/* Each change of a cooldown, journalled: a restart restores it with its end. */
+static void on_capacity_change(const struct capacity_group *g, enum capacity_change what, void *userdata) {
+        struct lifecycle *l = userdata;
+
+        if (what == CAPACITY_EXPIRED)
+                log_info("Group %s: capacity cooldown over (%u resume%s failed over); its resumes go to the cloud again",
+                         g->group, g->failovers, g->failovers == 1 ? "" : "s");
+        lifecycle_journal(l, &(struct record) {
+                .kind = RECORD_CAPACITY,
+                .capacity = {
+                        .group = g->group,
+                        .ended = what == CAPACITY_EXPIRED ? RECORD_CAPACITY_EXPIRED
+                                 : what == CAPACITY_ENABLED ? RECORD_CAPACITY_ENABLED
+                                                            : RECORD_CAPACITY_SHORT,
+                        .since = (int64_t) g->since,
+                        .until = (int64_t) g->until,
+                        .failovers = g->failovers,
+                        .reason = g->reason,
+                        .time = (int64_t) time(NULL),
+                },
+        });
+        if (what != CAPACITY_MARKED && l->downmarks)
+                /* Its DOWN nodes usable again. */
+                request_slurm_poll(l);
+}
+
+void failover_init(struct lifecycle *l) {
+        capacity_set_hook(l->capacity, on_capacity_change, l);
+}
+
+static int restore_capacity(const struct state_capacity *c, void *userdata) {
+        struct lifecycle *l = userdata;
+        int r;
+
+        r = capacity_restore(l->capacity, &(struct capacity_group) {
+                .group = c->group,
+                .since = (time_t) c->since,
+                .until = (time_t) c->until,
+                .failovers = c->failovers,
+                .reason = c->reason,
+        });
+        if (r < 0)
+                log_error("Cannot restore group %s's capacity cooldown: %s", c->group, strerror(-r));
+        return 0;
+}
+
+static int restore_downmark(const struct state_downmark *d, void *userdata) {
+        struct lifecycle *l = userdata;
+        struct downmark *m = downmark_add(l, d->node, d->reason);
+
+        if (m && d->group)
+                m->group = strdup(d->group);
+        if (!m || !m->reason || (d->group && !m->group))
+                log_error("Cannot restore the DOWN mark of node %s: %s", d->node, strerror(ENOMEM));
+        return 0;
+}
+
+void failover_restore(struct lifecycle *l) {
+        struct capacity_group g[32];
+        size_t n_short, n_marks = state_n_downmarks(l->env.state);
+
+        state_foreach_capacity(l->env.state, restore_capacity, l);
+        state_foreach_downmark(l->env.state, restore_downmark, l);
+        /* Those whose end passed while elasticd was away end now (journalled). */
+        n_short = capacity_list(l->capacity, time(NULL), g, ELEMENTSOF(g));
+        for (size_t i = 0; i < n_short && i < ELEMENTSOF(g); i++) {
+                char until[32];
+
+                format_until(g[i].until, until, sizeof(until));
+                log_notice("Group %s short of capacity until %s (restored from the journal; %u failover%s): %s",
+                           g[i].group, until, g[i].failovers, g[i].failovers == 1 ? "" : "s",
+                           g[i].reason ? g[i].reason : "?");
+        }
+        if (n_marks > 0) {
+                log_info("%zu failed node%s to hold DOWN restored from the journal", n_marks,
+                         n_marks == 1 ? "" : "s");
+                request_slurm_poll(l);
+        }
 }

@@ -127,6 +127,7 @@ struct lifecycle {
         struct lifecycle_stats stats;
         struct capacity *capacity;       /* groups short of capacity (failover.c) */
         struct downmark *downmarks;      /* failed nodes to set DOWN once Slurm powered them down */
+        sd_event_source *cooldown_timer; /* CLOCK_REALTIME: the first end of a cooldown nodes wait for */
         uint64_t slurm_loads_done;       /* loads of Slurm's nodes that came back */
         uint64_t error_minutes[60];      /* cloud errors per minute, ring */
         uint64_t error_minute_stamp[60];
@@ -159,6 +160,10 @@ void call_free(struct lc_call *c);
 /* The operation a completion is for, or NULL when it moved on. */
 struct lc_op *call_op(struct lc_call *c);
 
+/* Journal R with the next group commit (not tied to an operation: a
+ * failure to write it is logged, not retried). */
+struct record;
+void lifecycle_journal(struct lifecycle *l, const struct record *r);
 /* Record that O reached STEP; it acts on the step once that is on disk. */
 void op_step(struct lc_op *o, enum step step);
 /* The operation ended: journal it; then count it and let a newer one start. */
@@ -235,12 +240,18 @@ void op_fail_capacity(struct lc_op *o, const char *why);
 /* O's group is short of capacity: fail O over at once, without calling the
  * cloud, and return true. */
 bool op_fail_over_if_short(struct lc_op *o);
-/* A failed node: POWER_DOWN_FORCE (its job requeued) with
- * REASON, and unless CAPACITY set DOWN with REASON once Slurm powered it
- * down, so that `scontrol update state=resume` brings it back on a fresh
- * instance. FN (may be NULL) is called with the first update's result. */
+/* A failed node: POWER_DOWN_FORCE (its job requeued) with REASON, then DOWN
+ * with REASON once Slurm powered it down, so that `scontrol update
+ * state=resume` brings it back on a fresh instance; with CAPACITY, DOWN only
+ * until its group's cooldown ends. The mark is journalled ("downmark").
+ * FN (may be NULL) is called with the first update's result. */
 void node_fail_power_down(struct lifecycle *l, struct lc_op *o, const char *node, const char *reason, bool capacity,
                           op_slurm_fn fn);
+/* Journal the cooldowns' changes (lifecycle_new). */
+void failover_init(struct lifecycle *l);
+/* The cooldowns and DOWN marks the journal holds, back in memory (at the
+ * first kick, before the operations are scanned). */
+void failover_restore(struct lifecycle *l);
 /* After each load of Slurm's nodes: the DOWN marks that are due. */
 void downmarks_check(struct lifecycle *l);
 void downmarks_free(struct lifecycle *l);

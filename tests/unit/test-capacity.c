@@ -1,4 +1,6 @@
 /* test-capacity.c - groups short of capacity: marked, extended, expired, enabled again. */
+#include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "ops/capacity.h"
@@ -53,8 +55,46 @@ static void test_enable_and_list(void) {
         CHECK_STR(l[0].group, "b");
 }
 
+struct seen {
+        char log[256];
+};
+
+static void on_change(const struct capacity_group *g, enum capacity_change what, void *userdata) {
+        struct seen *s = userdata;
+        size_t len = strlen(s->log);
+        static const char *const names[] = { "marked", "expired", "enabled" };
+
+        snprintf(s->log + len, sizeof(s->log) - len, "%s%s %s %lld-%lld %u", len ? "; " : "", names[what], g->group,
+                 (long long) g->since, (long long) g->until, g->failovers);
+}
+
+/* Every change reaches the hook (the core journals it); a restored mark
+ * keeps its start, end and count, is not reported, and expires reported. */
+static void test_hook_and_restore(void) {
+        _cleanup_(capacity_freep) struct capacity *c = NULL;
+        struct seen seen = {};
+        struct capacity_group g;
+
+        CHECK_INT(capacity_new(&c), 0);
+        capacity_set_hook(c, on_change, &seen);
+        CHECK_INT(capacity_mark(c, "a", 10, 100, "why"), 0);
+        capacity_count_failover(c, "a");
+        CHECK(capacity_enable(c, "a"));
+        CHECK_INT(capacity_restore(c, &(struct capacity_group) { .group = "b", .since = 5, .until = 50,
+                                                                 .failovers = 4, .reason = "quota" }), 0);
+        CHECK(capacity_short(c, "b", 49, &g));
+        CHECK_INT(g.since, 5);
+        CHECK_INT(g.until, 50);
+        CHECK_INT(g.failovers, 4);
+        CHECK_STR(g.reason, "quota");
+        CHECK(!capacity_short(c, "b", 50, NULL));
+        CHECK_STR(seen.log, "marked a 10-110 1; marked a 10-110 2; enabled a 10-110 2; expired b 5-50 4");
+        CHECK_INT(capacity_restore(c, &(struct capacity_group) { .since = 1 }), -EINVAL);
+}
+
 int main(void) {
         RUN(test_mark_and_expire);
         RUN(test_enable_and_list);
+        RUN(test_hook_and_restore);
         return test_done();
 }

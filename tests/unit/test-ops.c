@@ -110,6 +110,7 @@ struct fake {
         } inj;
         const char *hold;               /* replies of this call wait for fake_release() */
         bool never_register;
+        bool no_capacity;               /* creates fail with a quota 403 (a capacity failure) */
         int power_down_loads;   /* a forced power down lasts this many loads ... */
         int power_down_view_lag; /* ... and this many more show it */
         bool kill;                      /* a kill outcome fired: drop the core */
@@ -188,7 +189,11 @@ static int on_deliver(sd_event_source *s, void *userdata) {
         pending_unlink(p);
         switch (p->type) {
         case P_CLOUD:
-                if (p->error) {
+                if (p->error == -EDQUOT) {
+                        res.http_status = 403;
+                        res.message = "Quota exceeded for instances (fake)";
+                        res.request_id = "req-quota";
+                } else if (p->error) {
                         res.http_status = p->error == -EPERM ? 403 : p->error == -ENOENT ? 404 : 0;
                         res.message = p->error == -EPERM ? "Forbidden (fake)" : NULL;
                         res.request_id = p->error == -EPERM ? "req-fake" : NULL;
@@ -377,6 +382,12 @@ static int c_create(void *impl, const struct ops_create *spec, ops_cloud_done_fn
         if (!spec->cluster || strcmp(spec->cluster, "t") != 0 || !spec->op_id || !spec->flavor_id ||
             !spec->image_id)
                 abort();
+        if (f->no_capacity) {
+                p->error = -EDQUOT;
+                p->dead = false;
+                *id = (uint64_t) (uintptr_t) p;
+                return 0;
+        }
         if (how != OUT_ERROR && how != OUT_TIMEOUT) {
                 for (size_t i = 0; i < MAX_SERVERS && !s; i++)
                         if (!f->srv[i].used)
@@ -496,6 +507,15 @@ static int c_console(void *impl, const char *sid, unsigned lines, ops_cloud_done
         }
         *id = (uint64_t) (uintptr_t) p;
         return 0;
+}
+
+/* As cloud/oserror.c classes the fake's errors (doc/failures.md). */
+static enum ops_failure c_classify(int error, long http_status, const char *message) {
+        if (error == -EDQUOT || (message && strstr(message, "No valid host")))
+                return OPS_FAILURE_CAPACITY;
+        if (error == -ETIMEDOUT || error == -ECONNRESET)
+                return OPS_FAILURE_TRANSIENT;
+        return OPS_FAILURE_PERMANENT;
 }
 
 static void c_cancel(void *impl, uint64_t id) {
@@ -1211,6 +1231,204 @@ static void test_down_then_admin_resume(void) {
         world_done(&w);
 }
 
+/* --- capacity cooldowns across restarts ----------------------------------------- */
+
+/* A world whose cloud classes a quota 403 as capacity (the default classes
+ * every error of the fake as transient or permanent). */
+static void world_init_capacity(struct world *w) {
+        world_init(w, NULL);
+        core_drop(w);
+        w->ports.cloud.classify = c_classify;
+        core_start(w);
+}
+
+/* kill -9 and a restart: a fresh core from the journal. */
+static void core_restart(struct world *w) {
+        core_drop(w);
+        core_start(w);
+}
+
+static size_t capacity_of(struct world *w, const char *group, struct capacity_group *ret) {
+        struct capacity_group g[4];
+        size_t n = lifecycle_capacity(w->l, g, ELEMENTSOF(g));
+
+        for (size_t i = 0; i < n && i < ELEMENTSOF(g); i++)
+                if (strcmp(g[i].group, group) == 0) {
+                        if (ret)
+                                *ret = g[i];
+                        return n;
+                }
+        return 0;
+}
+
+static bool node_is_down(struct world *w, const char *node) {
+        return fnode_find(&w->f, node)->down;
+}
+
+static bool cn1_cn2_down(struct world *w) {
+        return node_is_down(w, "cn1") && node_is_down(w, "cn2");
+}
+
+static bool cn3_down(struct world *w) {
+        return node_is_down(w, "cn3");
+}
+
+static bool all_cn_back(struct world *w) {
+        return !node_is_down(w, "cn1") && !node_is_down(w, "cn2") && !node_is_down(w, "cn3") &&
+               state_n_downmarks(w->state) == 0 && fake_n_pending(&w->f) == 0;
+}
+
+static unsigned count_calls(struct world *w, const char *call) {
+        unsigned n = 0;
+        size_t len = strlen(call);
+
+        for (const char *p = w->f.log; (p = strstr(p, call)); p += len)
+                n += (p == w->f.log || p[-1] == ' ') && (p[len] == ' ' || p[len] == '\0');
+        return n;
+}
+
+/* A quota 403 makes group cpu short of capacity; its failed nodes are DOWN
+ * for the cooldown. A kill and a restart keep the cooldown (same start, same
+ * end, same failovers): a resume still fails over without a create, and the
+ * nodes held DOWN come back when `group enable` ends it. A node still
+ * powering down when elasticd was killed is set DOWN after the restart. */
+static void test_capacity_cooldown_restart(void) {
+        struct world w;
+        struct capacity_group before = {}, after = {};
+        char reason[128] = "";
+
+        world_init_capacity(&w);
+        w.f.no_capacity = true;
+        w.f.power_down_loads = 2;
+        submit(&w, STATE_OP_RESUME, "cn1", NULL);
+        CHECK(run(&w, NULL));
+        CHECK(run(&w, node_down));
+        CHECK_INT(op_state_of(&w, "cn1"), STATE_OP_FAILED);
+        CHECK_INT(count_calls(&w, "create"), 1);
+        CHECK(capacity_of(&w, "cpu", &before) == 1);
+        CHECK(before.until >= time(NULL) + 590 && before.failovers == 1);
+        CHECK(before.reason && strstr(before.reason, "Quota exceeded"));
+        snprintf(reason, sizeof(reason), "%s", fnode_find(&w.f, "cn1")->reason);
+        CHECK(strncmp(reason, "elasticd: no capacity for group cpu", 35) == 0);
+
+        /* cn2 fails over without calling the cloud; killed while Slurm still
+         * powers it down (the DOWN not sent yet). */
+        submit(&w, STATE_OP_RESUME, "cn2", NULL);
+        CHECK(run(&w, NULL));
+        CHECK_INT(count_calls(&w, "create"), 1);
+        CHECK(!node_is_down(&w, "cn2") && fnode_find(&w.f, "cn2")->forced_off);
+        CHECK_INT(state_n_downmarks(w.state), 2);
+        core_restart(&w);
+
+        CHECK(capacity_of(&w, "cpu", &after) == 1);
+        CHECK_INT(after.since, before.since);
+        CHECK_INT(after.until, before.until);
+        CHECK_INT(after.failovers, 2);
+        CHECK(after.reason && strstr(after.reason, "Quota exceeded"));
+        CHECK(run(&w, cn1_cn2_down));
+        CHECK(node_is_down(&w, "cn2") && strncmp(fnode_find(&w.f, "cn2")->reason, "elasticd: ", 10) == 0);
+
+        /* Still short after the restart: no create. */
+        submit(&w, STATE_OP_RESUME, "cn3", NULL);
+        CHECK(run(&w, NULL));
+        CHECK(run(&w, cn3_down));
+        CHECK_INT(count_calls(&w, "create"), 1);
+        CHECK(capacity_of(&w, "cpu", &after) == 1 && after.failovers == 3);
+
+        /* Killed again, then `group enable`: every node held DOWN comes back. */
+        core_restart(&w);
+        CHECK(run(&w, NULL));
+        CHECK(lifecycle_group_enable(w.l, "cpu"));
+        CHECK(run(&w, all_cn_back));
+        CHECK_INT(capacity_of(&w, "cpu", NULL), 0);
+        CHECK_INT(state_n_capacity(w.state), 0);
+        CHECK_INT(state_n_downmarks(w.state), 0);
+        /* ... and stays ended across the next restart; resumes create again. */
+        core_restart(&w);
+        CHECK_INT(capacity_of(&w, "cpu", NULL), 0);
+        w.f.no_capacity = false;
+        submit(&w, STATE_OP_RESUME, "cn1", NULL);
+        CHECK(run(&w, NULL));
+        CHECK_INT(op_state_of(&w, "cn1"), STATE_OP_DONE);
+        CHECK_INT(count_calls(&w, "create"), 2);
+        world_done(&w);
+}
+
+/* The cooldown ended while elasticd was away: at the restart it ends
+ * (journalled as expired) and the node held DOWN is resumed. */
+static void test_capacity_cooldown_ended_while_away(void) {
+        struct world w;
+        size_t i;
+        json_t *rec;
+        bool expired = false;
+
+        world_init_capacity(&w);
+        w.f.no_capacity = true;
+        submit(&w, STATE_OP_RESUME, "cn1", NULL);
+        CHECK(run(&w, NULL));
+        CHECK(run(&w, node_down));
+        core_drop(&w);
+        /* Ten minutes later. */
+        json_array_foreach(w.journal, i, rec)
+                if (strcmp(json_string_value(json_object_get(rec, "kind")), "capacity") == 0) {
+                        json_object_set_new(rec, "since", json_integer(time(NULL) - 700));
+                        json_object_set_new(rec, "until", json_integer(time(NULL) - 100));
+                }
+        core_start(&w);
+        CHECK_INT(capacity_of(&w, "cpu", NULL), 0);
+        CHECK(run(&w, all_cn_back));
+        CHECK_INT(state_n_capacity(w.state), 0);
+        json_array_foreach(w.journal, i, rec)
+                if (strcmp(json_string_value(json_object_get(rec, "kind")), "capacity") == 0 &&
+                    json_object_get(rec, "ended"))
+                        expired = strcmp(json_string_value(json_object_get(rec, "ended")), "expired") == 0;
+        CHECK(expired);
+        world_done(&w);
+}
+
+/* A cooldown's end while running: the node held DOWN is resumed at once
+ * (a timer at its end), not at the next reconcile. */
+static bool cn1_failed_and_back(struct world *w) {
+        return op_state_of(w, "cn1") == STATE_OP_FAILED && !node_is_down(w, "cn1") &&
+               state_n_downmarks(w->state) == 0 && capacity_of(w, "cpu", NULL) == 0;
+}
+
+static void test_capacity_cooldown_ends(void) {
+        struct world w;
+
+        world_init_capacity(&w);
+        w.config->limits.capacity_cooldown_s = 1;
+        w.f.no_capacity = true;
+        submit(&w, STATE_OP_RESUME, "cn1", NULL);
+        CHECK(run(&w, cn1_failed_and_back));
+        CHECK(fnode_find(&w.f, "cn1")->forced_off);
+        CHECK_INT(state_n_capacity(w.state), 0);
+        world_done(&w);
+}
+
+static bool no_downmarks(struct world *w) {
+        return state_n_downmarks(w->state) == 0;
+}
+
+/* A failed node (not for capacity) whose DOWN was still waiting for Slurm
+ * to power it down when elasticd was killed: set DOWN after the restart. */
+static void test_downmark_survives_restart(void) {
+        struct world w;
+
+        world_init(&w, NULL);
+        w.f.power_down_loads = 3;
+        w.f.inj.prefail = "create";
+        submit(&w, STATE_OP_RESUME, "cn1", NULL);
+        CHECK(run(&w, NULL));
+        CHECK(!node_is_down(&w, "cn1"));
+        CHECK_INT(state_n_downmarks(w.state), 1);
+        core_restart(&w);
+        CHECK(run(&w, node_down));
+        check_failed_down(&w, "cn1");
+        CHECK(run(&w, no_downmarks));
+        world_done(&w);
+}
+
 /* --- conflicts ---------------------------------------------------------------- */
 
 static bool create_held(struct world *w) {
@@ -1443,6 +1661,10 @@ int main(void) {
         RUN(test_deadline);
         RUN(test_down_while_powering_down);
         RUN(test_down_then_admin_resume);
+        RUN(test_capacity_cooldown_restart);
+        RUN(test_capacity_cooldown_ended_while_away);
+        RUN(test_capacity_cooldown_ends);
+        RUN(test_downmark_survives_restart);
         RUN(test_suspend_during_resume);
         RUN(test_reboot_powered_down);
         RUN(test_same_hook_twice);
@@ -1460,6 +1682,7 @@ int main(void) {
         RUN(test_reboot_reason_sources);
         RUN(test_down_while_powering_down);
         RUN(test_down_then_admin_resume);
+        RUN(test_capacity_cooldown_restart);
 
         unlink(key_path);
         printf("# %d cases in %.2f s\n", test_count, (double) (mono_usec() - t0) / 1e6);

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <string.h>
+#include <time.h>
 
 #include "journal/records.h"
 #include "journal/state.h"
@@ -311,6 +312,9 @@ static void test_earlier_format(void) {
         CHECK(n && n->op.kind == STATE_OP_SUSPEND && n->op.changed == 1764000009 && n->op.created == 1764000000);
         CHECK_INT(state_resize_min(s, "cloud", &min), 0);
         CHECK_INT(min, 2);
+        /* Journals from before cooldowns were journalled hold none. */
+        CHECK_INT(state_n_capacity(s), 0);
+        CHECK_INT(state_n_downmarks(s), 0);
 }
 
 /* A kept request, parsed back for the lifecycle (the reboot's reason). */
@@ -342,6 +346,136 @@ static void test_state_request_get(void) {
 }
 
 /* Each bad record: refused, and the message names the field. */
+static void test_round_trip_capacity_and_downmark(void) {
+        struct record out = {};
+        json_t *j;
+
+        j = round_trip(&(struct record) { .kind = RECORD_CAPACITY,
+                                          .capacity = { .group = "gpu", .since = 1000, .until = 1600, .failovers = 3,
+                                                        .reason = "No valid host was found. (request req-1)",
+                                                        .time = 1100 } }, &out);
+        CHECK_INT(out.kind, RECORD_CAPACITY);
+        CHECK_STR(out.capacity.group, "gpu");
+        CHECK_INT(out.capacity.ended, RECORD_CAPACITY_SHORT);
+        CHECK_INT(out.capacity.since, 1000);
+        CHECK_INT(out.capacity.until, 1600);
+        CHECK_INT(out.capacity.failovers, 3);
+        CHECK_STR(out.capacity.reason, "No valid host was found. (request req-1)");
+        CHECK_INT(out.capacity.time, 1100);
+        CHECK(j && !json_object_get(j, "ended"));
+        json_decref(j);
+
+        /* The end names how; nothing else is needed. */
+        j = round_trip(&(struct record) { .kind = RECORD_CAPACITY,
+                                          .capacity = { .group = "gpu", .ended = RECORD_CAPACITY_ENABLED, .time = 1200 } },
+                       &out);
+        CHECK_INT(out.capacity.ended, RECORD_CAPACITY_ENABLED);
+        CHECK_STR(json_string_value(json_object_get(j, "ended")), "enabled");
+        CHECK(!json_object_get(j, "until"));
+        json_decref(j);
+
+        j = round_trip(&(struct record) { .kind = RECORD_DOWNMARK,
+                                          .downmark = { .node = "gn1", .reason = "elasticd: no capacity",
+                                                        .group = "gpu", .time = 1100 } }, &out);
+        CHECK_INT(out.kind, RECORD_DOWNMARK);
+        CHECK_STR(out.downmark.node, "gn1");
+        CHECK_STR(out.downmark.reason, "elasticd: no capacity");
+        CHECK_STR(out.downmark.group, "gpu");
+        json_decref(j);
+
+        /* Done: the reason is null. */
+        j = round_trip(&(struct record) { .kind = RECORD_DOWNMARK, .downmark = { .node = "gn1", .time = 1300 } }, &out);
+        CHECK(j && json_is_null(json_object_get(j, "reason")));
+        CHECK(out.downmark.reason == NULL && out.downmark.group == NULL);
+        json_decref(j);
+}
+
+static size_t count_kind(json_t *live, const char *kind) {
+        size_t i, n = 0;
+        json_t *rec;
+
+        json_array_foreach(live, i, rec)
+                n += strcmp(json_string_value(json_object_get(rec, "kind")), kind) == 0;
+        return n;
+}
+
+static int first_capacity(const struct state_capacity *c, void *userdata) {
+        *(const struct state_capacity **) userdata = c;
+        return 1;
+}
+
+static int first_downmark(const struct state_downmark *m, void *userdata) {
+        *(const struct state_downmark **) userdata = m;
+        return 1;
+}
+
+/* The state keeps each running cooldown as last said and drops an ended one;
+ * DOWN marks likewise; compaction keeps what runs and drops what ended (and
+ * a cooldown whose until passed), marks included. */
+static void test_capacity_state(void) {
+        _cleanup_(state_freep) struct state *s = NULL, *t = NULL;
+        const struct state_capacity *c = NULL;
+        const struct state_downmark *m = NULL;
+        json_t *live = NULL, *rec;
+        char text[512];
+        long long now = (long long) time(NULL);
+        size_t i;
+
+        CHECK_INT(state_new("beef", &s), 0);
+        CHECK_INT(state_new("beef", &t), 0);
+        snprintf(text, sizeof(text),
+                 "{\"kind\":\"capacity\",\"group\":\"gpu\",\"since\":%lld,\"until\":%lld,\"failovers\":1,"
+                 "\"reason\":\"No valid host\",\"time\":%lld}", now, now + 600, now);
+        apply_text(s, text);
+        snprintf(text, sizeof(text),
+                 "{\"kind\":\"capacity\",\"group\":\"gpu\",\"since\":%lld,\"until\":%lld,\"failovers\":2,"
+                 "\"reason\":\"Quota exceeded\",\"time\":%lld}", now, now + 700, now);
+        apply_text(s, text);
+        /* Ended: enable, and one that only expired (its until passed, no end record). */
+        apply_text(s, "{\"kind\":\"capacity\",\"group\":\"cpu\",\"since\":1,\"until\":99999999999,\"time\":1}");
+        apply_text(s, "{\"kind\":\"capacity\",\"group\":\"cpu\",\"ended\":\"enabled\",\"time\":2}");
+        apply_text(s, "{\"kind\":\"capacity\",\"group\":\"old\",\"since\":1,\"until\":2,\"time\":1}");
+        /* An end of what is not there changes nothing. */
+        apply_text(s, "{\"kind\":\"capacity\",\"group\":\"none\",\"ended\":\"expired\",\"time\":3}");
+        CHECK_INT(state_n_capacity(s), 2);
+        state_foreach_capacity(s, first_capacity, &c);
+        CHECK(c && strcmp(c->group, "gpu") == 0 && c->since == now && c->until == now + 700 && c->failovers == 2 &&
+              c->reason && strcmp(c->reason, "Quota exceeded") == 0);
+
+        apply_text(s, "{\"kind\":\"downmark\",\"node\":\"gn1\",\"reason\":\"elasticd: x\",\"group\":\"gpu\",\"time\":5}");
+        apply_text(s, "{\"kind\":\"downmark\",\"node\":\"cn1\",\"reason\":\"elasticd: y\",\"time\":5}");
+        apply_text(s, "{\"kind\":\"downmark\",\"node\":\"cn2\",\"reason\":\"elasticd: z\",\"time\":5}");
+        apply_text(s, "{\"kind\":\"downmark\",\"node\":\"cn1\",\"reason\":null,\"time\":6}");
+        apply_text(s, "{\"kind\":\"downmark\",\"node\":\"xx\",\"reason\":null,\"time\":6}");
+        CHECK_INT(state_n_downmarks(s), 2);
+        state_foreach_downmark(s, first_downmark, &m);
+        CHECK(m && strcmp(m->node, "gn1") == 0 && m->group && strcmp(m->group, "gpu") == 0 &&
+              strcmp(m->reason, "elasticd: x") == 0);
+
+        CHECK_INT(state_live_records(s, &live), 0);
+        CHECK(json_array_size(live) <= state_live_records_max(s));
+        CHECK_INT(count_kind(live, "capacity"), 1);
+        CHECK_INT(count_kind(live, "downmark"), 2);
+        json_array_foreach(live, i, rec)
+                CHECK_INT(state_apply(t, rec, NULL), 0);
+        json_decref(live);
+        CHECK_INT(state_n_capacity(t), 1);
+        c = NULL;
+        state_foreach_capacity(t, first_capacity, &c);
+        CHECK(c && strcmp(c->group, "gpu") == 0 && c->since == now && c->until == now + 700 && c->failovers == 2);
+        CHECK_INT(state_n_downmarks(t), 2);
+        m = NULL;
+        state_foreach_downmark(t, first_downmark, &m);
+        CHECK(m && strcmp(m->node, "gn1") == 0 && m->group && strcmp(m->group, "gpu") == 0);
+
+        /* The cooldown ends: gone from the state and from the next compaction. */
+        apply_text(t, "{\"kind\":\"capacity\",\"group\":\"gpu\",\"ended\":\"expired\",\"time\":9}");
+        CHECK_INT(state_n_capacity(t), 0);
+        CHECK_INT(state_live_records(t, &live), 0);
+        CHECK_INT(count_kind(live, "capacity"), 0);
+        json_decref(live);
+}
+
 static void test_refused(void) {
         static const struct {
                 const char *json;
@@ -391,6 +525,18 @@ static void test_refused(void) {
                   "lookup record debian: \"id\" is missing" },
                 { "{\"kind\":\"lookup\",\"what\":\"image\",\"name\":\"debian\",\"id\":\"x\",\"scope\":1}",
                   "lookup record debian: \"scope\" must be a string, not an integer" },
+                { "{\"kind\":\"capacity\",\"since\":1,\"until\":2}", "capacity record: \"group\" is missing" },
+                { "{\"kind\":\"capacity\",\"group\":\"g\",\"since\":1}", "capacity record g: \"until\" is missing" },
+                { "{\"kind\":\"capacity\",\"group\":\"g\",\"since\":9,\"until\":2}",
+                  "capacity record g: \"until\" is before since" },
+                { "{\"kind\":\"capacity\",\"group\":\"g\",\"since\":1,\"until\":2,\"failovers\":-1}",
+                  "capacity record g: \"failovers\" is -1, less than 0" },
+                { "{\"kind\":\"capacity\",\"group\":\"g\",\"ended\":\"later\"}",
+                  "capacity record g: \"ended\" is \"later\", not one of expired, enabled" },
+                { "{\"kind\":\"downmark\",\"reason\":\"x\"}", "downmark record: \"node\" is missing" },
+                { "{\"kind\":\"downmark\",\"node\":\"cl1\"}", "downmark record for cl1: \"reason\" is missing" },
+                { "{\"kind\":\"downmark\",\"node\":\"cl1\",\"reason\":\"x\",\"group\":null}",
+                  "downmark record for cl1: \"group\" must be a string, not null" },
         };
 
         for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
@@ -461,8 +607,25 @@ static void test_encode_refuses(void) {
         CHECK_STR(err, "seq record: \"next\" must be at least 1");
         free(err);
         err = NULL;
+        CHECK_INT(record_encode(&(struct record) { .kind = RECORD_CAPACITY,
+                                                   .capacity = { .group = "g", .since = 10, .until = 5 } },
+                                &j, &err), -EINVAL);
+        CHECK_STR(err, "capacity record g: \"until\" is before since");
+        free(err);
+        err = NULL;
+        CHECK_INT(record_encode(&(struct record) { .kind = RECORD_CAPACITY,
+                                                   .capacity = { .group = "g", .ended = _RECORD_CAPACITY_END_MAX } },
+                                &j, &err), -EINVAL);
+        CHECK_STR(err, "capacity record g: \"ended\" has no name for value 3");
+        free(err);
+        err = NULL;
+        CHECK_INT(record_encode(&(struct record) { .kind = RECORD_DOWNMARK, .downmark = { .reason = "x" } }, &j, &err),
+                  -EINVAL);
+        CHECK_STR(err, "downmark record: \"node\" is missing");
+        free(err);
+        err = NULL;
         CHECK_INT(record_encode(&(struct record) { .kind = _RECORD_KIND_MAX }, &j, &err), -EINVAL);
-        CHECK_STR(err, "no journal record kind 7");
+        CHECK_STR(err, "no journal record kind 9");
         free(err);
         CHECK(!j);
 }
@@ -472,6 +635,8 @@ int main(void) {
         RUN(test_round_trip_seq_and_journal);
         RUN(test_round_trip_lookup);
         RUN(test_lookup_state);
+        RUN(test_round_trip_capacity_and_downmark);
+        RUN(test_capacity_state);
         RUN(test_round_trip_request);
         RUN(test_round_trip_op);
         RUN(test_round_trip_op_state_and_node);
