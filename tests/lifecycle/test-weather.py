@@ -13,7 +13,9 @@ makes a second instance.
    once (no ResumeTimeout), then DOWN with the cloud's words.
 5. A group the cloud has no room for (NoValidHost): its job is requeued
    onto a second group of the same partition, the first is shown short of
-   capacity until `elasticctl group enable` ends it.
+   capacity; after a kill -9 and a restart it still is (same until) and its
+   failed nodes stay DOWN, until `elasticctl group enable` ends it and they
+   are usable again.
 6. An instance deleted behind elasticd's back: the node is noticed by the
    reconcile, powered down and DOWN; `scontrol update state=resume` and a
    new job give it a fresh instance."""
@@ -230,6 +232,34 @@ def main():
             metrics = s.c.run(ELASTICCTL, "-s", s.sock, "metrics").stdout
             t.ok('elasticd_group_short_of_capacity_until_seconds{group="wc"}' in metrics,
                  "... and the metrics show it")
+            # kill -9 during the cooldown: the restarted elasticd keeps it (same
+            # until, from the journal) and keeps the failed nodes DOWN for it.
+            until = short.get("wc", {}).get("until")
+            marked = [n for n in ("wc1", "wc2") if reason(n).startswith("elasticd")]
+            s.kill_daemon(9)
+            s.start_daemon()
+            after = []
+
+            def answered():
+                # busy while it loads the journal
+                after[:] = [s.ctl("status")]
+                return after[0][0] == 0
+            try:
+                s.wait_for(answered, 30, "status after the restart")
+            except HarnessError:
+                pass
+            status = after[0][1] if after else None
+            short2 = (status or {}).get("short_of_capacity", {})
+            t.ok(until and "wc" in short2 and short2["wc"].get("until") == until,
+                 "kill -9 and a restart during the cooldown: group wc still short of capacity until %s (was %s)"
+                 % (short2.get("wc", {}).get("until"), until), str(status))
+            try:
+                s.wait_for(lambda: all(down(s.state(n)) for n in marked), 60, "wc's failed nodes DOWN")
+            except HarnessError:
+                pass
+            t.ok(marked and all(down(s.state(n)) for n in marked),
+                 "... its failed nodes %s held DOWN for it across the restart: %s" % (marked, states(marked)),
+                 s.log("elasticd.log")[-3000:])
             rc, res, err = s.ctl("group", "enable", "wc")
             rc2, status, _ = s.ctl("status")
             t.ok(rc == 0 and res and res.get("was_short") and "wc" not in (status or {}).get("short_of_capacity", {}),
