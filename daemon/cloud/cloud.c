@@ -1558,6 +1558,8 @@ static size_t method_index(const char *m) {
         return 4;
 }
 
+static void view_expire_arm(struct cloud *c);
+
 static void call_http_done(struct http_request *req, const struct http_response *resp, void *userdata) {
         struct cloud_call *k = userdata;
         struct cloud *c = k->cloud;
@@ -1605,8 +1607,13 @@ static void call_http_done(struct http_request *req, const struct http_response 
                                 k->err.status = resp->status;
                         }
                         call_finish(k, r < 0 ? r : 0);
-                } else
+                } else {
+                        /* Gone: no list answer from before may say otherwise. */
+                        if (resp->error == 0 && resp->status == 404 &&
+                            server_view_gone(&c->view, k->arg, now_mono(c)) >= 0)
+                                view_expire_arm(c);
                         call_finish(k, call_http_error(k, req, resp));
+                }
                 return;
         case CALL_LIST: {
                 _cleanup_(nova_server_page_freep) struct nova_server_page *p = NULL;
@@ -1639,6 +1646,12 @@ static void call_http_done(struct http_request *req, const struct http_response 
         case CALL_DELETE:
         case CALL_REBOOT:
         case CALL_REBUILD:
+                if (resp->error == 0 && k->kind == CALL_DELETE && resp->status == 404) {
+                        if (server_view_gone(&c->view, k->arg, now_mono(c)) >= 0)
+                                view_expire_arm(c);
+                }
+                else if (resp->error == 0 && k->kind == CALL_DELETE && resp->status < 300)
+                        server_view_forget(&c->view, k->arg);
                 if (resp->error == 0 && (resp->status == 202 || resp->status == 204 ||
                                          (k->kind == CALL_DELETE && resp->status == 404))) {
                         os_error_clear(&k->err);

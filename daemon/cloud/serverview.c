@@ -1,5 +1,6 @@
 /* serverview.c - the watched servers as the cluster's lists last described them, merged list by list. */
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -109,6 +110,54 @@ int server_view_merge(struct server_view *v, struct nova_server **servers, size_
         } else
                 v->delta_servers = n;
         return 0;
+}
+
+int server_view_gone(struct server_view *v, const char *id, uint64_t now) {
+        struct server_view_entry *e = server_view_find(v, id), *a;
+        struct nova_server *t;
+        size_t at = 0;
+
+        t = calloc(1, sizeof(*t));
+        if (!t || !(t->id = strdup(id)) || !(t->name = strdup("")) || !(t->status = strdup("DELETED")) ||
+            !(t->tags = calloc(1, sizeof(*t->tags)))) {
+                nova_server_free(t);
+                return -ENOMEM;
+        }
+        t->power_state = -1;
+        /* newer than any answer a list in flight may still bring */
+        t->updated = (time_t) INT64_MAX;
+        if (e) {
+                nova_server_free(e->server);
+                e->server = t;
+                e->used = now;
+                return 0;
+        }
+        a = realloc(v->entries, (v->n_entries + 1) * sizeof(*a));
+        if (!a) {
+                nova_server_free(t);
+                return -ENOMEM;
+        }
+        v->entries = a;
+        while (at < v->n_entries && strcmp(v->entries[at].server->id, id) < 0)
+                at++;
+        memmove(&v->entries[at + 1], &v->entries[at], (v->n_entries - at) * sizeof(*a));
+        v->entries[at] = (struct server_view_entry) { .server = t, .used = now };
+        v->n_entries++;
+        return 0;
+}
+
+void server_view_forget(struct server_view *v, const char *id) {
+        struct server_view_entry *e = server_view_find(v, id);
+        size_t at;
+
+        if (!e)
+                return;
+        at = (size_t) (e - v->entries);
+        nova_server_free(e->server);
+        memmove(e, e + 1, (v->n_entries - at - 1) * sizeof(*e));
+        v->n_entries--;
+        if (v->n_entries == 0)
+                v->entries = mfree(v->entries);
 }
 
 void server_view_expire(struct server_view *v, uint64_t before) {

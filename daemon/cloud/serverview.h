@@ -50,6 +50,14 @@ struct server_view_entry *server_view_find(struct server_view *v, const char *id
 int server_view_merge(struct server_view *v, struct nova_server **servers, size_t n, bool full, time_t date,
                       const char *const *asked, size_t n_asked, uint64_t now, uint64_t expire_before);
 
+/* Nova answered 404 for server ID (a show, or a delete): a DELETED entry
+ * that no list answered before it can replace. */
+int server_view_gone(struct server_view *v, const char *id, uint64_t now);
+
+/* Forget server ID: a delete was accepted, and the next lists say how it
+ * goes (until then a question about it is asked of Nova). */
+void server_view_forget(struct server_view *v, const char *id);
+
 /* Forget the entries not used since BEFORE (monotonic). */
 void server_view_expire(struct server_view *v, uint64_t before);
 

@@ -650,6 +650,7 @@ static long emu_requests(const char *what, bool *ret_tagged) {
 static void test_show_changes(void) {
         struct cloud_options o = { .list_full_usec = 3000000, .list_margin_usec = 1000000 };
         _cleanup_(cloud_freep) struct cloud *c = new_cloud(CLUSTER, &o, NULL);
+        _cleanup_(cloud_freep) struct cloud *other = new_cloud(CLUSTER, NULL, NULL);
         struct result made[5] = {}, r[5] = {}, x = {};
         char *ids[5];
         struct cloud_stats st;
@@ -711,10 +712,10 @@ static void test_show_changes(void) {
         CHECK_STR(r[4].server_status, "ERROR");
         CHECK(r[4].fault && strstr(r[4].fault, "injected") != NULL);
 
-        /* Deleted, and Nova's trace of it archived before a list saw it:
-         * the next full list (3 s at most) finds it gone. */
+        /* Deleted by someone else, and Nova's trace of it archived before a
+         * list saw it: the next full list (3 s at most) finds it gone. */
         CHECK(test_emulator_config(&emu, "{\"deleted_keep\": 0}") == 0);
-        CHECK(wait_result(&x, cloud_server_delete(c, ids[2], result_cb, &x, NULL)) == 0);
+        CHECK(wait_result(&x, cloud_server_delete(other, ids[2], result_cb, &x, NULL)) == 0);
         result_clear(&x);
         cloud_get_stats(c, &st);
         fulls_before = (long) (st.batch_lists - st.batch_delta_lists);
@@ -728,6 +729,23 @@ static void test_show_changes(void) {
         cloud_get_stats(c, &st);
         CHECK((long) (st.batch_lists - st.batch_delta_lists) > fulls_before);
         CHECK_STR(r[3].server_status, "ACTIVE");
+
+        /* Gone with its machine (the emulator forgets it: no list will say
+         * so until the next full one): the delete's 404 is believed at once. */
+        {
+                _cleanup_free_ char *path = NULL;
+
+                CHECK(asprintf(&path, "/_emulator/servers/%s", ids[3]) > 0);
+                CHECK(path && test_emulator_call(&emu, "DELETE", path, NULL, NULL) == 200);
+        }
+        show_round(c, ids, r, 4);
+        CHECK_STR(r[3].server_status, "ACTIVE");
+        CHECK(wait_result(&x, cloud_server_delete(c, ids[3], result_cb, &x, NULL)) == 0);
+        CHECK_INT(x.error, 0);
+        CHECK_INT(x.status, 404);
+        result_clear(&x);
+        show_round(c, ids, r, 4);
+        CHECK_INT(r[3].error, -ENOENT);
         CHECK(test_emulator_config(&emu, "{\"deleted_keep\": null, \"build_error_regex\": null, "
                                          "\"build_error_kind\": \"novalidhost\"}") == 0);
         for (unsigned i = 0; i < 5; i++) {

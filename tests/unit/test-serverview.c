@@ -138,9 +138,40 @@ static void test_expire(void) {
         server_view_clear(&v);
 }
 
+/* A 404 leaves a DELETED entry no list answered before it replaces; a
+ * delete accepted forgets the server until a list says how it goes. */
+static void test_gone_forget(void) {
+        struct server_view v = {};
+        const char *asked[] = { "a", "b", "c" };
+        struct nova_server *full[] = { server("a", "ACTIVE", 100), server("b", "ACTIVE", 100),
+                                       server("c", "ACTIVE", 100) };
+        struct nova_server *stale[] = { server("b", "ACTIVE", 150), server("z", "ACTIVE", 150) };
+
+        CHECK_INT(merge(&v, full, 3, true, 200, asked, 3, 1, 0), 0);
+        CHECK_INT(server_view_gone(&v, "b", 2), 0);
+        CHECK_INT(server_view_gone(&v, "0", 2), 0);
+        CHECK_INT(server_view_gone(&v, "m", 2), 0);
+        CHECK_INT(v.n_entries, 5);
+        for (size_t i = 1; i < v.n_entries; i++)
+                CHECK(strcmp(v.entries[i - 1].server->id, v.entries[i].server->id) < 0);
+        CHECK_INT(merge(&v, stale, 2, false, 210, NULL, 0, 3, 0), 0);
+        CHECK_STR(status_of(&v, "b"), "DELETED");
+        CHECK_STR(status_of(&v, "m"), "DELETED");
+        CHECK_STR(status_of(&v, "z"), "ACTIVE");
+        server_view_forget(&v, "c");
+        server_view_forget(&v, "nothing");
+        CHECK(!status_of(&v, "c"));
+        CHECK_STR(status_of(&v, "a"), "ACTIVE");
+        CHECK_INT(v.n_entries, 5);
+        for (size_t i = 1; i < v.n_entries; i++)
+                CHECK(strcmp(v.entries[i - 1].server->id, v.entries[i].server->id) < 0);
+        server_view_clear(&v);
+}
+
 int main(void) {
         RUN(test_merge);
         RUN(test_order);
         RUN(test_expire);
+        RUN(test_gone_forget);
         return test_done();
 }
