@@ -102,12 +102,20 @@ static void downmark_journal(struct lifecycle *l, const struct downmark *m, cons
         });
 }
 
-static struct downmark *downmark_add(struct lifecycle *l, const char *node, const char *reason) {
-        struct downmark *m;
-
-        for (m = l->downmarks; m; m = m->next)
+static struct downmark *downmark_find(const struct lifecycle *l, const char *node) {
+        for (struct downmark *m = l->downmarks; m; m = m->next)
                 if (strcmp(m->node, node) == 0)
-                        break;
+                        return m;
+        return NULL;
+}
+
+bool downmark_pending(const struct lifecycle *l, const char *node) {
+        return downmark_find(l, node) != NULL;
+}
+
+static struct downmark *downmark_add(struct lifecycle *l, const char *node, const char *reason) {
+        struct downmark *m = downmark_find(l, node);
+
         if (!m) {
                 m = calloc(1, sizeof(*m));
                 if (!m || !(m->node = strdup(node))) {

@@ -255,3 +255,5 @@ void failover_restore(struct lifecycle *l);
 /* After each load of Slurm's nodes: the DOWN marks that are due. */
 void downmarks_check(struct lifecycle *l);
 void downmarks_free(struct lifecycle *l);
+/* A failed node waiting to be powered down and set DOWN. */
+bool downmark_pending(const struct lifecycle *l, const char *node);

@@ -51,8 +51,10 @@ static int check_health(const struct state_node *n, void *userdata) {
         struct ops_slurm_node sn;
         _cleanup_free_ char *reason = NULL;
 
+        /* One already failed (a DOWN mark waits for Slurm's power down): a
+         * load from before it may still show the node up. */
         if (n->op.kind != STATE_OP_RESUME || n->op.state != STATE_OP_DONE || !n->instance_id ||
-            op_find(l, n->name))
+            op_find(l, n->name) || downmark_pending(l, n->name))
                 return 0;
         /* Up since the list was asked for: the list may predate its instance. */
         if (n->op.changed >= (int64_t) l->reconcile_started || n->step_changed >= (int64_t) l->reconcile_started)
