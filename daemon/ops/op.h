@@ -72,6 +72,7 @@ struct lc_op {
         char **network_ids;      /* Nova's "networks", from the group's names; NULL-terminated */
         size_t n_network_ids;
         bool networks_resolved;
+        bool relooked;           /* resume: a create refused naming an id had them looked up again */
         uint64_t call_id;
         sd_event_source *timer;
         uint64_t deadline_usec;  /* CLOCK_MONOTONIC; 0: none */

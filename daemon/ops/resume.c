@@ -185,9 +185,41 @@ static void on_flavor_resolved(struct lc_op *o, const struct ops_cloud_result *r
         op_cloud(o, op_start_image, on_image_resolved);
 }
 
+/* Does a refusal's MESSAGE name the flavor, image or a network the
+ * operation resolved (maybe from the cache, maybe from the journal)? */
+static bool names_resolved_id(const struct lc_op *o, const char *message) {
+        if (!message)
+                return false;
+        if ((o->flavor_id && strstr(message, o->flavor_id)) || (o->image_id && strstr(message, o->image_id)))
+                return true;
+        for (size_t i = 0; i < o->n_network_ids; i++)
+                if (o->network_ids[i] && strstr(message, o->network_ids[i]))
+                        return true;
+        return false;
+}
+
 static void on_created(struct lc_op *o, const struct ops_cloud_result *res) {
         if (res->error) {
                 _cleanup_free_ char *why = res_describe(res);
+
+                /* A 4xx naming an id looked up before: the id is stale, or the
+                 * cloud could not check it just then (Nova answers "Not
+                 * authorized for image" while Keystone is down behind
+                 * Glance). The cloud client forgot it: look the names up
+                 * again, once, and look before creating. */
+                if (o->kind == STATE_OP_RESUME && !o->relooked && res->http_status >= 400 &&
+                    res->http_status < 500 && names_resolved_id(o, res->message)) {
+                        op_log(o, LOG_NOTICE, "Create refused naming an id looked up before (%s); "
+                               "looking the group's flavor, image and networks up again", why ? why : "?");
+                        o->relooked = true;
+                        set_string(&o->flavor_id, NULL);
+                        set_string(&o->image_id, NULL);
+                        o->network_ids = strv_free(o->network_ids);
+                        o->n_network_ids = 0;
+                        o->networks_resolved = false;
+                        op_wait_timer(o, o->l->opts.retry_usec);
+                        return;
+                }
 
                 if (res->error == -EIO) {
                         /* Maybe created: the reconcile deletes it if it shows up. */

@@ -93,13 +93,13 @@ def main():
 
         # the refusing node: DOWN with the command's status and stderr, instance deleted
         try:
-            s.wait_for(lambda: "DOWN" in s.state(refuser) and not [
+            s.wait_for(lambda: "DOWN" in s.state(refuser).split("+") and not [
                 x for x in s.servers() if x["name"] == refuser], 60, "%s to be failed" % refuser)
         except HarnessError:
             pass
         out = s.c.run("scontrol", "-o", "show", "node", refuser).stdout
         reason = out.split("Reason=", 1)[1].strip() if "Reason=" in out else ""
-        t.ok("DOWN" in s.state(refuser) and
+        t.ok("DOWN" in s.state(refuser).split("+") and
              "configuring over SSH: command" in reason and "exited with status 3" in reason,
              "a failing command marks the node DOWN with the reason: %s" % reason,
              s.log("elasticd.log")[-3000:])

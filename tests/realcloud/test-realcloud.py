@@ -192,7 +192,8 @@ def lifecycle(t, cp, st):
     c.run("scontrol", "update", "nodename=rcn7,rch1", "state=power_up", check=True)
 
     def failed(node):
-        return "DOWN" in st.state(node) and "elasticd" in st.reason(node)
+        # DOWN as the base state: "DOWN" is also in POWERING_DOWN / POWERED_DOWN.
+        return "DOWN" in st.state(node).split("+") and "elasticd" in st.reason(node)
     wait(lambda: failed("rcn7") and failed("rch1") and not ours(cp.servers()), 90,
          "rcn7 and rch1 to fail")
     note7, noteh = (st.nodes().get(x, {}).get("note") or "" for x in ("rcn7", "rch1"))
